@@ -1,0 +1,41 @@
+"""Lightning callbacks and plugins specific to symlit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class PredictionTable(L.Callback):
+    """Logs a W&B table of validation samples (input, target, prediction, correct) each epoch."""
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rows = getattr(pl_module, "val_samples", [])
+        if trainer.sanity_checking or not rows or not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(
+                    key="val/predictions",
+                    columns=["input", "target", "prediction", "correct"],
+                    data=[list(r) for r in rows],
+                    step=trainer.global_step,
+                )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it into place.
+
+    A job killed while saving leaves the previous ``last.ckpt`` intact instead of a truncated file.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)

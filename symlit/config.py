@@ -1,0 +1,37 @@
+"""Config helpers: where the Hydra configs live and the resolvers they use."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def config_dir() -> Path:
+    """``conf/`` of a source checkout, else the copy packaged inside ``symlit/conf``."""
+    for candidate in (Path(__file__).resolve().parents[1] / "conf", Path(__file__).resolve().parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("symlit's Hydra configs (conf/train.yaml) were not found next to the package")
+
+
+def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
+    """Directory name of a run, derived from the command, never from the clock.
+
+    An explicit ``run_name`` wins (in a sweep it is joined with the job's overrides so jobs stay
+    apart); otherwise the command-line overrides name the run (``default`` when there are none),
+    so rerunning the same command finds the same directory and resumes from its ``last.ckpt``.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.,=+\-]", "_", overrides or "")
+    if len(safe) > 100:
+        safe = f"{safe[:80]}-{hashlib.sha256(safe.encode()).hexdigest()[:10]}"
+    if run_name and (not sweep or not safe):
+        return str(run_name)
+    if run_name:
+        return f"{run_name}/{safe}"
+    return safe or "default"
+
+
+OmegaConf.register_new_resolver("symlit.run_id", run_id, replace=True)

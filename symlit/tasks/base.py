@@ -1,0 +1,70 @@
+"""The Task interface: the unit of extension in symlit.
+
+A task produces ``(source, target)`` text pairs split into named splits, says how its text is
+tokenized, and verifies a hypothesis. Adding a task means one module under ``symlit/tasks`` and
+one YAML file under ``conf/data/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any
+
+Rows = dict[str, list[Any]]
+"""Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
+
+EVAL_SPLITS = ("valid", "test")
+
+
+class Task(ABC):
+    """Base class of every task.
+
+    Subclasses are dataclasses whose fields are the task's configuration; :meth:`fingerprint`
+    hashes those fields, so generated data is cached per configuration.
+    """
+
+    #: bump when generated data changes for the same configuration, to invalidate caches
+    version: int = 1
+    #: ``"word"`` (closed vocabulary, whitespace-separated tokens) or ``"bpe"`` (trained subwords)
+    tokenizer_kind: str = "word"
+    bpe_vocab_size: int = 0
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def config(self) -> dict[str, Any]:
+        """The fields that define the task, with ``_target_`` so Hydra can rebuild it."""
+        fields = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **fields}
+
+    def fingerprint(self) -> str:
+        """Hex digest of the configuration; the cache key of generated data."""
+        blob = json.dumps({"config": self.config(), "version": self.version}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @abstractmethod
+    def build(self) -> dict[str, Rows]:
+        """Produce every split: ``train``, ``valid``, ``test`` and any extra (out-of-distribution) test split."""
+
+    def base_vocabulary(self) -> list[str]:
+        """Tokens that belong to the vocabulary even if the training data misses them."""
+        return []
+
+    @abstractmethod
+    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``)."""
+
+    def test_splits(self, split_names: Iterable[str]) -> list[str]:
+        """The splits evaluated at test time: ``test`` first, then the extra ones."""
+        names = [s for s in split_names if s not in ("train", "valid")]
+        return sorted(names, key=lambda s: (s != "test", s))
+
+
+def exact_match(target: str, hypothesis: str) -> bool:
+    """Token-sequence equality (whitespace-insensitive)."""
+    return target.split() == hypothesis.split()

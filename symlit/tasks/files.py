@@ -1,0 +1,121 @@
+"""A task read from files: any CSV/TSV/JSONL/Parquet with a source and a target column."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from datasets import Dataset
+
+from symlit.tasks.base import Rows, Task, exact_match
+
+READERS = {
+    ".csv": lambda p: Dataset.from_csv(p),
+    ".tsv": lambda p: Dataset.from_csv(p, sep="\t"),
+    ".jsonl": lambda p: Dataset.from_json(p),
+    ".json": lambda p: Dataset.from_json(p),
+    ".parquet": lambda p: Dataset.from_parquet(p),
+}
+
+
+def _bucket(text: str) -> float:
+    """A deterministic number in [0, 1) from the text, so equal sources land in the same split."""
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
+
+
+@dataclass
+class FileTask(Task):
+    """Pairs read from files; token sequences are the whitespace-separated column text.
+
+    ``train`` is required. A missing ``valid`` or ``test`` file is carved out of ``train`` by a
+    hash of the source text (``valid_fraction``, ``test_fraction``), so a source never appears in
+    two splits. ``extra_tests`` maps more test split names to files. Answers are checked by
+    exact token match.
+    """
+
+    train: str = "???"
+    valid: str | None = None
+    test: str | None = None
+    extra_tests: dict[str, str] = field(default_factory=dict)
+    source_column: str = "source"
+    target_column: str = "target"
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    tokenizer: str = "word"
+    bpe_vocab_size: int = 1000
+
+    def __post_init__(self) -> None:
+        self.extra_tests = {str(k): str(v) for k, v in dict(self.extra_tests).items()}
+        if self.tokenizer not in ("word", "bpe"):
+            raise ValueError(f"data.task.tokenizer={self.tokenizer!r} must be 'word' or 'bpe'")
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
+        for key, path in self._files().items():
+            p = Path(path)
+            if p.suffix.lower() not in READERS:
+                raise ValueError(f"data.task.{key}={path}: unsupported extension; use one of {sorted(READERS)}")
+            if not p.is_file():
+                raise FileNotFoundError(f"data.task.{key}={path} does not exist")
+
+    @property
+    def tokenizer_kind(self) -> str:  # type: ignore[override]
+        return self.tokenizer
+
+    def _files(self) -> dict[str, str]:
+        files = {"train": self.train, "valid": self.valid, "test": self.test}
+        files.update({f"extra_tests.{k}": v for k, v in self.extra_tests.items()})
+        return {k: v for k, v in files.items() if v is not None}
+
+    def fingerprint(self) -> str:
+        """Configuration plus each file's path, size and modification time: an edited file is re-read."""
+        stats = {k: [str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns]
+                 for k, p in self._files().items()}
+        blob = json.dumps({"base": super().fingerprint(), "files": stats}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _read(self, key: str, path: str) -> Rows:
+        ds = READERS[Path(path).suffix.lower()](path)
+        missing = [c for c in (self.source_column, self.target_column) if c not in ds.column_names]
+        if missing:
+            raise ValueError(
+                f"data.task.{key}={path} has no column(s) {missing} (columns: {ds.column_names}); "
+                "set data.task.source_column / data.task.target_column"
+            )
+        return {
+            "source": [str(s) for s in ds[self.source_column]],
+            "target": [str(t) for t in ds[self.target_column]],
+        }
+
+    def build(self) -> dict[str, Rows]:
+        train = self._read("train", self.train)
+        splits: dict[str, Rows] = {}
+        carve = {"valid": self.valid is None, "test": self.test is None}
+        if any(carve.values()):
+            keep: Rows = {"source": [], "target": []}
+            held: dict[str, Rows] = {k: {"source": [], "target": []} for k, c in carve.items() if c}
+            for s, t in zip(train["source"], train["target"]):
+                u = _bucket(s)
+                dest = keep
+                if carve["valid"] and u < self.valid_fraction:
+                    dest = held["valid"]
+                elif carve["test"] and 1.0 - u <= self.test_fraction:
+                    dest = held["test"]
+                dest["source"].append(s)
+                dest["target"].append(t)
+            train = keep
+            splits.update(held)
+        splits["train"] = train
+        if self.valid is not None:
+            splits["valid"] = self._read("valid", self.valid)
+        if self.test is not None:
+            splits["test"] = self._read("test", self.test)
+        for name, path in self.extra_tests.items():
+            splits[name] = self._read(f"extra_tests.{name}", path)
+        return splits
+
+    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+        return exact_match(target, hypothesis)

@@ -1,0 +1,180 @@
+"""``symlit-train``: compose the Hydra config, train, validate and test one run.
+
+The run directory (``paths.run_dir``) holds everything a run writes: ``tokenizer.json``,
+``checkpoints/{best,last}.ckpt``, logger files and the final ``metrics.json``. Rerunning the same
+command finds the same directory and resumes from ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from symlit.callbacks import AtomicCheckpointIO
+from symlit.config import config_dir
+from symlit.data import Seq2SeqDataModule
+from symlit.module import Seq2SeqModule
+from symlit.tokenizer import Seq2SeqTokenizer
+
+log = logging.getLogger(__name__)
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory holds results that this command would overwrite."""
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _tokenizer_for_run(datamodule: Seq2SeqDataModule, run_dir: Path) -> Seq2SeqTokenizer:
+    """The run's tokenizer: the saved one when resuming (checked against the data), else a new one."""
+    path = run_dir / "tokenizer.json"
+    built = datamodule.tokenizer
+    if path.exists():
+        saved = Seq2SeqTokenizer.from_file(path)
+        if saved.fingerprint() != built.fingerprint():
+            raise RunDirectoryError(
+                f"{path} does not match the tokenizer built from the current data: the data config changed "
+                "since this run started. Use a new run_name, or delete the run directory to start over."
+            )
+        datamodule.use_tokenizer(saved)
+        return saved
+    built.save(path)
+    return built
+
+
+def _loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    loggers = []
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        if not isinstance(logger_cfg, DictConfig) or "_target_" not in logger_cfg:
+            continue
+        kwargs: dict[str, Any] = {}
+        if logger_cfg._target_.endswith("WandbLogger"):
+            # one W&B run per run directory: its id is kept there so a resumed job continues it
+            id_file = run_dir / "wandb_id.txt"
+            if logger_cfg.get("id") is None:
+                if not id_file.exists():
+                    import wandb
+
+                    id_file.write_text(wandb.util.generate_id())
+                kwargs["id"] = id_file.read_text().strip()
+            kwargs["resume"] = "allow"
+            if logger_cfg.get("name") is None:
+                kwargs["name"] = f"{cfg.name}/{run_dir.name}"
+        loggers.append(instantiate(logger_cfg, **kwargs))
+        log.info("logger %s ready", name)
+    return loggers
+
+
+def _print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -> None:
+    width = max((len(k) for k in metrics), default=10)
+    lines = ["", "=" * (width + 14), f"{'metric':<{width}}  {'value':>10}", "-" * (width + 14)]
+    lines += [f"{k:<{width}}  {v:>10.4f}" for k, v in sorted(metrics.items())]
+    lines += ["=" * (width + 14), f"run directory: {run_dir}"]
+    if best:
+        lines.append(f"best checkpoint: {best}")
+    print("\n".join(lines), flush=True)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train, then validate and test the best checkpoint; returns the final metrics."""
+    run_dir = Path(cfg.paths.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    resume_from = None
+    if last_ckpt.is_file() and not fast_dev_run:
+        if not cfg.resume:
+            raise RunDirectoryError(
+                f"{run_dir} already holds checkpoints and resume=false. Rerun with resume=true to continue, "
+                "choose another run_name, or delete the directory."
+            )
+        resume_from = str(last_ckpt)
+        log.info("resuming from %s", last_ckpt)
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule: Seq2SeqDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    tokenizer = _tokenizer_for_run(datamodule, run_dir)
+
+    module: Seq2SeqModule = instantiate(
+        cfg.module,
+        model=cfg.model,
+        optim=cfg.optim,
+        tokenizer_json=tokenizer.to_json(),
+        task=datamodule.task.config(),
+        test_split_names=datamodule.test_split_names,
+        _recursive_=False,
+    )
+    longest = max(max(datamodule.split(s).max_lengths()) for s in ("train", "valid"))
+    if longest + 1 > module.model.cfg.max_positions:
+        raise ValueError(
+            f"sequences of up to {longest + 1} tokens do not fit model.max_positions="
+            f"{module.model.cfg.max_positions}; raise model.max_positions"
+        )
+    log.info("model: %.2fM parameters, vocabulary %d", module.model.num_parameters() / 1e6, len(tokenizer))
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    loggers = _loggers(cfg, run_dir) if not fast_dev_run else []
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(run_dir),
+    )
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        if not fast_dev_run and not trainer.interrupted:
+            trainer.save_checkpoint(last_ckpt)
+        best = None
+        for cb in trainer.checkpoint_callbacks:
+            if getattr(cb, "monitor", None) and cb.best_model_path and Path(cb.best_model_path).is_file():
+                best = cb.best_model_path
+        ckpt = best if best else None
+        metrics: dict[str, float] = {}
+        for result in trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+            metrics.update(result)
+        for result in trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+            metrics.update(result)
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if trainer.is_global_zero:
+            _write_json(run_dir / "metrics.json", {"metrics": metrics, "checkpoint": ckpt,
+                                                   "global_step": trainer.global_step})
+            _print_summary(metrics, run_dir, ckpt)
+    finally:
+        for logger in loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.finish()  # never let a W&B run leak into the next multirun job
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Console entry point; returns ``optimized_metric`` for Hydra sweepers."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    metrics = train(cfg)
+    key = cfg.get("optimized_metric")
+    return metrics.get(key) if key else None
+
+
+if __name__ == "__main__":
+    main()

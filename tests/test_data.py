@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from symlit.data import MANIFEST, EpochBatchSampler, ResumableDataLoader, Seq2SeqDataModule, load_or_build
+from symlit.tasks import ArithmeticTask
+
+
+def small_task(**fields) -> ArithmeticTask:
+    return ArithmeticTask(**{"n_train": 300, "n_valid": 50, "n_test": 50, **fields})
+
+
+def test_cache_is_reused(tmp_path, monkeypatch):
+    task = small_task()
+    first = load_or_build(task, tmp_path)
+    calls = []
+    monkeypatch.setattr(ArithmeticTask, "build", lambda self: calls.append(1) or {})
+    again = load_or_build(task, tmp_path)
+    assert not calls, "a valid cache must not be rebuilt"
+    assert again["train"]["source"] == first["train"]["source"]
+    # a different config gets its own directory
+    assert len(list((tmp_path / "ArithmeticTask").iterdir())) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no_manifest", "drop_file"])
+def test_partial_or_corrupted_cache_is_rebuilt(tmp_path, damage):
+    task = small_task()
+    original = load_or_build(task, tmp_path)["test"]["source"]
+    directory = tmp_path / "ArithmeticTask" / task.fingerprint()
+    arrow = next(directory.rglob("*.arrow"))
+    if damage == "truncate":
+        arrow.write_bytes(arrow.read_bytes()[:100])
+    elif damage == "flip":
+        data = bytearray(arrow.read_bytes())
+        data[-50] ^= 0xFF
+        arrow.write_bytes(bytes(data))
+    elif damage == "no_manifest":
+        (directory / MANIFEST).unlink()
+    else:
+        arrow.unlink()
+    rebuilt = load_or_build(task, tmp_path)
+    assert rebuilt["test"]["source"] == original
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest["rows"]["test"] == 50
+    assert not [p for p in directory.parent.iterdir() if p.name.startswith(".")], "temporary dirs left behind"
+
+
+def test_sampler_is_deterministic_and_covers_each_example_once():
+    lengths = np.random.default_rng(0).integers(3, 20, size=1000)
+    a = EpochBatchSampler(lengths, 32, shuffle=True, seed=7)
+    b = EpochBatchSampler(lengths, 32, shuffle=True, seed=7)
+    assert list(a) == list(b)
+    assert sorted(i for batch in a for i in batch) == list(range(1000))
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+
+
+def test_ranks_see_disjoint_shards_of_equal_length():
+    lengths = np.arange(1000) % 17
+    shards = [list(EpochBatchSampler(lengths, 32, True, 0, rank=r, world_size=3)) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1
+    seen = [i for shard in shards for batch in shard for i in batch]
+    assert set(seen) == set(range(1000))
+
+
+def test_loader_resumes_mid_epoch_with_the_same_batches():
+    lengths = np.arange(200) % 11
+
+    def loader():
+        sampler = EpochBatchSampler(lengths, 16, shuffle=True, seed=3)
+        return ResumableDataLoader(list(range(200)), batch_sampler=sampler, collate_fn=torch.tensor)
+
+    full = loader()
+    full.batch_sampler.set_epoch(2)
+    expected = [b.tolist() for b in full]
+    interrupted = loader()
+    interrupted.batch_sampler.set_epoch(2)
+    it = iter(interrupted)
+    seen = [next(it).tolist() for _ in range(5)]
+    state = interrupted.state_dict()
+    assert state == {"epoch": 2, "consumed": 5}
+    resumed = loader()
+    resumed.load_state_dict(state)
+    resumed.batch_sampler.set_epoch(2)  # Lightning calls this at epoch start; it must not reset the position
+    assert seen + [b.tolist() for b in resumed] == expected
+
+
+def test_datamodule_batches_and_tokenizer(tmp_path):
+    dm = Seq2SeqDataModule(small_task(ood={"more": {"digits": 3, "n": 20}}), str(tmp_path), batch_size=16)
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    tok = dm.tokenizer
+    assert batch["src"].shape[0] == 16
+    assert (batch["tgt_in"][:, 0] == tok.bos_id).all()
+    for row in range(16):  # tgt_out is tgt_in shifted left, ending in EOS
+        n = int((batch["tgt_out"][row] != tok.pad_id).sum())
+        assert batch["tgt_out"][row, n - 1] == tok.eos_id
+        assert torch.equal(batch["tgt_out"][row, : n - 1], batch["tgt_in"][row, 1:n])
+        assert tok.decode(batch["src"][row].tolist()) == batch["sources"][row]
+        assert tok.decode(batch["tgt_out"][row].tolist()) == batch["targets"][row]
+    assert dm.test_split_names == ["test", "more"]
+    assert [len(dl.dataset) for dl in dm.test_dataloader()] == [50, 20]

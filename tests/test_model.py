@@ -1,0 +1,124 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from symlit.decoding import greedy_decode
+from symlit.model import Seq2SeqTransformer, TransformerConfig
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+def tiny(**overrides) -> Seq2SeqTransformer:
+    cfg = dict(vocab_size=20, d_model=32, n_heads=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=64,
+               dropout=0.0, max_positions=64)
+    cfg.update(overrides)
+    torch.manual_seed(0)
+    return Seq2SeqTransformer(TransformerConfig(**cfg)).eval()
+
+
+def random_batch(batch=4, src_len=7, tgt_len=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(3, 20, (batch, src_len), generator=g)
+    src[1, 5:] = PAD  # ragged source
+    tgt = torch.randint(3, 20, (batch, tgt_len), generator=g)
+    return src, tgt
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+def test_decoder_is_causal(norm_first, positions):
+    model = tiny(norm_first=norm_first, positions=positions)
+    src, tgt = random_batch()
+    with torch.no_grad():
+        logits = model(src, tgt)
+        for t in range(tgt.shape[1] - 1):
+            changed = tgt.clone()
+            changed[:, t + 1 :] = (changed[:, t + 1 :] + 5) % 17 + 3  # alter every future token
+            again = model(src, changed)
+            torch.testing.assert_close(again[:, : t + 1], logits[:, : t + 1], rtol=0, atol=1e-5)
+            assert not torch.allclose(again[:, t + 1 :], logits[:, t + 1 :])
+
+
+def test_source_padding_is_ignored():
+    model = tiny()
+    src, tgt = random_batch()
+    longer = torch.cat([src, torch.full((src.shape[0], 3), PAD)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(longer, tgt), model(src, tgt), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_cached_steps_equal_full_forward(norm_first):
+    model = tiny(norm_first=norm_first)
+    src, tgt = random_batch()
+    with torch.no_grad():
+        full = model(src, tgt)
+        memory, mask = model.encode(src)
+        cache = model.new_cache(tgt.shape[1])
+        steps = [model.decode(tgt[:, t : t + 1], memory, mask, cache) for t in range(tgt.shape[1])]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_greedy_returns_the_tokens_of_recomputation():
+    for seed in range(5):
+        model = tiny(vocab_size=20)
+        torch.manual_seed(seed)
+        for p in model.parameters():  # random but sharp distributions, so greedy paths differ per input
+            p.data.normal_(0, 0.5)
+        src, _ = random_batch(batch=8, seed=seed)
+        cached = greedy_decode(model, src, BOS, EOS, max_len=30, use_cache=True)
+        full = greedy_decode(model, src, BOS, EOS, max_len=30, use_cache=False)
+        assert torch.equal(cached.tokens, full.tokens)
+        assert torch.equal(cached.finished, full.finished)
+        torch.testing.assert_close(cached.scores, full.scores, rtol=1e-4, atol=1e-4)
+
+
+def test_greedy_stops_after_eos_and_pads():
+    model = tiny()
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[EOS] = 1.0  # EOS always wins
+    model.cfg.tie_embeddings = False
+    out = greedy_decode(model, random_batch()[0], BOS, EOS, max_len=10)
+    assert out.tokens.shape[1] == 1 and bool(out.finished.all())
+
+
+def test_tiny_model_overfits_one_batch():
+    model = tiny(d_model=64, d_ff=128).train()
+    src, tgt = random_batch(batch=8, tgt_len=8)
+    tgt_in = torch.cat([torch.full((8, 1), BOS), tgt], dim=1)
+    tgt_out = torch.cat([tgt, torch.full((8, 1), EOS)], dim=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = F.cross_entropy(model(src, tgt_in).flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.01
+    decoded = greedy_decode(model.eval(), src, BOS, EOS, max_len=12)
+    assert torch.equal(decoded.tokens[:, :9], tgt_out)
+
+
+def test_tied_embeddings_share_storage():
+    model = tiny(tie_embeddings=True)
+    assert model.lm_head.weight.data_ptr() == model.embed.weight.data_ptr()
+    model = tiny(tie_embeddings=False)
+    assert model.lm_head.weight.data_ptr() != model.embed.weight.data_ptr()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("d_model", 30, "model.d_model=30 must be positive and divisible by model.n_heads=4"),
+     ("positions", "rotary", "model.positions='rotary'"),
+     ("dropout", 1.5, "model.dropout=1.5 must be in"),
+     ("n_decoder_layers", 0, "model.n_decoder_layers=0")],
+)
+def test_bad_model_values_name_the_key(field, value, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        tiny(**{field: value})
+
+
+def test_too_long_sequence_is_a_clear_error():
+    model = tiny(max_positions=8)
+    with pytest.raises(ValueError, match="model.max_positions=8"):
+        model(torch.ones(1, 9, dtype=torch.long) * 3, torch.ones(1, 2, dtype=torch.long) * 3)

@@ -1,0 +1,71 @@
+"""A run killed with SIGKILL mid-epoch and rerun with the same command ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+COMMAND = [
+    "experiment=addition",
+    "data.task.n_train=3000",
+    "data.task.n_valid=100",
+    "data.task.n_test=100",
+    "data.batch_size=8",  # 375 steps in the one epoch
+    "trainer.max_epochs=1",
+    "callbacks.last_checkpoint.every_n_train_steps=25",
+    "logger=csv",
+    "trainer.enable_progress_bar=false",
+    "run_name=resume",
+]
+
+
+def start(root: Path) -> subprocess.Popen:
+    env = {**os.environ, "SYMLIT_ROOT": str(root)}
+    return subprocess.Popen([sys.executable, "-m", "symlit.train", *COMMAND], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(tmp_path):
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+    killed_root.mkdir()
+    clean_root.mkdir()
+    run = Path("outputs/addition/resume")
+
+    proc = start(killed_root)
+    last = killed_root / run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "no checkpoint was written before the kill"
+    step_at_kill = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 0 < step_at_kill < 375, f"the kill was not mid-epoch (step {step_at_kill})"
+    assert not (killed_root / run / "metrics.json").exists()
+
+    resumed = start(killed_root)
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, log
+    assert "Restored all states from the checkpoint" in log
+
+    clean = start(clean_root)
+    clean_log = clean.communicate(timeout=300)[0]
+    assert clean.returncode == 0, clean_log
+
+    final_killed = weights(killed_root / run / "checkpoints" / "last.ckpt")
+    final_clean = weights(clean_root / run / "checkpoints" / "last.ckpt")
+    for name, tensor in final_clean.items():
+        torch.testing.assert_close(final_killed[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    steps = [torch.load(r / run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+             for r in (killed_root, clean_root)]
+    assert steps == [375, 375]

@@ -1,0 +1,107 @@
+import random
+
+import pytest
+
+from symlit.tasks import ArithmeticTask, FileTask
+from symlit.tasks.arithmetic import evaluate
+
+
+def test_evaluate_matches_python_precedence():
+    rng = random.Random(1)
+    for _ in range(2000):
+        k = rng.randint(2, 5)
+        operands = tuple(rng.randint(-50, 50) for _ in range(k))
+        operators = tuple(rng.choice("+-*") for _ in range(k - 1))
+        expr = "".join(f"({v}){op}" for v, op in zip(operands, operators)) + f"({operands[-1]})"
+        assert evaluate(operands, operators) == eval(expr)  # noqa: S307 - test oracle on generated ints
+
+
+def test_splits_are_disjoint_and_sized():
+    task = ArithmeticTask(n_train=5000, n_valid=500, n_test=500, ood={"three_digits": {"digits": 3, "n": 300}})
+    splits = task.build()
+    sources = {name: split["source"] for name, split in splits.items()}
+    assert {k: len(v) for k, v in sources.items()} == {"train": 5000, "valid": 500, "test": 500, "three_digits": 300}
+    for name, rows in sources.items():
+        assert len(set(rows)) == len(rows), f"duplicates inside {name}"
+    names = list(sources)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not set(sources[a]) & set(sources[b]), f"{a} and {b} overlap"
+
+
+def test_targets_are_correct_sums():
+    task = ArithmeticTask(operators=["+", "-", "*"], n_operands=[2, 4], digits=[1, 3], negative_operands=True,
+                          encoding="reversed", n_train=500, n_valid=10, n_test=10)
+    split = task.build()["train"]
+    for source, target in zip(split["source"], split["target"]):
+        # rebuild the problem from its tokens and check the target's value
+        tokens, operands, operators, current = source.split(), [], [], []
+        for token in tokens + ["+"]:
+            if token in "+-*" and current and len(current) > 1:
+                operands.append(int(current[0][3] + "1") * int("".join(reversed(current[1:]))))
+                operators.append(token)
+                current = []
+            else:
+                current.append(token)
+        assert task.verify(source, target, target)
+        sign = -1 if target.split()[0] == "INT-" else 1
+        assert sign * int("".join(reversed(target.split()[1:]))) == evaluate(tuple(operands), tuple(operators[:-1]))
+
+
+def test_generation_is_deterministic_per_seed():
+    assert ArithmeticTask(seed=3).build() == ArithmeticTask(seed=3).build()
+    assert ArithmeticTask(seed=3).build()["train"] != ArithmeticTask(seed=4).build()["train"]
+    assert ArithmeticTask(seed=3).fingerprint() != ArithmeticTask(seed=4).fingerprint()
+
+
+def test_verify_by_integer_value():
+    task = ArithmeticTask()
+    assert task.verify("", "INT+ 4 2", "INT+ 0 4 2")  # leading zero: same integer
+    assert not task.verify("", "INT+ 4 2", "INT- 4 2")
+    assert not task.verify("", "INT+ 4 2", "INT+ 4 +")  # malformed hypothesis is wrong, not an error
+    assert not task.verify("", "INT+ 4 2", "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"min_value": 9, "max_value": 1}, "data.task.min_value=9 is greater than data.task.max_value=1"),
+        ({"digits": 0}, "data.task.digits=0"),
+        ({"operators": ["/"]}, "data.task.operators"),
+        ({"n_operands": 1}, "data.task.n_operands"),
+        ({"encoding": "roman"}, "data.task.encoding='roman'"),
+        ({"n_train": 0}, "data.task.n_train"),
+        ({"ood": {"test": {"digits": 3}}}, "data.task.ood.test"),
+        ({"ood": {"big": {"colour": 3}}}, "unknown fields ['colour']"),
+    ],
+)
+def test_bad_arithmetic_values_name_the_key(fields, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        ArithmeticTask(**fields)
+
+
+def test_too_many_problems_is_a_clear_error():
+    with pytest.raises(ValueError, match="only 100 .*lower data.task.n_train"):
+        ArithmeticTask(min_value=0, max_value=9, n_train=200).build()
+
+
+def test_file_task_carves_leak_free_splits(tmp_path):
+    path = tmp_path / "pairs.csv"
+    rows = [f"a{i % 700} b,c{i}" for i in range(2000)]  # repeated sources
+    path.write_text("source,target\n" + "\n".join(rows) + "\n")
+    splits = FileTask(train=str(path), valid_fraction=0.1, test_fraction=0.1).build()
+    assert sum(len(s["source"]) for s in splits.values()) == 2000
+    train = set(splits["train"]["source"])
+    assert not train & set(splits["valid"]["source"]) and not train & set(splits["test"]["source"])
+    assert splits["valid"]["source"] and splits["test"]["source"]
+
+
+def test_file_task_errors_name_the_file_and_column(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.task.train=.*missing.csv"):
+        FileTask(train=str(tmp_path / "missing.csv"))
+    bad = tmp_path / "pairs.tsv"
+    bad.write_text("question\tanswer\n1 + 1\t2\n")
+    with pytest.raises(ValueError, match=r"no column\(s\) \['source', 'target'\].*source_column"):
+        FileTask(train=str(bad)).build()
+    assert FileTask(train=str(bad), source_column="question", target_column="answer",
+                    valid_fraction=0, test_fraction=0).build()["train"]["target"] == ["2"]
