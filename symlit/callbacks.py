@@ -1,13 +1,16 @@
-"""Lightning callbacks and plugins specific to symlit."""
+"""Lightning callbacks, plugins and loggers specific to symlit."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -39,3 +42,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         super().save_checkpoint(checkpoint, tmp, storage_options)
         os.replace(tmp, path)
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing ``metrics.csv``; this one appends to it."""
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        path = Path(self.metrics_file_path)
+        if path.is_file() and path.stat().st_size:
+            with path.open(newline="") as f:
+                self.metrics_keys = sorted(next(csv.reader(f), []))
+
+    def _check_log_dir_exists(self) -> None:  # keep the rows of earlier (resumed) sessions
+        pass
+
+
+class CSVLogger(LightningCSVLogger):
+    """CSV logger that keeps the rows already written: a resumed run, and the final validation
+    and test after ``fit``, append to the same ``metrics.csv`` instead of replacing it."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment

@@ -286,6 +286,18 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self._dataset: DatasetDict | None = None
         self._tokenizer: Seq2SeqTokenizer | None = None
         self.splits: dict[str, TokenizedSplit] = {}
+        self._train_loader: ResumableDataLoader | None = None
+        self._train_state: dict[str, int] | None = None
+
+    # -- position in the training data, saved in checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's epoch and batches consumed (Lightning stores it in checkpoints)."""
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Lightning restores the datamodule before it first builds the training loader (to estimate
+        # the number of steps), so the position is applied when that loader is created.
+        self._train_state = state.get("train_loader")
 
     # -- data and tokenizer
     @property
@@ -329,7 +341,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             self.split(name)
 
     # -- loaders
-    def _loader(self, name: str, train: bool) -> DataLoader:
+    def _loader(self, name: str, train: bool) -> ResumableDataLoader:
         split = self.split(name)
         tok = self.tokenizer
         rank, world = 0, 1
@@ -353,7 +365,12 @@ class Seq2SeqDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        loader = self._loader("train", train=True)
+        if self._train_state is not None:
+            loader.load_state_dict(self._train_state)
+            self._train_state = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("valid", train=False)

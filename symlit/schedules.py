@@ -53,8 +53,16 @@ def one_cycle(
     pct_start: float = 0.3,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
+    warmup_steps: int | None = None,
 ) -> LRScheduler:
-    """One-cycle policy (Smith, super-convergence) peaking at the optimizer's LR."""
+    """One-cycle policy (Smith, super-convergence) peaking at the optimizer's LR.
+
+    The LR rises for ``pct_start`` of training, or for ``warmup_steps`` steps when that is set
+    (the knob every schedule here shares), then anneals to ``peak / (div_factor * final_div_factor)``.
+    """
+    if warmup_steps is not None:
+        _check_warmup(warmup_steps)
+        pct_start = min(max(warmup_steps / max(total_steps, 1), 1e-3), 0.999)
     if not 0.0 < pct_start < 1.0:
         raise ValueError(f"optim.scheduler.pct_start={pct_start} must be in (0, 1)")
     peak = [group["lr"] for group in optimizer.param_groups]

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -67,9 +68,7 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
             id_file = run_dir / "wandb_id.txt"
             if logger_cfg.get("id") is None:
                 if not id_file.exists():
-                    import wandb
-
-                    id_file.write_text(wandb.util.generate_id())
+                    id_file.write_text(uuid.uuid4().hex[:12])
                 kwargs["id"] = id_file.read_text().strip()
             kwargs["resume"] = "allow"
             if logger_cfg.get("name") is None:
@@ -128,9 +127,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("model: %.2fM parameters, vocabulary %d", module.model.num_parameters() / 1e6, len(tokenizer))
 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    loggers = _loggers(cfg, run_dir) if not fast_dev_run else []
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    loggers = _loggers(cfg, run_dir) if not fast_dev_run else []
+    if not loggers:  # nothing to report learning rates to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
