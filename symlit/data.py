@@ -10,6 +10,7 @@ corrupted cache is detected and rebuilt, never used.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -86,10 +87,13 @@ def load_or_build(task: Task, cache_dir: str | Path, rebuild: bool = False) -> D
             "files": _checksums(tmp),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
-        if target.exists():  # a broken build, or one a concurrent job finished first
-            stale = target.parent / f".{fingerprint}.stale-{uuid.uuid4().hex[:8]}"
-            os.replace(target, stale)
-            shutil.rmtree(stale, ignore_errors=True)
+        if target.exists():
+            try:  # a concurrent job (another rank, an array task) finished the same build first
+                return _check_cache(target, fingerprint)
+            except Exception:  # noqa: BLE001 - a broken build: move it aside, then replace it
+                stale = target.parent / f".{fingerprint}.stale-{uuid.uuid4().hex[:8]}"
+                os.replace(target, stale)
+                shutil.rmtree(stale, ignore_errors=True)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -100,8 +104,7 @@ def load_or_build(task: Task, cache_dir: str | Path, rebuild: bool = False) -> D
 def build_tokenizer(task: Task, train: Dataset) -> Seq2SeqTokenizer:
     """The tokenizer for a task, built from its training split only."""
     if task.tokenizer_kind == "bpe":
-        texts = iter(train["source"] + train["target"])
-        return Seq2SeqTokenizer.train_bpe(texts, task.bpe_vocab_size)
+        return Seq2SeqTokenizer.train_bpe(itertools.chain(train["source"], train["target"]), task.bpe_vocab_size)
     seen: set[str] = set()
     for column in ("source", "target"):
         for text in train[column]:
@@ -115,9 +118,8 @@ class TokenizedSplit(torch.utils.data.Dataset):
     """Token ids of one split in two flat arrays with offsets (compact, fast to index)."""
 
     def __init__(self, split: Dataset, tokenizer: Seq2SeqTokenizer) -> None:
-        self.sources: list[str] = split["source"]
-        self.targets: list[str] = split["target"]
-        self.meta = {c: split[c] for c in split.column_names if c not in ("source", "target")}
+        self.sources: list[str] = list(split["source"])
+        self.targets: list[str] = list(split["target"])
         self.src, self.src_off = self._flat(tokenizer.encode_batch(self.sources))
         self.tgt, self.tgt_off = self._flat(tokenizer.encode_batch(self.targets))
 
@@ -164,7 +166,6 @@ class Collator:
             "src": torch.from_numpy(src),
             "tgt_in": torch.from_numpy(tgt_in),
             "tgt_out": torch.from_numpy(tgt_out),
-            "index": torch.tensor(indices, dtype=torch.long),
             "sources": [s.sources[i] for i in indices],
             "targets": [s.targets[i] for i in indices],
         }
@@ -276,8 +277,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         rebuild: bool = False,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be positive")
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ValueError(f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be positive")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
         self.task, self.cache_dir, self.rebuild = task, cache_dir, rebuild
@@ -296,7 +297,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Lightning restores the datamodule before it first builds the training loader (to estimate
-        # the number of steps), so the position is applied when that loader is created.
+        # the number of steps), so the position is applied when that loader is created. Lightning
+        # would restore the loader itself only if it built the loader after the checkpoint was read.
         self._train_state = state.get("train_loader")
 
     # -- data and tokenizer
@@ -344,15 +346,17 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def _loader(self, name: str, train: bool) -> ResumableDataLoader:
         split = self.split(name)
         tok = self.tokenizer
-        rank, world = 0, 1
+        rank, world, overfit = 0, 1, False
         if train and self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
+            overfit = self.trainer.overfit_batches > 0
+        # evaluation keeps the stored (random) order, so the first N batches are a random subset
         sampler = EpochBatchSampler(
             split.lengths(),
             self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            shuffle=train and not overfit,
             seed=self.seed,
-            bucket=self.bucket or not train,
+            bucket=self.bucket and train and not overfit,
             rank=rank,
             world_size=world,
         )

@@ -44,12 +44,15 @@ def greedy_decode(
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     scores = torch.zeros(batch, device=src.device)
     step_input = prefix
+    never = torch.tensor(sorted({pad_id, bos_id} - {eos_id}), device=src.device)
     for step in range(max_len):
         if use_cache:
             logits = model.decode(step_input, memory, memory_mask, cache)[:, -1]
         else:
             logits = model.decode(prefix, memory, memory_mask)[:, -1]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        logits = logits.float()
+        logits[:, never] = float("-inf")  # padding and BOS are never valid outputs
+        log_probs = torch.log_softmax(logits, dim=-1)
         best_lp, best = log_probs.max(dim=-1)
         best = best.masked_fill(finished, pad_id)
         scores += best_lp.masked_fill(finished, 0.0)

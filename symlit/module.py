@@ -6,9 +6,11 @@ every checkpoint: the model config, the tokenizer JSON and the task config.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
@@ -96,6 +98,22 @@ class Seq2SeqModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         scheduler = instantiate(self.hparams.optim["scheduler"])(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # random state too, so a resumed run draws the same dropout masks as an uninterrupted one
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["symlit_rng"] = {  # plain types and tensors only: loadable with weights_only=True
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if rng := checkpoint.get("symlit_rng"):
+            torch.set_rng_state(rng["torch"])
+            random.setstate(rng["python"])
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
     # ------------------------------------------------------------------ evaluation
     def decode_batch(self, src: torch.Tensor, max_len: int) -> list[str | None]:

@@ -14,7 +14,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]
-TOKENIZER_KINDS = ("word", "bpe")
 
 
 class Seq2SeqTokenizer:
@@ -46,7 +45,7 @@ class Seq2SeqTokenizer:
     def train_bpe(cls, texts: Iterable[str], vocab_size: int) -> Seq2SeqTokenizer:
         """Byte-level BPE trained on ``texts`` (the workshop's subword choice, for comparison)."""
         if vocab_size <= len(SPECIAL_TOKENS):
-            raise ValueError(f"data.tokenizer.vocab_size={vocab_size} must exceed {len(SPECIAL_TOKENS)}")
+            raise ValueError(f"data.task.bpe_vocab_size={vocab_size} must exceed {len(SPECIAL_TOKENS)}")
         hf = Tokenizer(models.BPE(unk_token=UNK))
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()

@@ -40,6 +40,51 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def _resume_point(run_dir: Path, resume: bool) -> tuple[str | None, bool]:
+    """The checkpoint to resume from (the newest of ``last.ckpt`` and Lightning's SLURM
+    ``hpc_ckpt_*.ckpt``) and whether the run already finished; refuses to reuse a directory
+    holding results when ``resume`` is false."""
+    checkpoints = [p for p in [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    metrics = run_dir / "metrics.json"
+    if (checkpoints or metrics.exists()) and not resume:
+        raise RunDirectoryError(
+            f"{run_dir} already holds checkpoints or results and resume=false. Rerun with resume=true to "
+            "continue, choose another run_name, or delete the directory."
+        )
+    for stale in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a save interrupted by a kill
+        stale.unlink()
+    finished = metrics.exists() and json.loads(metrics.read_text()).get("finished", False)
+    newest = max(checkpoints, key=lambda p: p.stat().st_mtime_ns) if checkpoints else None
+    if newest is not None:
+        log.info("resuming from %s", newest)
+    return (str(newest) if newest else None), finished
+
+
+def _run_identity(cfg: DictConfig, datamodule: Seq2SeqDataModule) -> dict[str, Any]:
+    """What must not change when a run is resumed."""
+    return {
+        "task": datamodule.task.fingerprint(),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "optim": OmegaConf.to_container(cfg.optim, resolve=True),
+        "seed": cfg.seed,
+        "batch_size": datamodule.batch_size,
+    }
+
+
+def _check_run_identity(run_dir: Path, identity: dict[str, Any]) -> None:
+    path = run_dir / "run.json"
+    if not path.exists():
+        _write_json(path, identity)
+        return
+    saved = json.loads(path.read_text())
+    changed = sorted(k for k in identity if saved.get(k) != json.loads(json.dumps(identity[k])))
+    if changed:
+        raise RunDirectoryError(
+            f"the config changed since this run started in {run_dir} (differs in: {', '.join(changed)}). "
+            "Use a new run_name, or delete the run directory to start over."
+        )
+
+
 def _tokenizer_for_run(datamodule: Seq2SeqDataModule, run_dir: Path) -> Seq2SeqTokenizer:
     """The run's tokenizer: the saved one when resuming (checked against the data), else a new one."""
     path = run_dir / "tokenizer.json"
@@ -92,20 +137,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train, then validate and test the best checkpoint; returns the final metrics."""
     run_dir = Path(cfg.paths.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
     fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
-    resume_from = None
-    if last_ckpt.is_file() and not fast_dev_run:
-        if not cfg.resume:
-            raise RunDirectoryError(
-                f"{run_dir} already holds checkpoints and resume=false. Rerun with resume=true to continue, "
-                "choose another run_name, or delete the directory."
-            )
-        resume_from = str(last_ckpt)
-        log.info("resuming from %s", last_ckpt)
-
     L.seed_everything(cfg.seed, workers=True)
     datamodule: Seq2SeqDataModule = instantiate(cfg.data)
+    resume_from, finished = None, False
+    if not fast_dev_run:  # a smoke test neither resumes nor writes results into the run directory
+        resume_from, finished = _resume_point(run_dir, cfg.resume)
+        _check_run_identity(run_dir, _run_identity(cfg, datamodule))
     datamodule.prepare_data()
     tokenizer = _tokenizer_for_run(datamodule, run_dir)
 
@@ -118,7 +156,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         test_split_names=datamodule.test_split_names,
         _recursive_=False,
     )
-    longest = max(max(datamodule.split(s).max_lengths()) for s in ("train", "valid"))
+    longest = max(max(datamodule.split(s).max_lengths()) for s in ("train", "valid", *datamodule.test_split_names))
     if longest + 1 > module.model.cfg.max_positions:
         raise ValueError(
             f"sequences of up to {longest + 1} tokens do not fit model.max_positions="
@@ -143,14 +181,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-        if not fast_dev_run and not trainer.interrupted:
-            trainer.save_checkpoint(last_ckpt)
-        best = None
-        for cb in trainer.checkpoint_callbacks:
-            if getattr(cb, "monitor", None) and cb.best_model_path and Path(cb.best_model_path).is_file():
-                best = cb.best_model_path
-        ckpt = best if best else None
+        if finished:
+            log.info("%s already finished training; evaluating only", run_dir)
+        else:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            if not fast_dev_run:
+                trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+        monitored = [cb.best_model_path for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
+        best = Path(monitored[0]) if monitored and monitored[0] else run_dir / "checkpoints" / "best.ckpt"
+        ckpt = str(best) if best.is_file() and not fast_dev_run else None
         metrics: dict[str, float] = {}
         for result in trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
             metrics.update(result)
@@ -158,8 +197,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(result)
         metrics = {k: float(v) for k, v in metrics.items()}
         if trainer.is_global_zero:
-            _write_json(run_dir / "metrics.json", {"metrics": metrics, "checkpoint": ckpt,
-                                                   "global_step": trainer.global_step})
+            if not fast_dev_run:
+                _write_json(run_dir / "metrics.json", {"metrics": metrics, "checkpoint": ckpt, "finished": True,
+                                                       "global_step": trainer.global_step})
             _print_summary(metrics, run_dir, ckpt)
     finally:
         for logger in loggers:

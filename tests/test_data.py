@@ -20,8 +20,10 @@ def test_cache_is_reused(tmp_path, monkeypatch):
     again = load_or_build(task, tmp_path)
     assert not calls, "a valid cache must not be rebuilt"
     assert again["train"]["source"] == first["train"]["source"]
-    # a different config gets its own directory
     assert len(list((tmp_path / "ArithmeticTask").iterdir())) == 1
+    monkeypatch.undo()
+    load_or_build(small_task(seed=5), tmp_path)  # a different config gets its own directory
+    assert len(list((tmp_path / "ArithmeticTask").iterdir())) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "no_manifest", "drop_file"])
@@ -58,7 +60,7 @@ def test_sampler_is_deterministic_and_covers_each_example_once():
     assert list(a) != first
 
 
-def test_ranks_see_disjoint_shards_of_equal_length():
+def test_rank_shards_cover_every_example_with_equal_lengths():
     lengths = np.arange(1000) % 17
     shards = [list(EpochBatchSampler(lengths, 32, True, 0, rank=r, world_size=3)) for r in range(3)]
     assert len({len(s) for s in shards}) == 1

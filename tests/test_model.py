@@ -73,14 +73,34 @@ def test_cached_greedy_returns_the_tokens_of_recomputation():
         torch.testing.assert_close(cached.scores, full.scores, rtol=1e-4, atol=1e-4)
 
 
-def test_greedy_stops_after_eos_and_pads():
-    model = tiny()
-    with torch.no_grad():
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[EOS] = 1.0  # EOS always wins
-    model.cfg.tie_embeddings = False
-    out = greedy_decode(model, random_batch()[0], BOS, EOS, max_len=10)
-    assert out.tokens.shape[1] == 1 and bool(out.finished.all())
+class ScriptedModel(Seq2SeqTransformer):
+    """A real model whose output layer is replaced by a script: row ``r`` emits ``script[r][t]`` at step t."""
+
+    def __init__(self, script: list[list[int]]) -> None:
+        super().__init__(TransformerConfig(vocab_size=20, d_model=16, n_heads=2, n_encoder_layers=1,
+                                           n_decoder_layers=1, d_ff=16, dropout=0.0, max_positions=32))
+        self.script = script
+
+    def decode(self, tgt_in, memory, memory_mask, cache=None):
+        step = cache.length if cache is not None else tgt_in.shape[1] - 1
+        super().decode(tgt_in, memory, memory_mask, cache)
+        logits = torch.zeros(len(self.script), 1, self.cfg.vocab_size)
+        for row, tokens in enumerate(self.script):
+            logits[row, 0, tokens[min(step, len(tokens) - 1)]] = 5.0
+        return logits
+
+
+def test_greedy_stops_after_eos_and_pads_finished_rows():
+    script = [[5, EOS], [6, 7, 8, EOS], [9, 9, 9, 9, 9, 9]]  # rows finish at steps 2, 4 and never
+    out = greedy_decode(ScriptedModel(script).eval(), torch.full((3, 4), 3), BOS, EOS, max_len=6)
+    assert out.tokens.tolist() == [[5, EOS, PAD, PAD, PAD, PAD], [6, 7, 8, EOS, PAD, PAD], [9] * 6]
+    assert out.finished.tolist() == [True, True, False]
+
+
+def test_greedy_never_emits_padding_or_bos():
+    script = [[PAD, 5, EOS], [BOS, BOS, EOS]]  # the preferred tokens are invalid; the runner-up wins
+    out = greedy_decode(ScriptedModel(script).eval(), torch.full((2, 4), 3), BOS, EOS, max_len=5)
+    assert out.tokens[:, 0].tolist() == [EOS, EOS]  # all other logits tie at 0: the lowest valid id, EOS
 
 
 def test_tiny_model_overfits_one_batch():

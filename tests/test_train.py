@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue
 
@@ -61,20 +62,32 @@ def test_finished_run_is_not_retrained_and_resume_false_protects_it(make_cfg, tm
     run_dir = tmp_path / "run"
     args = (*SMALL_DATA, "logger=none", "trainer.max_epochs=1")
     train(make_cfg(*args, run_dir=run_dir))
-    before = (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    again = train(make_cfg(*args, run_dir=run_dir))  # same command: resumes, nothing left to train
-    assert json.loads((run_dir / "metrics.json").read_text())["metrics"] == pytest.approx(again)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    before = torch.load(last, weights_only=False)
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["finished"] and saved["global_step"] == before["global_step"] > 0
+    again = train(make_cfg(*args, run_dir=run_dir))  # same command: nothing left to train, only evaluation
+    after = torch.load(last, weights_only=False)
+    assert after["global_step"] == before["global_step"]
+    for name, tensor in before["state_dict"].items():
+        assert torch.equal(after["state_dict"][name], tensor), name
+    assert again == pytest.approx(saved["metrics"])
     with pytest.raises(RunDirectoryError, match="resume=false"):
         train(make_cfg(*args, "resume=false", run_dir=run_dir))
-    assert (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns >= before
 
 
-def test_changed_data_in_existing_run_is_refused(make_cfg, tmp_path):
+@pytest.mark.parametrize("change", ["data.task.encoding=number", "data.task.n_train=150", "model.d_ff=256", "seed=1"])
+def test_changed_config_in_existing_run_is_refused(make_cfg, tmp_path, change):
     run_dir = tmp_path / "run"
     train(make_cfg(*SMALL_DATA, "logger=none", "trainer.max_epochs=1", run_dir=run_dir))
-    with pytest.raises(RunDirectoryError, match="data config changed"):
-        train(make_cfg(*SMALL_DATA, "data.task.encoding=number", "logger=none", "trainer.max_epochs=1",
-                       run_dir=run_dir))
+    with pytest.raises(RunDirectoryError, match="config changed"):
+        train(make_cfg(*SMALL_DATA, change, "logger=none", "trainer.max_epochs=1", run_dir=run_dir))
+
+
+@pytest.mark.parametrize("encoding", ["reversed", "number", "text"])
+def test_every_encoding_trains_fast_dev_run(make_cfg, encoding):
+    metrics = train(make_cfg(*SMALL_DATA, f"data.task.encoding={encoding}", "debug=fast_dev_run"))
+    assert 0.0 <= metrics["test/seq_acc"] <= 1.0
 
 
 @pytest.mark.parametrize(

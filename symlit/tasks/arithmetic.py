@@ -91,10 +91,10 @@ class ArithmeticTask(Task):
             raise ValueError(
                 f"data.task.min_value={self.min_value} is greater than data.task.max_value={self.max_value}"
             )
-        elif self.min_value < 0 and not self.negative_operands:
+        elif self.negative_operands:
             raise ValueError(
-                f"data.task.min_value={self.min_value} is negative; set data.task.negative_operands=true "
-                "to allow negative operands"
+                "data.task.negative_operands=true applies to operands drawn by digits; "
+                "with a value range, set data.task.min_value below 0 instead"
             )
         check_encoding(self.encoding, self.base)
         for name, size in (("n_train", self.n_train), ("n_valid", self.n_valid), ("n_test", self.n_test)):
@@ -156,12 +156,6 @@ class ArithmeticTask(Task):
         operators = tuple(rng.choice(self.operators) for _ in range(k - 1))
         return operands, operators
 
-    def _all_values(self) -> list[int]:
-        values = [v for lo, hi in self._operand_values() for v in range(lo, hi + 1)]
-        if self.negative_operands and self.digits is not None:
-            values += [-v for v in values if v]
-        return values
-
     def space_size(self) -> int:
         """Number of distinct problems the configuration can produce."""
         n_values = sum(hi - lo + 1 for lo, hi in self._operand_values())
@@ -171,17 +165,26 @@ class ArithmeticTask(Task):
         return sum(n_values**k * len(set(self.operators)) ** (k - 1) for k in range(lo, hi + 1))
 
     def sample(self, n: int, rng: random.Random, exclude: set[str] = frozenset()) -> list[tuple[str, str, Problem]]:
-        """``n`` distinct problems (by source text) whose sources are not in ``exclude``."""
+        """``n`` distinct problems (by source text) whose sources are not in ``exclude``.
+
+        Problems follow the distribution of :meth:`_draw` (digit count, then value). When that
+        distribution is uniform over problems (a value range, a fixed operand count) and ``n`` is a
+        large part of the space, the space is enumerated and shuffled instead of rejection-sampled.
+        """
         space = self.space_size()
-        if n > space - len(exclude):
-            raise ValueError(
-                f"asked for {n} distinct problems but this configuration has only {space} "
-                f"({len(exclude)} already used); lower data.task.n_train/n_valid/n_test or widen the operand range"
-            )
+        too_many = ValueError(
+            f"asked for {n} distinct problems but this configuration has only {space} "
+            f"({len(exclude)} already used by other splits); lower data.task.n_train/n_valid/n_test "
+            "(or the ood split's n) or widen the operand range"
+        )
+        if n > space:
+            raise too_many
+        lo, hi = _as_range(self.n_operands, "n_operands")
+        uniform = self.digits is None and lo == hi
         out: dict[str, tuple[str, Problem]] = {}
-        if space <= MAX_ENUMERATION and 2 * (n + len(exclude)) >= space:
+        if uniform and space <= MAX_ENUMERATION and 2 * (n + len(exclude)) >= space:
             lo, hi = _as_range(self.n_operands, "n_operands")
-            values, ops = self._all_values(), sorted(set(self.operators))
+            values, ops = list(range(self.min_value, self.max_value + 1)), sorted(set(self.operators))
             every = [
                 (operands, operators)
                 for k in range(lo, hi + 1)
@@ -191,13 +194,16 @@ class ArithmeticTask(Task):
             rng.shuffle(every)
             candidates = iter(every)
         else:
-            candidates = iter(lambda: self._draw(rng), None)
+            attempts = 20 * n + 100_000  # a dense request in a small space gives up instead of spinning
+            candidates = (self._draw(rng) for _ in range(attempts))
         for problem in candidates:
             source, target = self.format_problem(problem)
             if source not in exclude and source not in out:
                 out[source] = (target, problem)
                 if len(out) == n:
                     break
+        if len(out) < n:
+            raise too_many
         return [(s, t, p) for s, (t, p) in out.items()]
 
     def _rows(self, samples: list[tuple[str, str, Problem]]) -> Rows:

@@ -17,8 +17,6 @@ from typing import Any
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
 
-EVAL_SPLITS = ("valid", "test")
-
 
 class Task(ABC):
     """Base class of every task.

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 
 from symlit.tasks.base import Rows, Task, exact_match
 
+log = logging.getLogger(__name__)
+
+
+def _read_delimited(path: str, sep: str) -> Dataset:
+    """Every column as the literal text in the file (no '02' -> 2.0, no 'NA' -> missing)."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f, delimiter=sep), [])
+    features = Features({name: Value("string") for name in header})
+    return Dataset.from_csv(path, sep=sep, features=features, keep_default_na=False, na_filter=False)
+
+
 READERS = {
-    ".csv": lambda p: Dataset.from_csv(p),
-    ".tsv": lambda p: Dataset.from_csv(p, sep="\t"),
+    ".csv": lambda p: _read_delimited(p, ","),
+    ".tsv": lambda p: _read_delimited(p, "\t"),
     ".jsonl": lambda p: Dataset.from_json(p),
     ".json": lambda p: Dataset.from_json(p),
     ".parquet": lambda p: Dataset.from_parquet(p),
@@ -47,6 +60,9 @@ class FileTask(Task):
 
     def __post_init__(self) -> None:
         self.extra_tests = {str(k): str(v) for k, v in dict(self.extra_tests).items()}
+        reserved = set(self.extra_tests) & {"train", "valid", "test"}
+        if reserved:
+            raise ValueError(f"data.task.extra_tests cannot be named {sorted(reserved)}; use data.task.{min(reserved)}")
         if self.tokenizer not in ("word", "bpe"):
             raise ValueError(f"data.task.tokenizer={self.tokenizer!r} must be 'word' or 'bpe'")
         for name in ("valid_fraction", "test_fraction"):
@@ -85,10 +101,13 @@ class FileTask(Task):
                 f"data.task.{key}={path} has no column(s) {missing} (columns: {ds.column_names}); "
                 "set data.task.source_column / data.task.target_column"
             )
-        return {
-            "source": [str(s) for s in ds[self.source_column]],
-            "target": [str(t) for t in ds[self.target_column]],
-        }
+        rows: Rows = {"source": [], "target": []}
+        for row, (s, t) in enumerate(zip(ds[self.source_column], ds[self.target_column]), start=1):
+            if s is None or t is None or not str(s).strip() or not str(t).strip():
+                raise ValueError(f"data.task.{key}={path}: empty source or target in data row {row}")
+            rows["source"].append(str(s))
+            rows["target"].append(str(t))
+        return rows
 
     def build(self) -> dict[str, Rows]:
         train = self._read("train", self.train)
@@ -115,6 +134,11 @@ class FileTask(Task):
             splits["test"] = self._read("test", self.test)
         for name, path in self.extra_tests.items():
             splits[name] = self._read(f"extra_tests.{name}", path)
+        train_sources = set(splits["train"]["source"])
+        for name, split in splits.items():
+            overlap = 0 if name == "train" else sum(s in train_sources for s in split["source"])
+            if overlap:
+                log.warning("%d of %d sources of split %r also appear in train", overlap, len(split["source"]), name)
         return splits
 
     def verify(self, source: str, target: str, hypothesis: str) -> bool:
