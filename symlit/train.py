@@ -183,8 +183,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         if finished:
             log.info("%s already finished training; evaluating only", run_dir)
+            global_step = json.loads((run_dir / "metrics.json").read_text())["global_step"]
         else:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            global_step = trainer.global_step
             if not fast_dev_run:
                 trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         monitored = [cb.best_model_path for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
@@ -199,7 +201,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if trainer.is_global_zero:
             if not fast_dev_run:
                 _write_json(run_dir / "metrics.json", {"metrics": metrics, "checkpoint": ckpt, "finished": True,
-                                                       "global_step": trainer.global_step})
+                                                       "global_step": global_step})
             _print_summary(metrics, run_dir, ckpt)
     finally:
         for logger in loggers:

@@ -105,3 +105,20 @@ def test_file_task_errors_name_the_file_and_column(tmp_path):
         FileTask(train=str(bad)).build()
     assert FileTask(train=str(bad), source_column="question", target_column="answer",
                     valid_fraction=0, test_fraction=0).build()["train"]["target"] == ["2"]
+
+
+def test_csv_cells_are_read_literally(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("source,target,note\n1 + 1,02,x\nNA,5.0,\nnull,None,y\n")
+    rows = FileTask(train=str(path), valid_fraction=0, test_fraction=0).build()["train"]
+    assert rows == {"source": ["1 + 1", "NA", "null"], "target": ["02", "5.0", "None"]}
+    path.write_text("source,target\na,\n")
+    with pytest.raises(ValueError, match="empty source or target in data row 1"):
+        FileTask(train=str(path), valid_fraction=0, test_fraction=0).build()
+
+
+def test_dense_ood_request_fails_clearly_instead_of_spinning():
+    task = ArithmeticTask(min_value=0, max_value=9, n_train=50, n_valid=10, n_test=10,
+                          ood={"small": {"digits": 1, "n": 95}})
+    with pytest.raises(ValueError, match="distinct problems"):
+        task.build()

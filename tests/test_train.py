@@ -72,6 +72,7 @@ def test_finished_run_is_not_retrained_and_resume_false_protects_it(make_cfg, tm
     for name, tensor in before["state_dict"].items():
         assert torch.equal(after["state_dict"][name], tensor), name
     assert again == pytest.approx(saved["metrics"])
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == saved["global_step"]
     with pytest.raises(RunDirectoryError, match="resume=false"):
         train(make_cfg(*args, "resume=false", run_dir=run_dir))
 
