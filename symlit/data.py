@@ -202,6 +202,11 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
         if epoch != self.epoch:
             self.epoch, self.skip = epoch, 0
 
+    @property
+    def sampler(self) -> EpochBatchSampler:
+        """Lightning calls ``set_epoch`` on ``loader.batch_sampler.sampler`` at each epoch start."""
+        return self
+
     def batches(self) -> list[list[int]]:
         n = len(self.lengths)
         rng = np.random.default_rng([self.seed, self.epoch])

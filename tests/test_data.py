@@ -106,3 +106,13 @@ def test_datamodule_batches_and_tokenizer(tmp_path):
         assert tok.decode(batch["tgt_out"][row].tolist()) == batch["targets"][row]
     assert dm.test_split_names == ["test", "more"]
     assert [len(dl.dataset) for dl in dm.test_dataloader()] == [50, 20]
+
+
+def test_lightning_advances_the_sampler_epoch():
+    from lightning.fabric.utilities.data import _set_sampler_epoch  # what the fit loop calls each epoch
+
+    sampler = EpochBatchSampler(np.arange(100) % 7, 10, shuffle=True, seed=0)
+    loader = ResumableDataLoader(list(range(100)), batch_sampler=sampler, collate_fn=torch.tensor)
+    first = list(sampler)
+    _set_sampler_epoch(loader, 1)
+    assert sampler.epoch == 1 and list(sampler) != first
