@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from symlit.atomic import write_text_atomic
+
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]
 
@@ -76,10 +78,7 @@ class Seq2SeqTokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write ``tokenizer.json`` atomically (a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_text_atomic(path, self.to_json())
 
     def __len__(self) -> int:
         return self.hf.get_vocab_size()

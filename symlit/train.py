@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from symlit.atomic import write_text_atomic
 from symlit.callbacks import AtomicCheckpointIO
 from symlit.config import config_dir
 from symlit.data import Seq2SeqDataModule
@@ -35,9 +36,7 @@ class RunDirectoryError(RuntimeError):
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def _resume_point(run_dir: Path, resume: bool) -> tuple[str | None, bool]:

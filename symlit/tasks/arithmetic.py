@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from symlit.notation import NotationError, check_encoding, decode_int, encode_int, integer_vocabulary
+from symlit.notation import NotationError, check_encoding, decode_int, encode_int, integer_vocabulary, to_digits
 from symlit.tasks.base import Rows, Task
 
 OPERATORS = ("+", "-", "*")
@@ -183,7 +183,6 @@ class ArithmeticTask(Task):
         uniform = self.digits is None and lo == hi
         out: dict[str, tuple[str, Problem]] = {}
         if uniform and space <= MAX_ENUMERATION and 2 * (n + len(exclude)) >= space:
-            lo, hi = _as_range(self.n_operands, "n_operands")
             values, ops = list(range(self.min_value, self.max_value + 1)), sorted(set(self.operators))
             every = [
                 (operands, operators)
@@ -211,7 +210,7 @@ class ArithmeticTask(Task):
             "source": [s for s, _, _ in samples],
             "target": [t for _, t, _ in samples],
             "n_operands": [len(p[0]) for _, _, p in samples],
-            "max_digits": [max(len(str(abs(v))) for v in p[0]) for _, _, p in samples],
+            "max_digits": [max(len(to_digits(v, self.base)) for v in p[0]) for _, _, p in samples],
         }
 
     def build(self) -> dict[str, Rows]:
