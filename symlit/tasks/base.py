@@ -55,7 +55,19 @@ class Task(ABC):
 
     @abstractmethod
     def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``)."""
+        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``).
+
+        May raise on a malformed hypothesis (counted as wrong) and may be slow: evaluation runs it
+        in worker processes with a time limit, so a task must be picklable.
+        """
+
+    def bucket(self, source: str, target: str) -> str:
+        """A label for per-bucket accuracy in evaluation reports (digits, operators, process...)."""
+        return "all"
+
+    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
+        """Extra per-hypothesis scores averaged into metrics (e.g. a token score); none by default."""
+        return {}
 
     def test_splits(self, split_names: Iterable[str]) -> list[str]:
         """The splits evaluated at test time: ``test`` first, then the extra ones."""
