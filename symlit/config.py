@@ -34,4 +34,14 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     return safe or "default"
 
 
+def default_eval_dir(ckpt: str, split: str, strategy: str, beam_size: int) -> str:
+    """``<run dir>/eval/<checkpoint>-<split>-<decoding>``, next to the checkpoint's run."""
+    path = Path(ckpt)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    decoding = f"beam{beam_size}" if strategy == "beam" and beam_size > 1 else strategy
+    decoding = "greedy" if decoding == "beam" else decoding
+    return str(run_dir / "eval" / f"{path.stem}-{split}-{decoding}")
+
+
 OmegaConf.register_new_resolver("symlit.run_id", run_id, replace=True)
+OmegaConf.register_new_resolver("symlit.eval_dir", default_eval_dir, replace=True)

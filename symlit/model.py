@@ -79,6 +79,16 @@ class DecoderCache:
         self.length = 0
         self.max_len = 0
 
+    def select(self, index: Tensor, cross: bool = True) -> None:
+        """Keep (and reorder) the batch rows ``index``: beam reordering and dropping finished rows.
+
+        ``cross=False`` leaves the cross-attention entries alone, for reorderings that stay inside
+        groups of rows sharing one source (beams of the same input).
+        """
+        self.self_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.self_kv]
+        if cross:
+            self.cross_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.cross_kv]
+
 
 class Attention(nn.Module):
     """Multi-head attention; self-attention uses one fused QKV projection."""

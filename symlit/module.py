@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from symlit.decoding import greedy_decode
+from symlit.decoding import DecodeConfig
+from symlit.evaluate import Prediction, decode_texts, verify_predictions, wants_nbest
 from symlit.model import Seq2SeqTransformer, TransformerConfig
 from symlit.tasks.base import Task
 from symlit.tokenizer import Seq2SeqTokenizer
+from symlit.verifier_pool import VerifierPool
 
 
 def _plain(cfg: Any) -> Any:
@@ -32,7 +34,11 @@ class Seq2SeqModule(L.LightningModule):
     Validation and test log ``loss``, ``tok_acc`` (teacher-forced next-token accuracy) and
     ``seq_acc``: the fraction of greedy hypotheses the task's verifier accepts. A hypothesis that
     never emits EOS within the length limit counts as wrong. Test splits other than ``test``
-    log under ``test/<split>/``.
+    log under ``test/<split>/``. The test also decodes as ``test_decode`` says: with beam search
+    (``beam_size > 1``) or sampling it logs ``top1_acc`` and ``acc_at_<k>`` (any of the top k
+    verified). Verification runs in a :class:`~symlit.verifier_pool.VerifierPool` configured by
+    ``verify`` (``workers: 0`` verifies in the trainer process); the task's extra scores
+    (:meth:`~symlit.tasks.base.Task.scores`) of the greedy hypotheses are logged too.
     """
 
     def __init__(
@@ -46,9 +52,13 @@ class Seq2SeqModule(L.LightningModule):
         decode_max_len: int | None = None,
         val_decode_batches: int | None = None,
         num_prediction_samples: int = 32,
+        test_decode: dict[str, Any] | None = None,
+        verify: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         model, optim, task = _plain(model), _plain(optim), _plain(task)
+        test_decode, verify = _plain(test_decode) or {}, _plain(verify) or {}
+        DecodeConfig(**test_decode)  # fail on bad values now, not after training
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
         self.save_hyperparameters(
@@ -62,6 +72,8 @@ class Seq2SeqModule(L.LightningModule):
                 "decode_max_len": decode_max_len,
                 "val_decode_batches": val_decode_batches,
                 "num_prediction_samples": num_prediction_samples,
+                "test_decode": test_decode,
+                "verify": verify,
             }
         )
         self.tokenizer = Seq2SeqTokenizer.from_json(tokenizer_json)
@@ -69,6 +81,19 @@ class Seq2SeqModule(L.LightningModule):
         self.model = Seq2SeqTransformer(config)
         self.task: Task = instantiate(task)
         self.val_samples: list[tuple[str, str, str, bool]] = []
+        self._pool: VerifierPool | None = None
+
+    @property
+    def pool(self) -> VerifierPool:
+        """The verifier pool (started on first use, closed at teardown)."""
+        if self._pool is None:
+            self._pool = VerifierPool(self.task, **{"workers": 0, **self.hparams.verify})
+        return self._pool
+
+    def teardown(self, stage: str) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     # ------------------------------------------------------------------ training
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -116,19 +141,12 @@ class Seq2SeqModule(L.LightningModule):
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
     # ------------------------------------------------------------------ evaluation
-    def decode_batch(self, src: torch.Tensor, max_len: int) -> list[str | None]:
-        """Greedy hypotheses as text; ``None`` for a row that never emitted EOS."""
-        tok = self.tokenizer
-        out = greedy_decode(self.model, src, tok.bos_id, tok.eos_id, max_len)
-        texts = tok.decode_batch(out.tokens.tolist())
-        return [t if done else None for t, done in zip(texts, out.finished.tolist())]
-
     def _max_len(self, batch: dict[str, Any]) -> int:
         if self.hparams.decode_max_len:
             return min(self.hparams.decode_max_len, self.model.cfg.max_positions)
         return min(2 * batch["tgt_out"].shape[1] + 8, self.model.cfg.max_positions)
 
-    def _evaluate(self, batch: dict[str, Any], prefix: str, decode: bool) -> list[tuple[str, str, str, bool]]:
+    def _evaluate(self, batch: dict[str, Any], prefix: str, decode: bool, nbest: bool = False) -> list[Prediction]:
         size = batch["src"].shape[0]
         loss, logits = self._loss(batch)
         mask = batch["tgt_out"] != self.tokenizer.pad_id
@@ -138,24 +156,37 @@ class Seq2SeqModule(L.LightningModule):
         self.log(f"{prefix}/tok_acc", hits.sum() / mask.sum(), batch_size=int(mask.sum()), **log)
         if not decode:
             return []
-        hypotheses = self.decode_batch(batch["src"], self._max_len(batch))
-        rows = []
-        for source, target, hyp in zip(batch["sources"], batch["targets"], hypotheses):
-            ok = hyp is not None and self.task.verify(source, target, hyp)
-            rows.append((source, target, "<no EOS>" if hyp is None else hyp, ok))
-        accuracy = sum(r[3] for r in rows) / size
-        self.log(f"{prefix}/seq_acc", accuracy, batch_size=size, prog_bar=prefix == "val", **log)
-        return rows
+        config = DecodeConfig(**{**self.hparams.test_decode, "max_len": self._max_len(batch)})
+        greedy, lists = decode_texts(self.model, self.tokenizer, batch["src"], config, nbest)
+        preds = []
+        for row, (source, target) in enumerate(zip(batch["sources"], batch["targets"])):
+            p = Prediction(source, target, greedy=greedy[row][0], greedy_score=greedy[row][1])
+            if lists is not None:
+                p.hypotheses, p.scores = [h for h, _ in lists[row]], [s for _, s in lists[row]]
+            preds.append(p)
+        verify_predictions(preds, self.pool, agreement=False)
+        self.log(f"{prefix}/seq_acc", sum(p.greedy_correct for p in preds) / size, batch_size=size,
+                 prog_bar=prefix == "val", **log)
+        if lists is not None:
+            k = config.num_samples if config.strategy == "sample" else config.beam_size
+            self.log(f"{prefix}/top1_acc", sum(p.top1_correct for p in preds) / size, batch_size=size, **log)
+            self.log(f"{prefix}/acc_at_{k}", sum(p.any_correct for p in preds) / size, batch_size=size, **log)
+        for name in sorted({n for p in preds for n in p.extra}):
+            self.log(f"{prefix}/{name}", sum(p.extra.get(name, 0.0) for p in preds) / size, batch_size=size, **log)
+        return preds
 
     def on_validation_epoch_start(self) -> None:
         self.val_samples = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         limit = self.hparams.val_decode_batches
-        rows = self._evaluate(batch, "val", decode=limit is None or batch_idx < limit)
-        room = self.hparams.num_prediction_samples - len(self.val_samples)
-        self.val_samples.extend(rows[: max(room, 0)])
+        preds = self._evaluate(batch, "val", decode=limit is None or batch_idx < limit)
+        room = max(self.hparams.num_prediction_samples - len(self.val_samples), 0)
+        self.val_samples.extend(
+            (p.source, p.target, "<no EOS>" if p.greedy is None else p.greedy, p.greedy_correct) for p in preds[:room]
+        )
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.hparams.test_split_names[dataloader_idx]
-        self._evaluate(batch, "test" if split == "test" else f"test/{split}", decode=True)
+        nbest = wants_nbest(DecodeConfig(**self.hparams.test_decode))
+        self._evaluate(batch, "test" if split == "test" else f"test/{split}", decode=True, nbest=nbest)

@@ -74,19 +74,30 @@ def test_cached_greedy_returns_the_tokens_of_recomputation():
 
 
 class ScriptedModel(Seq2SeqTransformer):
-    """A real model whose output layer is replaced by a script: row ``r`` emits ``script[r][t]`` at step t."""
+    """A real model whose outputs follow a script: input ``r`` emits ``script[r][t]`` at step t.
 
-    def __init__(self, script: list[list[int]]) -> None:
+    The row identity travels in ``memory``, so it follows the decoders' row reordering (beams)
+    and the dropping of finished rows. ``script[r][t]`` may also be a dict ``{token: logit}``.
+    """
+
+    def __init__(self, script: list[list]) -> None:
         super().__init__(TransformerConfig(vocab_size=20, d_model=16, n_heads=2, n_encoder_layers=1,
                                            n_decoder_layers=1, d_ff=16, dropout=0.0, max_positions=32))
         self.script = script
 
+    def encode(self, src):
+        memory = torch.arange(src.shape[0], dtype=torch.float32)[:, None, None].expand(-1, 1, 16)
+        return memory, self.source_mask(src)[:, :, :, :1]
+
     def decode(self, tgt_in, memory, memory_mask, cache=None):
         step = cache.length if cache is not None else tgt_in.shape[1] - 1
-        super().decode(tgt_in, memory, memory_mask, cache)
-        logits = torch.zeros(len(self.script), 1, self.cfg.vocab_size)
-        for row, tokens in enumerate(self.script):
-            logits[row, 0, tokens[min(step, len(tokens) - 1)]] = 5.0
+        if cache is not None:
+            cache.length += tgt_in.shape[1]
+        logits = torch.zeros(memory.shape[0], 1, self.cfg.vocab_size)
+        for row, script_row in enumerate(memory[:, 0, 0].long().tolist()):
+            entry = self.script[script_row][min(step, len(self.script[script_row]) - 1)]
+            for token, value in (entry.items() if isinstance(entry, dict) else [(entry, 5.0)]):
+                logits[row, 0, token] = value
         return logits
 
 

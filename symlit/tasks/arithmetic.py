@@ -133,6 +133,22 @@ class ArithmeticTask(Task):
         except NotationError:
             return False
 
+    def bucket(self, source: str, target: str) -> str:
+        """``digits=D`` (the longest operand), plus ``operands=N`` when the operand count varies."""
+        groups: list[list[str]] = [[]]
+        for token in source.split():
+            if token in OPERATORS:
+                groups.append([])
+            else:
+                groups[-1].append(token)
+        try:
+            values = [decode_int(g, self.encoding, self.base) for g in groups]
+        except NotationError:
+            return "unparsed"
+        label = f"digits={max(len(to_digits(v, self.base)) for v in values)}"
+        lo, hi = _as_range(self.n_operands, "n_operands")
+        return label if lo == hi else f"{label} operands={len(values)}"
+
     # ------------------------------------------------------------------ sampling
     def _operand_values(self) -> list[tuple[int, int]]:
         """Disjoint value ranges operands are drawn from, one per digit count (or one range)."""

@@ -1,0 +1,156 @@
+"""Evaluation: the verifier pool (timeouts, errors), symlit-eval on a real checkpoint, its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from symlit.config import config_dir
+from symlit.decoding import DecodeConfig
+from symlit.evaluate import Prediction, load_checkpoint, run_eval, summarize, verify_predictions
+from symlit.tasks import ArithmeticTask
+from symlit.tokenizer import Seq2SeqTokenizer
+from symlit.train import train
+from symlit.verifier_pool import Check, VerifierPool
+
+
+@dataclass
+class TrickyTask(ArithmeticTask):
+    """Arithmetic whose verifier hangs on the hypothesis ``hang`` and raises on ``boom``."""
+
+    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+        if hypothesis == "hang":
+            while True:
+                time.sleep(0.05)
+        if hypothesis == "boom":
+            raise ZeroDivisionError("malformed")
+        return super().verify(source, target, hypothesis)
+
+
+def test_pool_times_out_a_hanging_verifier_and_finishes():
+    checks = [Check("s", "INT+ 1", h) for h in ["INT+ 1", "hang", "INT+ 2", "boom", None, "INT+ + +", "INT+ 1", "hang"]]
+    start = time.monotonic()
+    with VerifierPool(TrickyTask(), workers=2, timeout=1.0) as pool:
+        verdicts = [o.verdict for o in pool.verify(checks)]
+        assert pool.timeouts == 2
+        # the replaced workers still serve later calls
+        assert [o.verdict for o in pool.verify(checks[:1])] == ["correct"]
+    assert verdicts == ["correct", "timeout", "wrong", "error", "no_eos", "wrong", "correct", "timeout"]
+    assert time.monotonic() - start < 30
+
+
+def test_inline_pool_counts_malformed_hypotheses_as_wrong():
+    pool = VerifierPool(TrickyTask(), workers=0)
+    outcomes = pool.verify([Check("s", "INT+ 1 2", h) for h in ["INT+ 1 2", "INT+", "+ INT- 3", "boom", ""]])
+    assert [o.verdict for o in outcomes] == ["correct", "wrong", "wrong", "error", "wrong"]
+    assert "ZeroDivisionError" in outcomes[3].error
+
+
+def test_any_verified_hypothesis_counts_and_agreement_needs_no_reference():
+    task = ArithmeticTask()
+    preds = [
+        Prediction("a", "INT+ 5", greedy="INT+ 4", hypotheses=["INT+ 4", "INT+ 5", "INT+ 4"], scores=[-0.1, -0.2, -0.3]),
+        Prediction("b", "INT+ 7", greedy="INT+ 7", hypotheses=["INT+ 7", None], scores=[-0.05, -0.5]),
+    ]
+    verify_predictions(preds, VerifierPool(task, workers=0))
+    assert [p.greedy_correct for p in preds] == [False, True]
+    assert [p.top1_correct for p in preds] == [False, True]
+    assert [p.any_correct for p in preds] == [True, True]
+    assert [p.agreement for p in preds] == [2, 1]  # "INT+ 4" twice agrees with the top-1; None never does
+    summary = summarize(preds, DecodeConfig(strategy="beam", beam_size=3))
+    assert summary["greedy"]["accuracy"] == 0.5 and summary["nbest"]["accuracy_at_3"] == 1.0
+    assert summary["nbest"]["verdicts"]["no_eos"] == 1
+
+
+# ---------------------------------------------------------------------------- symlit-eval
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A real (short) addition run: returns its best checkpoint."""
+    root = tmp_path_factory.mktemp("evalrun")
+    overrides = [f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}", "trainer.accelerator=cpu",
+                 "trainer.enable_progress_bar=false", "logger=none", "data.task.n_train=600",
+                 "data.task.n_valid=60", "data.task.n_test=60", "trainer.max_epochs=2"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        train(compose("train", overrides=overrides))
+    return root / "run" / "checkpoints" / "best.ckpt"
+
+
+def eval_cfg(ckpt: Path, *overrides: str):
+    root = ckpt.parents[2]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("eval", overrides=[f"ckpt={ckpt}", f"paths.root_dir={root}", *overrides])
+
+
+def test_symlit_eval_writes_eval_json_and_report(trained):
+    summary = run_eval(eval_cfg(trained, "decode.beam_size=3", "verify.workers=1"))
+    out = trained.parents[1] / "eval" / "best-test-beam3"
+    saved = json.loads((out / "eval.json").read_text())
+    assert saved["metrics"]["n"] == 60 and saved["decode"]["beam_size"] == 3
+    assert saved["metrics"] == json.loads(json.dumps(summary, default=str))
+    assert {"greedy", "nbest", "by_bucket", "confidence", "timeouts"} <= set(saved["metrics"])
+    assert 0.0 <= saved["metrics"]["nbest"]["accuracy_at_3"] <= 1.0
+    assert saved["metrics"]["nbest"]["accuracy_at_3"] >= saved["metrics"]["nbest"]["top1_accuracy"]
+    assert set(saved["metrics"]["by_bucket"]) <= {"digits=1", "digits=2", "digits=3"}
+    report = (out / "report.md").read_text()
+    for heading in ("## Accuracy", "## By bucket", "## Confidence", "failures"):
+        assert heading in report
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 60 and len(json.loads(lines[0])["hypotheses"]) <= 3
+
+
+def test_symlit_eval_ood_split_and_wandb_tables(trained, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # the config alone keeps W&B offline
+    run_eval(eval_cfg(trained, "split=three_digits", "limit=20", "logger.enabled=true", "verify.workers=0"))
+    out = trained.parents[1] / "eval" / "best-three_digits-greedy"
+    assert json.loads((out / "eval.json").read_text())["metrics"]["n"] == 20
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].rglob("eval/predictions*.table.json"))
+
+
+def test_symlit_eval_command_line(trained, tmp_path):
+    out = tmp_path / "cli"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "symlit.evaluate", f"ckpt={trained}", f"paths.root_dir={trained.parents[2]}",
+         f"output_dir={out}", "verify.workers=0", "limit=10"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "greedy" in proc.stdout and (out / "eval.json").is_file() and (out / "report.md").is_file()
+
+
+def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path, trained):
+    with pytest.raises(FileNotFoundError, match="ckpt=.*no such file"):
+        load_checkpoint(tmp_path / "nope.ckpt")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ValueError, match="was it written by symlit-train"):
+        load_checkpoint(foreign)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(trained.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(truncated)
+
+
+def test_mismatched_tokenizer_is_a_clear_error(tmp_path, trained):
+    other = tmp_path / "tokenizer.json"
+    Seq2SeqTokenizer.word_level(["INT+", "INT-", "1", "2", "+"]).save(other)
+    with pytest.raises(ValueError, match="does not match the tokenizer of ckpt"):
+        load_checkpoint(trained, tokenizer_path=str(other))
+    own = trained.parents[1] / "tokenizer.json"
+    assert load_checkpoint(trained, tokenizer_path=str(own)).tokenizer.fingerprint()
+
+
+def test_eval_on_other_data_with_a_missing_file_names_the_field(trained, tmp_path):
+    cfg = eval_cfg(trained, "data=file", f"data.task.train={tmp_path / 'missing.csv'}")
+    with pytest.raises(Exception, match="missing.csv"):
+        run_eval(cfg)
