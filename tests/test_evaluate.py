@@ -38,14 +38,12 @@ class TrickyTask(ArithmeticTask):
 
 def test_pool_times_out_a_hanging_verifier_and_finishes():
     checks = [Check("s", "INT+ 1", h) for h in ["INT+ 1", "hang", "INT+ 2", "boom", None, "INT+ + +", "INT+ 1", "hang"]]
-    start = time.monotonic()
-    with VerifierPool(TrickyTask(), workers=2, timeout=1.0) as pool:
+    with VerifierPool(TrickyTask(), workers=2, timeout=2.0) as pool:
         verdicts = [o.verdict for o in pool.verify(checks)]
         assert pool.timeouts == 2
         # the replaced workers still serve later calls
         assert [o.verdict for o in pool.verify(checks[:1])] == ["correct"]
     assert verdicts == ["correct", "timeout", "wrong", "error", "no_eos", "wrong", "correct", "timeout"]
-    assert time.monotonic() - start < 30
 
 
 def test_inline_pool_counts_malformed_hypotheses_as_wrong():
@@ -78,9 +76,13 @@ def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("evalrun")
     overrides = [f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}", "trainer.accelerator=cpu",
                  "trainer.enable_progress_bar=false", "logger=none", "data.task.n_train=600",
-                 "data.task.n_valid=60", "data.task.n_test=60", "trainer.max_epochs=2"]
+                 "data.task.n_valid=60", "data.task.n_test=60", "trainer.max_epochs=2",
+                 "module.test_decode.beam_size=3", "module.verify.workers=1"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        train(compose("train", overrides=overrides))
+        metrics = train(compose("train", overrides=overrides))
+    # the final test of training decodes with module.test_decode and verifies in a worker pool
+    assert {"test/seq_acc", "test/top1_acc", "test/acc_at_3", "test/three_digits/acc_at_3"} <= set(metrics)
+    assert metrics["test/acc_at_3"] >= metrics["test/top1_acc"]
     return root / "run" / "checkpoints" / "best.ckpt"
 
 

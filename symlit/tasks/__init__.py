@@ -3,5 +3,6 @@
 from symlit.tasks.arithmetic import ArithmeticTask
 from symlit.tasks.base import Task
 from symlit.tasks.files import FileTask
+from symlit.tasks.qed import QEDGeneratedTask, QEDSymbaTask
 
-__all__ = ["ArithmeticTask", "FileTask", "Task"]
+__all__ = ["ArithmeticTask", "FileTask", "QEDGeneratedTask", "QEDSymbaTask", "Task"]
