@@ -2,7 +2,8 @@
 
 from symlit.tasks.arithmetic import ArithmeticTask
 from symlit.tasks.base import Task
+from symlit.tasks.calculus import CalculusTask
 from symlit.tasks.files import FileTask
 from symlit.tasks.qed import QEDGeneratedTask, QEDSymbaTask
 
-__all__ = ["ArithmeticTask", "FileTask", "QEDGeneratedTask", "QEDSymbaTask", "Task"]
+__all__ = ["ArithmeticTask", "CalculusTask", "FileTask", "QEDGeneratedTask", "QEDSymbaTask", "Task"]
