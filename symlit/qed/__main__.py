@@ -1,0 +1,43 @@
+"""Write SYMBA-format data: ``python -m symlit.qed --shapes 2to2 --out qed_2to2.csv [--workers 2]``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+
+from symlit.qed import generator as gen
+from symlit.qed.symba_format import sqamp_text
+
+SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m symlit.qed", description=__doc__)
+    ap.add_argument("--shapes", nargs="+", default=["2to2"], choices=sorted(SHAPES))
+    ap.add_argument("--particles", nargs="*", default=None, help="restrict the particle table, e.g. e mu A")
+    ap.add_argument("--level", default="diagram", choices=["diagram", "process"])
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds for sympy.factor per expression")
+    ap.add_argument("--reg-prop", action="store_true", help="add reg_prop to every propagator denominator")
+    ap.add_argument("--no-identical-factor", action="store_true",
+                    help="omit the 1/n! for identical final particles that MARTY includes")
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--out", required=True, help="CSV file with columns amp,sqamp,process")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    processes = [p for s in args.shapes for p in gen.enumerate_processes(*SHAPES[s], particles=args.particles)]
+    rows = gen.generate(processes, args.level, args.timeout, args.reg_prop, not args.no_identical_factor,
+                        args.workers)
+    with open(args.out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["amp", "sqamp", "process"])
+        for r in rows:
+            w.writerow([r.amp, sqamp_text(r.sqamp), r.process])
+    print(f"{len(processes)} processes, {len(rows)} rows, {sum(not r.simplified for r in rows)} unfactored, "
+          f"{time.perf_counter() - t0:.1f} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

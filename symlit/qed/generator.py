@@ -1,0 +1,733 @@
+"""Tree-level QED: processes, Feynman diagrams, SYMBA-format amplitudes and squared amplitudes.
+
+Conventions (those of SYMBA's MARTY data, checked in ``benchmarks/bench_qed.py``):
+
+* momenta ``p_1 … p_n``: incoming particles first, then outgoing; ``s_ij = p_i·p_j`` and
+  on-shell ``p_i² = m_i²`` (0 for photons) is substituted;
+* Feynman rules: vertex ``-i e Q γ^μ`` (``Q`` the fermion's charge in units of ``e``), fermion
+  propagator ``i(q̸ + m)/(q² - m²)`` with ``q`` along the fermion arrow, photon propagator
+  ``-i g_μν / q²`` (Feynman gauge), photon polarization sum ``-g_μν``;
+* squared amplitudes are summed over final and averaged over initial spins and polarizations
+  (1/2 for every incoming fermion and photon); no symmetry factor for identical final particles and
+  no colour factor (QED only); ``|M|²`` of one diagram, or of the whole process with the
+  interference terms (:func:`squared_process`).
+
+A diagram is built from fermion *lines*: a line runs from a "bar" end (an outgoing particle ``ū``
+or incoming antiparticle ``v̄``) to an "unbar" end (an incoming particle ``u`` or outgoing
+antiparticle ``v``) of the same flavour, with photon vertices in order along it. At tree level the
+internal photons connect the lines into a tree. The relative sign of diagrams is the parity of the
+permutation of external fermions in the product of spinor chains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy
+
+from symlit.qed import dirac
+from symlit.qed.particles import FERMIONS, Species, all_species, particle
+from symlit.qed.symba_format import Leg, process_name
+
+Combo = tuple  # sorted tuple of (momentum label, integer coefficient): a linear combination of p_i
+
+
+# ---------------------------------------------------------------------------- processes
+@dataclass(frozen=True)
+class Process:
+    """An ordered list of external legs, incoming first (momentum labels ``1..n``)."""
+
+    legs: tuple[Leg, ...]
+
+    @classmethod
+    def make(cls, incoming: Sequence[Species | str], outgoing: Sequence[Species | str]) -> Process:
+        """``Process.make(["e", "e~"], ["mu", "mu~"])``."""
+        sp = [s if isinstance(s, Species) else Species.parse(s) for s in [*incoming, *outgoing]]
+        n_in = len(incoming)
+        return cls(tuple(Leg(s, k + 1, k < n_in) for k, s in enumerate(sp)))
+
+    @classmethod
+    def parse(cls, text: str) -> Process:
+        """``"e e~ -> mu mu~"``."""
+        if "->" not in text:
+            raise ValueError(f"process {text!r} must look like 'e e~ -> mu mu~'")
+        left, right = text.split("->")
+        return cls.make(left.split(), right.split())
+
+    @property
+    def name(self) -> str:
+        return process_name(list(self.legs))
+
+    @property
+    def shape(self) -> str:
+        n_in = sum(l.incoming for l in self.legs)
+        return f"{n_in}to{len(self.legs) - n_in}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _conserves(incoming: Sequence[Species], outgoing: Sequence[Species]) -> bool:
+    """QED conserves every fermion flavour number; a tree needs at least one fermion line."""
+    count: Counter = Counter()
+    for sign, group in ((1, incoming), (-1, outgoing)):
+        for s in group:
+            if s.particle.fermion:
+                count[s.name] += sign * (-1 if s.anti else 1)
+    n_fermions = sum(s.particle.fermion for s in [*incoming, *outgoing])
+    return n_fermions > 0 and all(v == 0 for v in count.values())
+
+
+def enumerate_processes(n_in: int, n_out: int, particles: Sequence[str] | None = None,
+                        max_fermion_lines: int | None = None) -> list[Process]:
+    """Every process ``n_in -> n_out`` of species in ``particles`` (default: the whole table) with
+    tree-level QED diagrams; each multiset of incoming and outgoing species once, in a canonical
+    order (species sorted within incoming and outgoing)."""
+    species = sorted(all_species(list(particles) if particles else None))
+    out = []
+    for ins in itertools.combinations_with_replacement(species, n_in):
+        for outs in itertools.combinations_with_replacement(species, n_out):
+            if not _conserves(ins, outs):
+                continue
+            n_f = sum(s.particle.fermion for s in [*ins, *outs])
+            if max_fermion_lines is not None and n_f // 2 > max_fermion_lines:
+                continue
+            proc = Process.make(ins, outs)
+            if next(iter(diagrams(proc)), None) is not None:
+                out.append(proc)
+    return out
+
+
+# ---------------------------------------------------------------------------- diagrams
+def _incoming_momentum(leg: Leg) -> dict[int, int]:
+    return {leg.p: 1 if leg.incoming else -1}
+
+
+def _is_bar(leg: Leg) -> bool:
+    """``ū`` (outgoing particle) or ``v̄`` (incoming antiparticle)."""
+    return leg.incoming == leg.species.anti
+
+
+@dataclass(frozen=True)
+class Line:
+    """A fermion line: external leg positions of its bar and unbar ends, and its photon slots
+    from the bar end to the unbar end (``("x", leg position)`` external, ``("i", k)`` internal)."""
+
+    bar: int
+    unbar: int
+    slots: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """A tree-level QED Feynman diagram of ``process``."""
+
+    process: Process
+    lines: tuple[Line, ...]
+    internal: tuple[tuple[int, int], ...]  # internal photon k joins lines internal[k]
+    sign: int
+
+    # -------------------------------------------------------------- momenta
+    def _canonical(self, combo: dict[int, int]) -> Combo:
+        """Eliminate the last momentum label with momentum conservation."""
+        legs = self.process.legs
+        last = legs[-1]
+        c = combo.get(last.p, 0)
+        if c:
+            total = {l.p: (1 if l.incoming else -1) for l in legs}
+            s = total[last.p]
+            combo = {k: combo.get(k, 0) - c * s * total[k] for k in total}
+        return tuple(sorted((k, v) for k, v in combo.items() if v))
+
+    def photon_momentum(self, line: int, slot: tuple[str, int]) -> dict[int, int]:
+        """Momentum flowing into ``line``'s vertex from the photon in ``slot``."""
+        if slot[0] == "x":
+            return _incoming_momentum(self.process.legs[slot[1]])
+        # the legs on the far side of internal photon k, seen from `line`
+        a, b = self.internal[slot[1]]
+        far = b if a == line else a
+        adjacency: dict[int, list[tuple[int, int]]] = {}
+        for k, (u, w) in enumerate(self.internal):
+            adjacency.setdefault(u, []).append((w, k))
+            adjacency.setdefault(w, []).append((u, k))
+        side, stack = {far}, [far]
+        while stack:
+            n = stack.pop()
+            for w, k in adjacency.get(n, []):
+                if k != slot[1] and w not in side:
+                    side.add(w)
+                    stack.append(w)
+        total: dict[int, int] = {}
+        for n in side:
+            ln = self.lines[n]
+            members = [ln.bar, ln.unbar] + [s[1] for s in ln.slots if s[0] == "x"]
+            for pos in members:
+                for k, v in _incoming_momentum(self.process.legs[pos]).items():
+                    total[k] = total.get(k, 0) + v
+        return total
+
+    def fermion_propagators(self, line: int) -> list[Combo]:
+        """Momenta (along the fermion arrow) of the propagators of ``line``, bar end first."""
+        ln = self.lines[line]
+        q = dict(_incoming_momentum(self.process.legs[ln.unbar]))
+        out = []
+        for slot in reversed(ln.slots[1:]):
+            for k, v in self.photon_momentum(line, slot).items():
+                q[k] = q.get(k, 0) + v
+            out.append(self._canonical(q))
+        return out[::-1]
+
+    def photon_propagators(self) -> list[Combo]:
+        """Momenta of the internal photons."""
+        out = []
+        for k, (a, _) in enumerate(self.internal):
+            out.append(self._canonical(self.photon_momentum(a, ("i", k))))
+        return out
+
+    def line_flavour(self, line: int) -> str:
+        return self.process.legs[self.lines[line].bar].species.name
+
+    def charge_factor(self) -> Fraction:
+        """Product of the vertex charges ``Q`` (in units of ``e``)."""
+        q = Fraction(1)
+        for i, ln in enumerate(self.lines):
+            q *= particle(self.line_flavour(i)).charge ** len(ln.slots)
+        return q
+
+    @property
+    def n_vertices(self) -> int:
+        return sum(len(ln.slots) for ln in self.lines)
+
+    def channel(self) -> str:
+        """A readable label of the propagators, e.g. ``"A(p1+p2)"`` or ``"e(p1-p3)"``."""
+        parts = [f"A({combo_text(q)})" for q in self.photon_propagators()]
+        for i in range(len(self.lines)):
+            parts += [f"{self.line_flavour(i)}({combo_text(q)})" for q in self.fermion_propagators(i)]
+        return " ".join(parts)
+
+    def key(self) -> tuple:
+        """Identity of the diagram, independent of how it was enumerated."""
+        lines = []
+        for i, ln in enumerate(self.lines):
+            slots = []
+            for s in ln.slots:
+                if s[0] == "x":
+                    slots.append(("x", self.process.legs[s[1]].p))
+                else:
+                    slots.append(("i", tuple(sorted(self.photon_momentum(i, s).items()))))
+            lines.append((self.process.legs[ln.bar].p, self.process.legs[ln.unbar].p, tuple(slots)))
+        return tuple(sorted(lines))
+
+
+def combo_text(combo: Combo) -> str:
+    """``((1, 1), (3, -1)) -> "p1-p3"``."""
+    out = ""
+    for k, v in combo:
+        sign = "-" if v < 0 else ("+" if out else "")
+        out += sign + ("" if abs(v) == 1 else str(abs(v))) + f"p{k}"
+    return out or "0"
+
+
+def _permutation_sign(seq: Sequence[int]) -> int:
+    sign, seq = 1, list(seq)
+    for i in range(len(seq)):
+        for j in range(i + 1, len(seq)):
+            if seq[i] > seq[j]:
+                sign = -sign
+    return sign
+
+
+def _spanning_trees(n: int) -> list[tuple[tuple[int, int], ...]]:
+    """Every tree on nodes ``0..n-1`` as a tuple of edges (via Prüfer sequences)."""
+    if n == 1:
+        return [()]
+    if n == 2:
+        return [((0, 1),)]
+    trees = []
+    for seq in itertools.product(range(n), repeat=n - 2):
+        degree = [1] * n
+        for x in seq:
+            degree[x] += 1
+        edges = []
+        for x in seq:
+            leaf = min(i for i in range(n) if degree[i] == 1)
+            edges.append((leaf, x))
+            degree[leaf] -= 1
+            degree[x] -= 1
+        u, w = [i for i in range(n) if degree[i] == 1]
+        edges.append((u, w))
+        trees.append(tuple(edges))
+    return trees
+
+
+def diagrams(process: Process) -> Iterator[Diagram]:
+    """Every tree-level QED diagram of ``process``."""
+    legs = process.legs
+    bars = [i for i, l in enumerate(legs) if l.species.particle.fermion and _is_bar(l)]
+    unbars = [i for i, l in enumerate(legs) if l.species.particle.fermion and not _is_bar(l)]
+    photons = [i for i, l in enumerate(legs) if not l.species.particle.fermion]
+    if not bars or len(bars) != len(unbars):
+        return
+    fermion_order = sorted(bars + unbars, key=lambda i: legs[i].p)
+    rank = {i: r for r, i in enumerate(fermion_order)}
+    for perm in itertools.permutations(unbars):
+        pairs = list(zip(bars, perm))
+        if any(legs[b].species.name != legs[u].species.name for b, u in pairs):
+            continue
+        sign = _permutation_sign([rank[x] for b, u in pairs for x in (b, u)])
+        n_lines = len(pairs)
+        for tree in _spanning_trees(n_lines):
+            for assignment in itertools.product(range(n_lines), repeat=len(photons)):
+                slot_sets: list[list[tuple[str, int]]] = [[] for _ in range(n_lines)]
+                for k, (a, b) in enumerate(tree):
+                    slot_sets[a].append(("i", k))
+                    slot_sets[b].append(("i", k))
+                for ph, line in zip(photons, assignment):
+                    slot_sets[line].append(("x", ph))
+                if any(not s for s in slot_sets):
+                    continue
+                for orders in itertools.product(*(itertools.permutations(s) for s in slot_sets)):
+                    lines = tuple(Line(b, u, tuple(o)) for (b, u), o in zip(pairs, orders))
+                    yield Diagram(process, lines, tuple(tree), sign)
+
+
+# ---------------------------------------------------------------------------- symbols
+def s_symbol(i: int, j: int) -> sympy.Symbol:
+    """``s_ij`` with ``i <= j``."""
+    i, j = sorted((i, j))
+    return sympy.Symbol(f"s_{i}{j}")
+
+
+E = sympy.Symbol("e")
+REG_PROP = sympy.Symbol("reg_prop")
+
+
+def _leg_mass(leg: Leg) -> sympy.Expr:
+    return leg.species.particle.mass
+
+
+def square_of(process: Process, combo: Combo) -> sympy.Expr:
+    """``q²`` of a linear combination of momenta, in ``s_ij`` and masses (on shell)."""
+    mass = {l.p: _leg_mass(l) for l in process.legs}
+    out = sympy.Integer(0)
+    for (i, a), (j, b) in itertools.product(combo, combo):
+        out += a * b * (mass[i] ** 2 if i == j else s_symbol(i, j))
+    return sympy.expand(out)
+
+
+def denominator(diagram: Diagram, reg_prop: bool = False) -> sympy.Expr:
+    """Product of the propagator denominators ``(q² - m²)`` and ``q²`` (``+ reg_prop`` if asked)."""
+    proc = diagram.process
+    reg = REG_PROP if reg_prop else 0
+    out = sympy.Integer(1)
+    for q in diagram.photon_propagators():
+        out *= square_of(proc, q) + reg
+    for i in range(len(diagram.lines)):
+        m = particle(diagram.line_flavour(i)).mass
+        for q in diagram.fermion_propagators(i):
+            out *= square_of(proc, q) - m**2 + reg
+    return out
+
+
+# ---------------------------------------------------------------------------- squaring
+def _vec(combo: Combo) -> str:
+    return combo_text(combo)
+
+
+def _line_factors(d: Diagram, line: int, tag: str, registry: dict[str, Combo]) -> list:
+    """Dirac factors of a line from the bar end: ``γ^μ₁ (q̸₁+m) γ^μ₂ … γ^μₖ``."""
+    ln = d.lines[line]
+    mass = particle(d.line_flavour(line)).mass_name
+    props = d.fermion_propagators(line)
+    out = []
+    for k, slot in enumerate(ln.slots):
+        index = f"x{d.process.legs[slot[1]].p}" if slot[0] == "x" else f"{tag}{slot[1]}"
+        out.append(dirac.gamma(index))
+        if k < len(props):
+            name = _vec(props[k])
+            registry[name] = props[k]
+            out.append(dirac.slash(name, mass, 1))
+    return out
+
+
+def _spin_sum(leg: Leg, registry: dict[str, Combo]) -> tuple:
+    name = f"p{leg.p}"
+    registry[name] = ((leg.p, 1),)
+    return dirac.slash(name, leg.species.particle.mass_name, -1 if leg.species.anti else 1)
+
+
+def interference_poly(a: Diagram, b: Diagram, engine: dirac.TraceEngine | None = None,
+                      registry: dict[str, Combo] | None = None) -> dirac.Poly:
+    """``Σ_spins`` of the Dirac part of ``M_a M_b*``: a product of traces, all indices contracted."""
+    engine = engine or dirac.TraceEngine()
+    registry = {} if registry is None else registry
+    a_by_bar = {ln.bar: i for i, ln in enumerate(a.lines)}
+    b_by_unbar = {ln.unbar: i for i, ln in enumerate(b.lines)}
+    legs = a.process.legs
+    done: set[int] = set()
+    result: dirac.Poly = {(): 1}
+    for start in range(len(a.lines)):
+        if start in done:
+            continue
+        factors: list = []
+        cur = start
+        while True:
+            done.add(cur)
+            factors += _line_factors(a, cur, "a", registry)
+            y = a.lines[cur].unbar
+            factors.append(_spin_sum(legs[y], registry))
+            lb = b_by_unbar[y]
+            factors += _line_factors(b, lb, "b", registry)[::-1]
+            x = b.lines[lb].bar
+            factors.append(_spin_sum(legs[x], registry))
+            cur = a_by_bar[x]
+            if cur == start:
+                break
+        result = dirac.poly_mul(result, engine.trace(factors))
+    return result
+
+
+def poly_to_sympy(poly: dirac.Poly, process: Process, registry: dict[str, Combo]) -> sympy.Expr:
+    """An index-free polynomial as SymPy in ``s_ij`` and masses (on shell)."""
+    mass = {l.p: _leg_mass(l) for l in process.legs}
+    dot_cache: dict[tuple[str, str], sympy.Expr] = {}
+
+    def dot(u: str, w: str) -> sympy.Expr:
+        if (u, w) not in dot_cache:
+            total = sympy.Integer(0)
+            for (i, a), (j, b) in itertools.product(registry[u], registry[w]):
+                total += a * b * (mass[i] ** 2 if i == j else s_symbol(i, j))
+            dot_cache[(u, w)] = total
+        return dot_cache[(u, w)]
+
+    terms = []
+    for mono, c in poly.items():
+        factors = [sympy.Rational(c.numerator, c.denominator) if isinstance(c, Fraction) else sympy.Integer(c)]
+        for atom in mono:
+            if atom[0] == "d":
+                factors.append(dot(atom[1], atom[2]))
+            elif atom[0] == "m":
+                factors.append(sympy.Symbol(atom[1]))
+            else:
+                raise ValueError(f"uncontracted Lorentz index in {atom}")
+        terms.append(sympy.Mul(*factors))
+    return sympy.expand(sympy.Add(*terms))
+
+
+def average_factor(process: Process) -> sympy.Rational:
+    """1/2 for every incoming fermion and photon (spin / polarization average)."""
+    return sympy.Rational(1, 2 ** sum(l.incoming for l in process.legs))
+
+
+def symmetry_factor(process: Process) -> sympy.Rational:
+    """``1 / Π n_k!`` for ``n_k`` identical outgoing particles of each species (MARTY's convention)."""
+    counts = Counter(l.species for l in process.legs if not l.incoming)
+    out = sympy.Integer(1)
+    for n in counts.values():
+        out *= sympy.factorial(n)
+    return 1 / out
+
+
+def _prefactor(a: Diagram, b: Diagram, identical_factor: bool = False) -> sympy.Expr:
+    proc = a.process
+    sym = symmetry_factor(proc) if identical_factor else 1
+    n_ext_photons = sum(not l.species.particle.fermion for l in proc.legs)
+    q = a.charge_factor() * b.charge_factor()
+    return (sym * average_factor(proc) * (-1) ** n_ext_photons * a.sign * b.sign
+            * sympy.Rational(q.numerator, q.denominator) * E ** (a.n_vertices + b.n_vertices))
+
+
+def squared_pair(a: Diagram, b: Diagram, engine: dirac.TraceEngine | None = None,
+                 reg_prop: bool = False, identical_factor: bool = False) -> sympy.Expr:
+    """Spin-summed and averaged ``M_a M_b*`` (real), unsimplified; ``identical_factor`` includes
+    :func:`symmetry_factor` (as MARTY/SYMBA data do)."""
+    registry: dict[str, Combo] = {}
+    poly = interference_poly(a, b, engine, registry)
+    numerator = poly_to_sympy(poly, a.process, registry)
+    return _prefactor(a, b, identical_factor) * numerator / (denominator(a, reg_prop) * denominator(b, reg_prop))
+
+
+def squared_diagram(d: Diagram, engine: dirac.TraceEngine | None = None, reg_prop: bool = False,
+                    identical_factor: bool = False) -> sympy.Expr:
+    """Spin-summed and averaged ``|M_d|²`` of one diagram, unsimplified."""
+    return squared_pair(d, d, engine, reg_prop, identical_factor)
+
+
+def squared_process(process: Process, engine: dirac.TraceEngine | None = None,
+                    reg_prop: bool = False, identical_factor: bool = False) -> sympy.Expr:
+    """``|Σ_d M_d|²`` summed/averaged over spins, interference included, unsimplified."""
+    engine = engine or dirac.TraceEngine()
+    ds = list(diagrams(process))
+    total = sympy.Integer(0)
+    for i, a in enumerate(ds):
+        for j in range(i, len(ds)):
+            term = squared_pair(a, ds[j], engine, reg_prop, identical_factor)
+            total += term if i == j else 2 * term
+    return total
+
+
+# ---------------------------------------------------------------------------- simplification
+class SimplifyTimeout(Exception):
+    """``sympy.factor`` ran out of time."""
+
+
+def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.Expr, bool]:
+    """``(sympy.factor(expr), True)``, or ``(expr, False)`` after ``seconds``.
+
+    The limit uses ``SIGALRM``, so it applies in the main thread of a process (a worker process of
+    :func:`generate`, or a script); elsewhere ``factor`` runs without a limit.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        return sympy.factor(expr), True
+
+    def alarm(signum, frame):  # noqa: ARG001
+        raise SimplifyTimeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return sympy.factor(expr), True
+    except SimplifyTimeout:
+        return expr, False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------------------- SYMBA amplitude text
+def _rational_text(q: Fraction) -> str:
+    return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
+
+
+def _expr_text(expr: sympy.Expr) -> str:
+    return sympy.sstr(expr, order="none").replace("**", "^")
+
+
+def amplitude_text(d: Diagram, reg_prop: bool = False) -> str:
+    """The amplitude of one diagram in SYMBA's (MARTY's) text format.
+
+    The overall factor is ``i M`` with the metric of every photon propagator contracted, so that,
+    as in MARTY's files, a 4-fermion diagram reads ``-i e^2 Q1 Q2 gamma^mu ... gamma_mu ... / q^2``
+    and a fermion propagator appears as ``(q-slash + m) / (m^2 - q^2)`` up to the sign; propagator
+    numerators are expanded into a sum of terms, each with its own dummy indices. Factor order
+    inside a term: momenta and masses, gamma matrices, polarizations, spinors.
+    """
+    legs = d.process.legs
+    n_f = sum(len(ln.slots) - 1 for ln in d.lines)
+    n_a = len(d.internal)
+    # i M = (-i e Q)^V * i^nF * (-i)^nA * (-1)^nA (metric contracted) * sign * (real rest)
+    phase = (-1j) ** d.n_vertices * (1j) ** n_f * (-1j) ** n_a * (-1) ** n_a * d.sign
+    imag = abs(phase.imag) > 0.5
+    coeff = d.charge_factor() * round(phase.imag if imag else phase.real)
+
+    counter = itertools.count()
+    photon_lor: dict[tuple, int] = {}
+    lowered: set[int] = set()  # internal photons whose upper index was already written
+
+    def lor_of(slot: tuple[str, int]) -> int:
+        key = ("x", legs[slot[1]].p) if slot[0] == "x" else slot
+        if key not in photon_lor:
+            photon_lor[key] = next(counter)
+        return photon_lor[key]
+
+    per_line: list[list[tuple[int, list[str], list[str], int, int]]] = []
+    for i, ln in enumerate(d.lines):
+        flavour = d.line_flavour(i)
+        props = d.fermion_propagators(i)
+        choices = [[("m", 0, 0)] + [("p", k, c) for k, c in q] for q in props]
+        uppers = []
+        for slot in ln.slots:
+            uppers.append(slot[0] == "i" and slot[1] not in lowered)
+            if slot[0] == "i":
+                lowered.add(slot[1])
+        terms = []
+        for pick in itertools.product(*choices):
+            sign, scalars, gammas = 1, [], []
+            left = cur = next(counter)
+            for k, slot in enumerate(ln.slots):
+                nxt = next(counter)
+                gammas.append(f"gamma_{{{'+' if uppers[k] else ''}\\INDEX_{lor_of(slot)},INDEX_{cur},INDEX_{nxt}}}")
+                cur = nxt
+                if k < len(props):
+                    kind, mom, c = pick[k]
+                    if kind == "m":
+                        scalars.append(f"m_{flavour}")
+                        continue
+                    sign *= 1 if c > 0 else -1
+                    li, nxt = next(counter), next(counter)
+                    scalars.append((f"{abs(c)}*" if abs(c) != 1 else "") + f"p_{mom}_\\INDEX_{li}")
+                    gammas.append(f"gamma_{{+\\INDEX_{li},INDEX_{cur},INDEX_{nxt}}}")
+                    cur = nxt
+            terms.append((sign, scalars, gammas, left, cur))
+        per_line.append(terms)
+
+    products = []
+    for combo in itertools.product(*per_line):
+        sign, scalars, gammas, fields = 1, [], [], []
+        for i, (s_, sc, gs, left, right) in enumerate(combo):
+            sign *= s_
+            scalars += sc
+            gammas += gs
+            ln = d.lines[i]
+            for pos, index, bar in ((ln.bar, left, True), (ln.unbar, right, False)):
+                leg = legs[pos]
+                fields.append(f"{leg.species.name}_{{MOMENTUM_@,INDEX_{index}}}(p_{leg.p})"
+                              f"_{'v' if leg.species.anti else 'u'}{'^(*)' if bar else ''}")
+        pols = [f"A_{{MOMENTUM_@,+\\INDEX_{lor_of(('x', pos))}}}(p_{leg.p}){'' if leg.incoming else '^(*)'}"
+                for pos, leg in enumerate(legs) if not leg.species.particle.fermion]
+        products.append(("-" if sign < 0 else "") + "*".join(scalars + gammas + pols + fields))
+    body = "+".join(products)
+    pieces = body.split("MOMENTUM_@")
+    body = pieces[0] + "".join(f"MOMENTUM_{k % len(legs)}" + piece for k, piece in enumerate(pieces[1:]))
+    if len(products) > 1:
+        body = f"({body})"
+    head = _rational_text(abs(coeff))
+    prefix = ("-" if coeff < 0 else "") + (f"{head}*" if head != "1" else "") + ("i*" if imag else "")
+    prefix += f"e^{d.n_vertices}*" if d.n_vertices != 1 else "e*"
+    den = denominator(d, reg_prop)
+    if den == 1:
+        return prefix + body
+    return prefix + body + "/(" + "*".join(f"({_expr_text(f)})" for f in sympy.Mul.make_args(den)) + ")"
+
+
+# ---------------------------------------------------------------------------- generation
+@dataclass
+class GeneratedRow:
+    """One generated example: amplitude text, squared amplitude, and what produced it."""
+
+    process: str
+    diagram: int  # index among the process's diagrams; -1 for a whole-process row
+    amp: str
+    sqamp: sympy.Expr
+    simplified: bool  # False when factor() ran out of time (the row keeps the expanded form)
+    seconds: float
+
+
+def generate_process(process: Process, level: str = "diagram", simplify_timeout: float | None = 10.0,
+                     reg_prop: bool = False, identical_factor: bool = True,
+                     engine: dirac.TraceEngine | None = None) -> list[GeneratedRow]:
+    """Rows of one process: one per diagram (``level="diagram"``, as SYMBA) or one for the whole
+    process (``level="process"``: the amplitude is the sum of the diagrams, ``|M|²`` with
+    interference). ``identical_factor`` applies MARTY's 1/n! for identical final particles."""
+    if level not in ("diagram", "process"):
+        raise ValueError(f"level={level!r} must be 'diagram' or 'process'")
+    engine = engine or dirac.TraceEngine()
+    ds = list(diagrams(process))
+    rows = []
+    if level == "diagram":
+        for k, d in enumerate(ds):
+            t0 = time.perf_counter()
+            sq = squared_diagram(d, engine, reg_prop, identical_factor)
+            sq, ok = factor_with_timeout(sq, simplify_timeout)
+            rows.append(GeneratedRow(process.name, k, amplitude_text(d, reg_prop), sq, ok, time.perf_counter() - t0))
+    elif ds:
+        t0 = time.perf_counter()
+        sq = squared_process(process, engine, reg_prop, identical_factor)
+        sq, ok = factor_with_timeout(sq, simplify_timeout)
+        amp = "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds)
+        rows.append(GeneratedRow(process.name, -1, amp, sq, ok, time.perf_counter() - t0))
+    return rows
+
+
+def _worker(args: tuple) -> list[GeneratedRow]:
+    return generate_process(*args)
+
+
+def generate(processes: Sequence[Process], level: str = "diagram", simplify_timeout: float | None = 10.0,
+             reg_prop: bool = False, identical_factor: bool = True, workers: int = 0) -> list[GeneratedRow]:
+    """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
+    main thread makes the ``factor`` time limit effective)."""
+    if workers <= 0:
+        engine = dirac.TraceEngine()
+        return [r for p in processes
+                for r in generate_process(p, level, simplify_timeout, reg_prop, identical_factor, engine)]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    jobs = [(p, level, simplify_timeout, reg_prop, identical_factor) for p in processes]
+    with ctx.Pool(workers) as pool:
+        return [r for rows in pool.imap(_worker, jobs, chunksize=2) for r in rows]
+
+
+# ---------------------------------------------------------------------------- reading diagrams back
+def topology(d: Diagram) -> tuple:
+    """Lines as ``(bar p, unbar p, slots)`` with slots ``("x", p)`` (external photon) or
+    ``("i", (bar p, unbar p))`` (internal photon to that line); sorted. Equal for equal diagrams."""
+    legs = d.process.legs
+    ends = [(legs[ln.bar].p, legs[ln.unbar].p) for ln in d.lines]
+    out = []
+    for i, ln in enumerate(d.lines):
+        slots = []
+        for s in ln.slots:
+            if s[0] == "x":
+                slots.append(("x", legs[s[1]].p))
+            else:
+                a, b = d.internal[s[1]]
+                slots.append(("i", ends[b if a == i else a]))
+        out.append((*ends[i], tuple(slots)))
+    return tuple(sorted(out))
+
+
+def amplitude_topology(node: tuple) -> tuple:
+    """The :func:`topology` of a SYMBA amplitude parse tree (read from its first term)."""
+    from symlit.qed.symba_format import SymbaFormatError
+
+    def terms(n: tuple) -> list[list[tuple]]:
+        """The amplitude factors of every term of the expanded product."""
+        if n[0] == "mul":
+            out: list[list[tuple]] = [[]]
+            for a in n[1]:
+                out = [x + y for x in out for y in terms(a)]
+            return out
+        if n[0] == "add":
+            return [t for a in n[1] for t in terms(a)]
+        return [[n]] if n[0] in ("gamma", "spinor", "pol", "mom") else [[]]
+
+    # MARTY sometimes applies the Dirac equation to some terms; the term with the most gamma
+    # matrices keeps the whole chain
+    atoms = max(terms(node), key=lambda t: sum(a[0] == "gamma" for a in t))
+    gammas = [a for a in atoms if a[0] == "gamma"]
+    slashed = {a[3] for a in atoms if a[0] == "mom"}
+    pols = {a[4]: a[5] for a in atoms if a[0] == "pol"}
+    next_gamma = {g[3]: g for g in gammas}
+    spinor_at = {a[3]: a for a in atoms if a[0] == "spinor"}
+    chains = []
+    for a in atoms:
+        if a[0] == "spinor" and a[6]:  # a conjugated spinor starts a chain
+            cur, vertices = a[3], []
+            for _ in range(len(gammas) + 1):
+                if cur in next_gamma:
+                    g = next_gamma[cur]
+                    if g[2] not in slashed:
+                        vertices.append(g[2])
+                    cur = g[4]
+                else:
+                    break
+            end = spinor_at.get(cur)
+            if end is None or end[6]:
+                raise SymbaFormatError("a spinor chain does not end on an unconjugated spinor")
+            chains.append((a[4], end[4], vertices))
+    owner: dict[int, list[int]] = {}
+    for k, (_, _, vertices) in enumerate(chains):
+        for lor in vertices:
+            owner.setdefault(lor, []).append(k)
+    out = []
+    for k, (bar, unbar, vertices) in enumerate(chains):
+        slots = []
+        for lor in vertices:
+            if lor in pols:
+                slots.append(("x", pols[lor]))
+            else:
+                other = [j for j in owner[lor] if j != k]
+                if len(other) != 1:
+                    raise SymbaFormatError(f"Lorentz index {lor} does not join two fermion lines")
+                slots.append(("i", chains[other[0]][:2]))
+        out.append((bar, unbar, tuple(slots)))
+    return tuple(sorted(out))

@@ -1,0 +1,409 @@
+"""Read SYMBA/MARTY amplitude and squared-amplitude strings.
+
+An **amplitude** is an infix expression (``+ - * / ^``, parentheses, rationals) over
+
+* ``i`` (the imaginary unit), ``e`` (the coupling), masses ``m_mu``, dot products ``s_12``
+  (``s_ij = p_i . p_j``, ``s_ii = p_i^2``) and the propagator regulator ``reg_prop``;
+* gamma matrices ``gamma_{+\\INDEX_0,INDEX_1,INDEX_2}``: a Lorentz index (``\\INDEX``, ``+`` marks
+  the upper position) and two spinor indices;
+* spinors ``mu_{MOMENTUM_0,INDEX_2}(p_1)_u`` (``_u``/``_v``, ``^(*)`` = conjugated: ``u-bar``);
+* polarizations ``A_{MOMENTUM_0,+\\INDEX_3}(p_4)^(*)``;
+* momenta with a Lorentz index ``p_2_\\INDEX_5``.
+
+A **squared amplitude** uses only the scalar part and is read into SymPy, with ``i`` as
+``sympy.I`` and ``e`` as a plain symbol (not Euler's number).
+
+Amplitudes are tokenized directly from the parse tree (their factor order kept), with index names
+renumbered by first appearance: Lorentz indices ``LOR_k`` (``^LOR_k`` when upper), spinor indices
+``SPIN_k``, field labels ``MOMENTUM_k``, so amplitudes that differ only in dummy-index names
+tokenize equally.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import sympy
+
+from symlit.notation import NotationError
+from symlit.qed.particles import PARTICLES, Species
+from symlit.qed.tokens import check_notation, nary, number_tokens
+
+
+class SymbaFormatError(ValueError):
+    """A string that is not a valid SYMBA amplitude or squared amplitude."""
+
+
+# ---------------------------------------------------------------------------- lexer
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<gamma>gamma_\{(?P<g_up>\+?)\\INDEX_(?P<g_l>\d+),INDEX_(?P<g_a>\d+),INDEX_(?P<g_b>\d+)\})
+  | (?P<spinor>(?P<sp_f>[A-Za-z]+)_\{MOMENTUM_(?P<sp_m>\d+),INDEX_(?P<sp_i>\d+)\}\(p_(?P<sp_p>\d+)\)
+        _(?P<sp_k>[uv])(?P<sp_c>\^\(\*\))?)
+  | (?P<pol>(?P<po_f>[A-Za-z]+)_\{MOMENTUM_(?P<po_m>\d+),(?P<po_up>\+?)\\INDEX_(?P<po_i>\d+)\}\(p_(?P<po_p>\d+)\)
+        (?P<po_c>\^\(\*\))?)
+  | (?P<mom>p_(?P<mo_p>\d+)_(?P<mo_up>\+?)\\INDEX_(?P<mo_i>\d+))
+  | (?P<num>\d+)
+  | (?P<sym>[A-Za-z][A-Za-z0-9_]*)
+  | (?P<pow>\*\*|\^)
+  | (?P<op>[-+*/()])
+    """,
+    re.VERBOSE,
+)
+
+# AST nodes are tuples: ("num", Fraction) ("sym", name) ("I",) ("add", [..]) ("mul", [..])
+# ("pow", base, exp) ("gamma", up, lor, s1, s2) ("spinor", particle, label, sidx, p, kind, conj)
+# ("pol", particle, label, up, lor, p, conj) ("mom", p, up, lor)
+Node = tuple
+
+
+def _lex(text: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise SymbaFormatError(f"cannot read {text[pos:pos + 30]!r} at character {pos}")
+        pos = m.end()
+        kind = m.lastgroup
+        g = m.groupdict()
+        if g["ws"] is not None:
+            continue
+        if g["gamma"] is not None:
+            out.append(("atom", ("gamma", bool(g["g_up"]), int(g["g_l"]), int(g["g_a"]), int(g["g_b"]))))
+        elif g["spinor"] is not None:
+            out.append(("atom", ("spinor", g["sp_f"], int(g["sp_m"]), int(g["sp_i"]), int(g["sp_p"]),
+                                 g["sp_k"], bool(g["sp_c"]))))
+        elif g["pol"] is not None:
+            out.append(("atom", ("pol", g["po_f"], int(g["po_m"]), bool(g["po_up"]), int(g["po_i"]),
+                                 int(g["po_p"]), bool(g["po_c"]))))
+        elif g["mom"] is not None:
+            out.append(("atom", ("mom", int(g["mo_p"]), bool(g["mo_up"]), int(g["mo_i"]))))
+        elif g["num"] is not None:
+            out.append(("atom", ("num", Fraction(int(g["num"])))))
+        elif g["sym"] is not None:
+            name = g["sym"]
+            out.append(("atom", ("I",) if name == "i" else ("sym", name)))
+        else:
+            out.append(("op", "^" if kind == "pow" else m.group(0)))
+    return out
+
+
+# ---------------------------------------------------------------------------- AST helpers
+def _num(node: Node) -> Fraction | None:
+    return node[1] if node[0] == "num" else None
+
+
+def _mul(factors: list[Node]) -> Node:
+    """A flattened product with its numeric factors folded into one leading rational."""
+    coeff, rest = Fraction(1), []
+    for f in factors:
+        if f[0] == "mul":
+            sub = f[1]
+        else:
+            sub = [f]
+        for x in sub:
+            if x[0] == "num":
+                coeff *= x[1]
+            else:
+                rest.append(x)
+    if coeff == 0:
+        return ("num", Fraction(0))
+    if not rest:
+        return ("num", coeff)
+    if coeff != 1:
+        rest.insert(0, ("num", coeff))
+    return rest[0] if len(rest) == 1 else ("mul", rest)
+
+
+def _add(terms: list[Node]) -> Node:
+    flat: list[Node] = []
+    for t in terms:
+        flat.extend(t[1] if t[0] == "add" else [t])
+    return flat[0] if len(flat) == 1 else ("add", flat)
+
+
+def _pow(base: Node, exp: Node) -> Node:
+    b, e = _num(base), _num(exp)
+    if b is not None and e is not None and e.denominator == 1 and (b != 0 or e >= 0):
+        return ("num", b ** int(e))
+    return ("pow", base, exp)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _lex(text)
+        self.pos = 0
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.toks[self.pos] if self.pos < len(self.toks) else None
+
+    def next(self) -> tuple[str, Any]:
+        tok = self.peek()
+        if tok is None:
+            raise SymbaFormatError("expression ends early")
+        self.pos += 1
+        return tok
+
+    def parse(self) -> Node:
+        if not self.toks:
+            raise SymbaFormatError("empty expression")
+        node = self.expr()
+        if self.peek() is not None:
+            raise SymbaFormatError(f"unexpected {self.peek()[1]!r} after a complete expression (token {self.pos})")
+        return node
+
+    def expr(self) -> Node:
+        terms = [self.term()]
+        while (tok := self.peek()) in (("op", "+"), ("op", "-")):
+            self.pos += 1
+            t = self.term()
+            terms.append(t if tok[1] == "+" else _mul([("num", Fraction(-1)), t]))
+        return _add(terms)
+
+    def term(self) -> Node:
+        factors = [self.unary()]
+        while (tok := self.peek()) in (("op", "*"), ("op", "/")):
+            self.pos += 1
+            f = self.unary()
+            if tok[1] == "/":
+                n = _num(f)
+                if n == 0:
+                    raise SymbaFormatError("division by zero")
+                f = ("num", 1 / n) if n is not None else ("pow", f, ("num", Fraction(-1)))
+            factors.append(f)
+        return _mul(factors)
+
+    def unary(self) -> Node:
+        tok = self.peek()
+        if tok == ("op", "-"):
+            self.pos += 1
+            return _mul([("num", Fraction(-1)), self.unary()])
+        if tok == ("op", "+"):
+            self.pos += 1
+            return self.unary()
+        return self.power()
+
+    def power(self) -> Node:
+        base = self.atom()
+        if self.peek() == ("op", "^"):
+            self.pos += 1
+            return _pow(base, self.unary())
+        return base
+
+    def atom(self) -> Node:
+        kind, value = self.next()
+        if kind == "atom":
+            return value
+        if value == "(":
+            node = self.expr()
+            if self.next() != ("op", ")"):
+                raise SymbaFormatError("missing ')'")
+            return node
+        raise SymbaFormatError(f"unexpected {value!r} at token {self.pos - 1}")
+
+
+def parse(text: str) -> Node:
+    """The parse tree of an amplitude or squared amplitude (raises :class:`SymbaFormatError`)."""
+    return _Parser(text).parse()
+
+
+# ---------------------------------------------------------------------------- squared amplitudes
+def to_sympy(node: Node) -> sympy.Expr:
+    """A scalar parse tree as SymPy (``i`` -> ``I``); amplitude factors are an error."""
+    kind = node[0]
+    if kind == "num":
+        return sympy.Rational(node[1].numerator, node[1].denominator)
+    if kind == "I":
+        return sympy.I
+    if kind == "sym":
+        return sympy.Symbol(node[1])
+    if kind == "add":
+        return sympy.Add(*(to_sympy(a) for a in node[1]))
+    if kind == "mul":
+        return sympy.Mul(*(to_sympy(a) for a in node[1]))
+    if kind == "pow":
+        return sympy.Pow(to_sympy(node[1]), to_sympy(node[2]))
+    raise SymbaFormatError(f"a squared amplitude cannot contain the amplitude factor {kind!r}")
+
+
+def parse_sqamp(text: str) -> sympy.Expr:
+    """A SYMBA squared amplitude as a SymPy expression."""
+    return to_sympy(parse(text))
+
+
+def sqamp_text(expr: sympy.Expr) -> str:
+    """SYMBA-style text of a squared amplitude (``^`` powers, ``i`` for the imaginary unit)."""
+    text = sympy.sstr(expr, order="none").replace("**", "^")
+    return re.sub(r"\bI\b", "i", text)
+
+
+# ---------------------------------------------------------------------------- amplitudes
+@dataclass(frozen=True)
+class Leg:
+    """An external particle of an amplitude: its species, momentum label ``p`` and direction."""
+
+    species: Species
+    p: int
+    incoming: bool
+
+    def __str__(self) -> str:
+        return f"{self.species}(p_{self.p})"
+
+
+def _spinor_leg(particle: str, p: int, kind: str, conj: bool) -> Leg:
+    # u: incoming particle, u^(*) (u-bar): outgoing particle, v: outgoing antiparticle,
+    # v^(*) (v-bar): incoming antiparticle
+    anti = kind == "v"
+    incoming = (kind == "u") != conj
+    return Leg(Species(particle, anti), p, incoming)
+
+
+def legs(node: Node) -> list[Leg]:
+    """The external legs of an amplitude parse tree, sorted by momentum label."""
+    found: dict[int, Leg] = {}
+
+    def walk(n: Node) -> None:
+        if n[0] in ("add", "mul"):
+            for a in n[1]:
+                walk(a)
+        elif n[0] == "pow":
+            walk(n[1])
+            walk(n[2])
+        elif n[0] == "spinor":
+            _, f, _, _, p, kind, conj = n
+            leg = _spinor_leg(f, p, kind, conj)
+            if found.setdefault(p, leg) != leg:
+                raise SymbaFormatError(f"momentum p_{p} is given to two different external fields")
+        elif n[0] == "pol":
+            _, f, _, _, _, p, conj = n
+            leg = Leg(Species(f), p, not conj)
+            if found.setdefault(p, leg) != leg:
+                raise SymbaFormatError(f"momentum p_{p} is given to two different external fields")
+
+    walk(node)
+    for leg in found.values():
+        if leg.species.name not in PARTICLES:
+            raise SymbaFormatError(f"unknown particle {leg.species.name!r}")
+    return [found[p] for p in sorted(found)]
+
+
+def process_name(legs_: list[Leg]) -> str:
+    """``"e e~ -> mu mu~"``: incoming then outgoing species, each in momentum order."""
+    ins = " ".join(str(l.species) for l in legs_ if l.incoming)
+    outs = " ".join(str(l.species) for l in legs_ if not l.incoming)
+    return f"{ins} -> {outs}"
+
+
+def amplitude_tokens(node: Node, notation: str = "hybrid") -> list[str]:
+    """Tokens of an amplitude parse tree with dummy names renumbered by first appearance."""
+    check_notation(notation)
+    short = notation == "hybrid_short"
+    names: dict[tuple[str, int], str] = {}
+
+    def rename(kind: str, idx: int) -> str:
+        key = (kind, idx)
+        if key not in names:
+            count = sum(1 for k in names if k[0] == kind)
+            names[key] = {"lor": "LOR_", "spin": "SPIN_", "field": "MOMENTUM_"}[kind] + str(count)
+        return names[key]
+
+    def lor(up: bool, idx: int) -> str:
+        name = rename("lor", idx)
+        return "^" + name if up else name
+
+    def enc(n: Node) -> list[str]:
+        kind = n[0]
+        if kind == "num":
+            return number_tokens(n[1])
+        if kind == "I":
+            return ["I"]
+        if kind == "sym":
+            return [n[1]]
+        if kind == "add":
+            return nary("add", [enc(a) for a in n[1]], notation)
+        if kind == "mul":
+            return nary("mul", [enc(a) for a in n[1]], notation)
+        if kind == "pow":
+            if short and n[1][0] == "sym" and n[1][1].startswith("m_") and n[2][0] == "num" \
+                    and n[2][1].denominator == 1 and n[2][1] >= 2:
+                return [f"m{n[2][1].numerator}{n[1][1][2:]}"]
+            return ["pow", *enc(n[1]), *enc(n[2])]
+        if kind == "gamma":
+            _, up, l_idx, a, b = n
+            return ["gamma", lor(up, l_idx), rename("spin", a), rename("spin", b)]
+        if kind == "spinor":
+            _, f, label, sidx, p, sk, conj = n
+            head = f"spinor_{sk}{'bar' if conj else ''}"
+            return [head, f, rename("field", label), rename("spin", sidx), f"p_{p}"]
+        if kind == "pol":
+            _, f, label, up, l_idx, p, conj = n
+            return ["pol_conj" if conj else "pol", f, rename("field", label), lor(up, l_idx), f"p_{p}"]
+        if kind == "mom":
+            _, p, up, l_idx = n
+            return ["mom", f"p_{p}", lor(up, l_idx)]
+        raise SymbaFormatError(f"unknown node {kind!r}")
+
+    return enc(node)
+
+
+_SPINOR_HEADS = {"spinor_u": ("u", False), "spinor_ubar": ("u", True), "spinor_v": ("v", False),
+                 "spinor_vbar": ("v", True)}
+
+
+def legs_from_tokens(tokens: list[str] | str) -> list[Leg]:
+    """The external legs named in an amplitude's token sequence (see :func:`amplitude_tokens`)."""
+    toks = tokens.split() if isinstance(tokens, str) else tokens
+    found: dict[int, Leg] = {}
+    for i, tok in enumerate(toks):
+        if tok in _SPINOR_HEADS or tok in ("pol", "pol_conj"):
+            if i + 4 >= len(toks) or not toks[i + 4].startswith("p_"):
+                raise NotationError(f"malformed {tok} at token {i}")
+            name, p = toks[i + 1], int(toks[i + 4][2:])
+            if tok in _SPINOR_HEADS:
+                kind, conj = _SPINOR_HEADS[tok]
+                leg = _spinor_leg(name, p, kind, conj)
+            else:
+                leg = Leg(Species(name), p, tok == "pol")
+            found[p] = leg
+    return [found[p] for p in sorted(found)]
+
+
+def read_symba_file(path: str) -> list[tuple[str, str]]:
+    """``(amp, sqamp)`` string pairs of a SYMBA file: a CSV with ``amp,sqamp`` columns or a text
+    file with one ``amp<sep>sqamp`` pair per line (``<sep>`` a tab, or `` > `` as in SYMBA's
+    exported text files)."""
+    import csv
+
+    rows: list[tuple[str, str]] = []
+    with open(path, newline="") as f:
+        if path.endswith(".csv"):
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise SymbaFormatError(f"{path}: empty file")
+            cols = [h.strip() for h in header]
+            if "amp" not in cols or "sqamp" not in cols:
+                raise SymbaFormatError(f"{path}: the header {header} lacks the columns 'amp' and 'sqamp'")
+            ia, isq = cols.index("amp"), cols.index("sqamp")
+            for line_no, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) <= max(ia, isq):
+                    raise SymbaFormatError(f"{path}:{line_no}: expected {len(cols)} columns, got {len(row)}")
+                rows.append((row[ia], row[isq]))
+        else:
+            for line_no, line in enumerate(f, start=1):
+                line = line.strip()
+                if not line:
+                    continue
+                parts = line.split("\t") if "\t" in line else line.split(" > ")
+                if len(parts) != 2:
+                    raise SymbaFormatError(f"{path}:{line_no}: expected 'amp<TAB>sqamp' or 'amp > sqamp'")
+                rows.append((parts[0], parts[1]))
+    return rows

@@ -1,0 +1,223 @@
+"""SymPy expressions <-> token sequences: prefix, hybrid prefix and mass-token shortening.
+
+Three notations (``NOTATIONS``):
+
+``prefix``
+    Every operator has a fixed arity: ``add a b``, ``mul a b``, ``pow a b``. An n-ary sum is a
+    right-nested chain ``add a add b c``.
+``hybrid``
+    SYMBA's hybrid prefix: n-ary sums and products are written ``add( a b c )`` and
+    ``mul( a b c )``; every other operator stays prefix (``pow x INT+ 2``).
+``hybrid_short``
+    Hybrid prefix plus SYMBA's mass-token shortening: ``m_mu**2`` is one token ``m2mu`` and a
+    product ``m_mu**2 * s_12`` inside a product is one token ``m2mu*s_12``.
+
+Integers are ``INT+``/``INT-`` followed by decimal digits, a rational is ``RAT`` with two
+integers, the imaginary unit is ``I``, every symbol (``e``, ``m_mu``, ``s_12``, ``reg_prop``) is
+one token.
+
+Decoding is exact: :func:`from_tokens` rebuilds every node unevaluated with its arguments in
+SymPy's canonical order, so ``from_tokens(to_tokens(x)) == canonical(x)``, and ``canonical(x) ==
+x`` for any automatically evaluated expression and for the output of ``sympy.factor``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+from functools import cmp_to_key
+
+import sympy
+from sympy import Add, Basic, Mul, Pow, Rational, Symbol
+
+from symlit.notation import NotationError
+
+NOTATIONS = ("prefix", "hybrid", "hybrid_short")
+DIGITS = tuple("0123456789")
+OPERATOR_TOKENS = ("add", "mul", "pow", "add(", "mul(", ")", "RAT", "INT+", "INT-", "I")
+_MASS_POWER = re.compile(r"^m(\d+)([A-Za-z]+)$")
+_MASS_DOT = re.compile(r"^m(\d+)([A-Za-z]+)\*(s_\d+)$")
+_MASS_SYMBOL = re.compile(r"^m_([A-Za-z]+)$")
+_S_SYMBOL = re.compile(r"^s_\d+$")
+_SORT_KEY = cmp_to_key(Basic.compare)
+
+
+def check_notation(notation: str) -> None:
+    """Raise ``ValueError`` naming the config field for an unknown notation."""
+    if notation not in NOTATIONS:
+        raise ValueError(f"data.task.notation={notation!r} must be one of {NOTATIONS}")
+
+
+# ---------------------------------------------------------------------------- shared pieces
+def int_tokens(value: int) -> list[str]:
+    """``-12 -> ["INT-", "1", "2"]``."""
+    return ["INT-" if value < 0 else "INT+", *str(abs(value))]
+
+
+def number_tokens(value: Fraction | int) -> list[str]:
+    """An integer, or ``RAT p q`` for a non-integer rational."""
+    value = Fraction(value)
+    if value.denominator == 1:
+        return int_tokens(value.numerator)
+    return ["RAT", *int_tokens(value.numerator), *int_tokens(value.denominator)]
+
+
+def nary(op: str, args: Sequence[list[str]], notation: str) -> list[str]:
+    """An n-ary ``add``/``mul`` node: ``op( a b c )`` (hybrid) or a right-nested prefix chain."""
+    if len(args) == 1:
+        return list(args[0])
+    if notation == "prefix":
+        out: list[str] = []
+        for a in args[:-1]:
+            out += [op, *a]
+        return out + list(args[-1])
+    return [f"{op}(", *(t for a in args for t in a), ")"]
+
+
+# ---------------------------------------------------------------------------- SymPy -> tokens
+def canonical(expr: Basic) -> Basic:
+    """``expr`` rebuilt unevaluated with the arguments of every sum and product in canonical order."""
+    if isinstance(expr, (Add, Mul)):
+        args = sorted((canonical(a) for a in expr.args), key=_SORT_KEY)
+        return type(expr)(*args, evaluate=False)
+    if isinstance(expr, Pow):
+        return Pow(canonical(expr.base), canonical(expr.exp), evaluate=False)
+    return expr
+
+
+def _mass_power(arg: Basic) -> tuple[str, int] | None:
+    """``("mu", 2)`` for ``m_mu**2`` (integer power >= 2 of a mass symbol), else ``None``."""
+    if isinstance(arg, Pow) and isinstance(arg.base, Symbol) and arg.exp.is_Integer and int(arg.exp) >= 2:
+        m = _MASS_SYMBOL.match(arg.base.name)
+        if m:
+            return m.group(1), int(arg.exp)
+    return None
+
+
+def to_tokens(expr: Basic, notation: str = "hybrid") -> list[str]:
+    """Tokens of a SymPy expression in ``notation`` (see the module docstring)."""
+    check_notation(notation)
+    short = notation == "hybrid_short"
+
+    def enc(x: Basic) -> list[str]:
+        if x.is_Integer:
+            return int_tokens(int(x))
+        if x.is_Rational:
+            return ["RAT", *int_tokens(int(x.p)), *int_tokens(int(x.q))]
+        if x is sympy.I:
+            return ["I"]
+        if isinstance(x, Symbol):
+            if x.name in OPERATOR_TOKENS or x.name in DIGITS or not x.name or any(c.isspace() for c in x.name):
+                raise NotationError(f"symbol name {x.name!r} cannot be a token")
+            return [x.name]
+        if isinstance(x, Pow):
+            if short and (mp := _mass_power(x)):
+                return [f"m{mp[1]}{mp[0]}"]
+            return ["pow", *enc(x.base), *enc(x.exp)]
+        if isinstance(x, Add):
+            return nary("add", [enc(a) for a in x.args], notation)
+        if isinstance(x, Mul):
+            args = list(x.args)
+            parts: dict[int, list[str]] = {}
+            if short:  # pair mass powers with s_ij in order; the merged token takes the first one's place
+                masses = [i for i, a in enumerate(args) if _mass_power(a)]
+                dots = [i for i, a in enumerate(args) if isinstance(a, Symbol) and _S_SYMBOL.match(a.name)]
+                for i, j in zip(masses, dots):
+                    name, n = _mass_power(args[i])  # type: ignore[misc]
+                    parts[min(i, j)] = [f"m{n}{name}*{args[j].name}"]
+                    parts[max(i, j)] = []
+            encoded = [parts[i] if i in parts else enc(a) for i, a in enumerate(args)]
+            return nary("mul", [e for e in encoded if e], notation)
+        raise NotationError(f"cannot tokenize {type(x).__name__} node {x}")
+
+    return enc(expr)
+
+
+# ---------------------------------------------------------------------------- tokens -> SymPy
+def from_tokens(tokens: Sequence[str] | str, notation: str = "hybrid") -> Basic:
+    """Inverse of :func:`to_tokens`; raises :class:`NotationError` on a malformed sequence."""
+    check_notation(notation)
+    toks = tokens.split() if isinstance(tokens, str) else list(tokens)
+    short = notation == "hybrid_short"
+    pos = 0
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(toks):
+            raise NotationError(f"sequence ends early: {' '.join(toks)!r}")
+        pos += 1
+        return toks[pos - 1]
+
+    def integer(sign: str) -> int:
+        nonlocal pos
+        start = pos
+        while pos < len(toks) and toks[pos] in DIGITS:
+            pos += 1
+        if pos == start:
+            raise NotationError(f"{sign} without digits at token {start}")
+        digits = "".join(toks[start:pos])
+        if len(digits) > 1 and digits[0] == "0":
+            raise NotationError(f"integer with a leading zero at token {start}")
+        return int(digits) * (-1 if sign == "INT-" else 1)
+
+    def node(kind: type, args: list[Basic]) -> Basic:
+        flat: list[Basic] = []
+        for a in args:  # merged tokens and prefix chains come back as nested nodes of the same kind
+            flat.extend(a.args if isinstance(a, kind) else [a])
+        if len(flat) < 2:
+            raise NotationError(f"{kind.__name__.lower()} with fewer than two arguments")
+        return kind(*sorted(flat, key=_SORT_KEY), evaluate=False)
+
+    def dec() -> Basic:
+        tok = take()
+        if tok in ("INT+", "INT-"):
+            return sympy.Integer(integer(tok))
+        if tok == "RAT":
+            p_sign, q_sign = take(), None
+            if p_sign not in ("INT+", "INT-"):
+                raise NotationError("RAT must be followed by two integers")
+            p = integer(p_sign)
+            q_sign = take()
+            if q_sign not in ("INT+", "INT-"):
+                raise NotationError("RAT must be followed by two integers")
+            q = integer(q_sign)
+            if q == 0:
+                raise NotationError("RAT with a zero denominator")
+            return Rational(p, q)
+        if tok == "I":
+            return sympy.I
+        if tok == "pow":
+            base = dec()
+            return Pow(base, dec(), evaluate=False)
+        if tok in ("add", "mul"):
+            a = dec()
+            return node(Add if tok == "add" else Mul, [a, dec()])
+        if tok in ("add(", "mul("):
+            args = []
+            while pos < len(toks) and toks[pos] != ")":
+                args.append(dec())
+            take()
+            return node(Add if tok == "add(" else Mul, args)
+        if tok == ")" or tok in DIGITS:
+            raise NotationError(f"unexpected {tok!r} at token {pos - 1}")
+        if short and (m := _MASS_DOT.match(tok)):
+            mass = Pow(Symbol(f"m_{m.group(2)}"), sympy.Integer(int(m.group(1))), evaluate=False)
+            return node(Mul, [mass, Symbol(m.group(3))])
+        if short and (m := _MASS_POWER.match(tok)):
+            return Pow(Symbol(f"m_{m.group(2)}"), sympy.Integer(int(m.group(1))), evaluate=False)
+        return Symbol(tok)
+
+    out = dec()
+    if pos != len(toks):
+        raise NotationError(f"{len(toks) - pos} tokens left over after a complete expression")
+    return out
+
+
+def token_score(target: Sequence[str], hypothesis: Sequence[str]) -> float:
+    """SYMBA's token score ``(n_correct - n_extra) / n_true``: position-wise matches minus extra tokens."""
+    if not target:
+        return 0.0
+    correct = sum(a == b for a, b in zip(target, hypothesis))
+    extra = max(0, len(hypothesis) - len(target))
+    return (correct - extra) / len(target)

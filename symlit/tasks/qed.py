@@ -1,0 +1,288 @@
+"""QED amplitudes -> squared amplitudes (SYMBA): from SYMBA/MARTY files or from our generator.
+
+Source: the amplitude of a Feynman diagram as tokens (:func:`symlit.qed.symba_format.amplitude_tokens`);
+target: its spin-summed squared amplitude in ``notation`` (``prefix``, ``hybrid`` or
+``hybrid_short``, see :mod:`symlit.qed.tokens`).
+
+Splits never leak: rows are grouped by their normalized amplitude (``split_by: amplitude``) or by
+their process (``split_by: process``: whole processes are held out) and a group lands in one split
+by a hash of its key. ``holdout_particles`` moves every row involving one of those particles into
+an extra test split ``holdout``.
+
+A hypothesis is correct when its tokens equal the target's or, decoded to SymPy, it agrees with
+the target numerically at ``n_points`` random kinematic points (``s_ij`` from physical momenta of
+the process read from the source, on-shell masses, ``reg_prop = 0``), so an equivalent form counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+from symlit.notation import NotationError
+from symlit.qed import generator as gen
+from symlit.qed import kinematics
+from symlit.qed import symba_format as sf
+from symlit.qed.particles import FERMIONS, LEPTONS, PARTICLES
+from symlit.qed.tokens import DIGITS, OPERATOR_TOKENS, check_notation, from_tokens, to_tokens, token_score
+from symlit.tasks.base import Rows, Task, exact_match
+
+log = logging.getLogger(__name__)
+SPLIT_BY = ("amplitude", "process")
+SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _unit(text: str) -> float:
+    """A deterministic number in [0, 1) from ``text``."""
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
+
+
+def process_key(legs: list[sf.Leg]) -> str:
+    """A process independent of leg order: ``"e e~ -> mu mu~"`` with species sorted."""
+    ins = sorted(str(l.species) for l in legs if l.incoming)
+    outs = sorted(str(l.species) for l in legs if not l.incoming)
+    return f"{' '.join(ins)} -> {' '.join(outs)}"
+
+
+def _leg_class(leg: sf.Leg) -> str:
+    name = leg.species.name
+    base = "A" if name == "A" else ("l" if name in LEPTONS else "q")
+    return base + ("~" if leg.species.anti else "")
+
+
+@dataclass
+class _QEDTask(Task):
+    """Shared splitting, vocabulary and verification of the QED tasks."""
+
+    notation: str = "hybrid_short"
+    split_by: str = "amplitude"
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    holdout_particles: list[str] = field(default_factory=list)
+    n_points: int = 3
+    tolerance: float = 1e-6
+    max_rows: int | None = None
+
+    def _check(self) -> None:
+        check_notation(self.notation)
+        self.holdout_particles = [str(p) for p in self.holdout_particles]
+        if self.split_by not in SPLIT_BY:
+            raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}")
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
+        unknown = [p for p in self.holdout_particles if p not in PARTICLES]
+        if unknown:
+            raise ValueError(f"data.task.holdout_particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
+        if self.n_points < 1:
+            raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
+
+    # ------------------------------------------------------------------ rows and splits
+    def _row(self, amp: str, sqamp: sympy.Expr | str, where: str) -> dict[str, Any]:
+        try:
+            tree = sf.parse(amp)
+            legs = sf.legs(tree)
+            source = " ".join(sf.amplitude_tokens(tree, self.notation))
+        except (sf.SymbaFormatError, KeyError, ValueError) as err:
+            raise ValueError(f"{where} field 'amp': {err}") from None
+        try:
+            expr = sf.parse_sqamp(sqamp) if isinstance(sqamp, str) else sqamp
+            target = " ".join(to_tokens(expr, self.notation))
+        except (sf.SymbaFormatError, NotationError, ValueError) as err:
+            raise ValueError(f"{where} field 'sqamp': {err}") from None
+        return {"source": source, "target": target, "process": process_key(legs),
+                "group": process_key(legs) if self.split_by == "process" else " ".join(sf.amplitude_tokens(tree))}
+
+    def _split(self, rows: list[dict[str, Any]]) -> dict[str, Rows]:
+        names = ["train", "valid", "test"] + (["holdout"] if self.holdout_particles else [])
+        splits: dict[str, Rows] = {n: {"source": [], "target": [], "process": []} for n in names}
+        held = set(self.holdout_particles)
+        for row in rows:
+            particles = {p.strip("~") for side in row["process"].split("->") for p in side.split()}
+            if particles & held:
+                dest = "holdout"
+            else:
+                u = _unit(row["group"])
+                dest = "valid" if u < self.valid_fraction else ("test" if 1 - u <= self.test_fraction else "train")
+            for k in ("source", "target", "process"):
+                splits[dest][k].append(row[k])
+        if not splits["train"]["source"]:
+            raise ValueError(f"{self.name}: no training rows left after splitting")
+        return splits
+
+    # ------------------------------------------------------------------ vocabulary
+    def base_vocabulary(self) -> list[str]:
+        masses = [f"m_{f}" for f in FERMIONS]
+        dots = [f"s_{i}{j}" for i in range(1, 6) for j in range(i, 6)]
+        vocab = [*OPERATOR_TOKENS, *DIGITS, "e", "reg_prop", *masses, *dots]
+        vocab += ["gamma", "spinor_u", "spinor_ubar", "spinor_v", "spinor_vbar", "pol", "pol_conj", "mom"]
+        vocab += [*PARTICLES, *(f"p_{i}" for i in range(1, 6)), *(f"MOMENTUM_{i}" for i in range(6))]
+        if self.notation == "hybrid_short":
+            vocab += [f"m{n}{f}" for f in FERMIONS for n in (2, 4)]
+            vocab += [f"m2{f}*{s}" for f in FERMIONS for s in dots]
+        return vocab
+
+    # ------------------------------------------------------------------ verification
+    def decode(self, tokens: str) -> sympy.Expr:
+        """A target or hypothesis token string as SymPy."""
+        return from_tokens(tokens, self.notation)
+
+    def numeric_equal(self, source: str, target: str, hypothesis: str) -> bool:
+        """Target and hypothesis agree at ``n_points`` random kinematic points of the source's process."""
+        want, got = self.decode(target), self.decode(hypothesis)
+        try:
+            legs = sf.legs_from_tokens(source)
+        except (NotationError, KeyError, ValueError):
+            legs = []
+        rng = random.Random(_unit(source + target))
+        checked = 0
+        for _ in range(self.n_points):
+            if legs:
+                values = kinematics.point(legs, rng)
+            else:
+                values = kinematics.free_point(sorted(want.free_symbols | got.free_symbols, key=str), rng)
+            try:
+                a = kinematics.evaluate(want, values)
+            except (ZeroDivisionError, OverflowError):
+                continue
+            try:
+                b = kinematics.evaluate(got, values)
+            except (ZeroDivisionError, OverflowError, KeyError):
+                return False
+            if kinematics.relative_difference(a, b) > self.tolerance:
+                return False
+            checked += 1
+        return checked > 0
+
+    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+        """Exact token match, or numeric equivalence (may raise on a malformed hypothesis)."""
+        return exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
+
+    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
+        """SYMBA's token score and numeric equivalence (0/1) of one hypothesis."""
+        try:
+            numeric = exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
+        except Exception:  # noqa: BLE001 - an undecodable hypothesis is simply not equivalent
+            numeric = False
+        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(numeric)}
+
+    def bucket(self, source: str, target: str) -> str:
+        """Process class, e.g. ``"l l~ -> q q~"`` or ``"A l -> A l"`` (``l`` lepton, ``q`` quark)."""
+        try:
+            legs = sf.legs_from_tokens(source)
+        except (NotationError, KeyError, ValueError):
+            return "unknown"
+        ins = sorted(_leg_class(l) for l in legs if l.incoming)
+        outs = sorted(_leg_class(l) for l in legs if not l.incoming)
+        return f"{' '.join(ins)} -> {' '.join(outs)}"
+
+
+@dataclass
+class QEDSymbaTask(_QEDTask):
+    """Amplitude -> squared amplitude pairs read from SYMBA files (CSV with ``amp,sqamp`` columns,
+    or text with one ``amp<TAB>sqamp`` pair per line). A relative ``path`` is looked up in the
+    working directory, then in the repository root (so the shipped sample
+    ``data_samples/symba-qed-2to2/valid.csv`` is found from anywhere)."""
+
+    path: str = "???"
+
+    def __post_init__(self) -> None:
+        self._check()
+        self.path = str(self.resolved_path())
+
+    def resolved_path(self) -> Path:
+        p = Path(self.path).expanduser()
+        for candidate in (p, REPO_ROOT / p):
+            if candidate.is_file():
+                return candidate.resolve()
+        raise FileNotFoundError(f"data.task.path={self.path} does not exist (nor under {REPO_ROOT})")
+
+    def fingerprint(self) -> str:
+        """Configuration plus the file's size and modification time: an edited file is re-read."""
+        p = Path(self.path)
+        blob = json.dumps({"base": super().fingerprint(), "file": [p.stat().st_size, p.stat().st_mtime_ns]})
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def build(self) -> dict[str, Rows]:
+        pairs = sf.read_symba_file(self.path)
+        if self.max_rows is not None:
+            pairs = pairs[: self.max_rows]
+        if not pairs:
+            raise ValueError(f"data.task.path={self.path}: no rows")
+        rows = [self._row(a, s, f"{self.path}: data row {k}") for k, (a, s) in enumerate(pairs, start=1)]
+        return self._split(rows)
+
+
+@dataclass
+class QEDGeneratedTask(_QEDTask):
+    """Pairs made by symlit's tree-level QED generator (:mod:`symlit.qed.generator`), one row per
+    Feynman diagram (``level: diagram``, as SYMBA) or per process with interference
+    (``level: process``). ``shapes`` picks ``1to2``, ``2to1``, ``2to2``, ``2to3``; ``particles``
+    restricts the particle table; ``max_processes`` draws that many processes per shape (by
+    ``seed``). The build is cached as a dataset by the task fingerprint (``workers`` excluded)."""
+
+    shapes: list[str] = field(default_factory=lambda: ["2to2"])
+    particles: list[str] | None = None
+    level: str = "diagram"
+    max_processes: int | None = None
+    simplify_timeout: float = 10.0
+    reg_prop: bool = False
+    identical_factor: bool = True
+    seed: int = 0
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        self._check()
+        self.shapes = [str(s) for s in self.shapes]
+        bad = [s for s in self.shapes if s not in SHAPES]
+        if not self.shapes or bad:
+            raise ValueError(f"data.task.shapes={self.shapes} must be a non-empty subset of {sorted(SHAPES)}")
+        if self.particles is not None:
+            self.particles = [str(p) for p in self.particles]
+            unknown = [p for p in self.particles if p not in PARTICLES]
+            if unknown:
+                raise ValueError(f"data.task.particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
+        if self.level not in ("diagram", "process"):
+            raise ValueError(f"data.task.level={self.level!r} must be 'diagram' or 'process'")
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg.pop("workers", None)  # how many processes build the data does not change it
+        return cfg
+
+    def processes(self) -> list[gen.Process]:
+        """The processes to generate, per shape in enumeration order (sampled by ``seed``)."""
+        out = []
+        for shape in self.shapes:
+            procs = gen.enumerate_processes(*SHAPES[shape], particles=self.particles)
+            if self.max_processes is not None and len(procs) > self.max_processes:
+                procs = random.Random(f"{self.seed}/{shape}").sample(procs, self.max_processes)
+            out += procs
+        return out
+
+    def build(self) -> dict[str, Rows]:
+        generated = gen.generate(self.processes(), self.level, self.simplify_timeout, self.reg_prop,
+                                 self.identical_factor, self.workers)
+        if self.max_rows is not None:
+            generated = generated[: self.max_rows]
+        if not generated:
+            raise ValueError("data.task: the generator produced no rows (check shapes and particles)")
+        slow = sum(not r.simplified for r in generated)
+        if slow:
+            log.warning("%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
+                        slow, len(generated), self.simplify_timeout)
+        rows = [self._row(r.amp, r.sqamp, f"generated {r.process} diagram {r.diagram}") for r in generated]
+        return self._split(rows)
+
+
+__all__ = ["QEDGeneratedTask", "QEDSymbaTask", "process_key"]
