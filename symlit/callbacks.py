@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class PredictionTable(L.Callback):
@@ -29,6 +30,39 @@ class PredictionTable(L.Callback):
                     data=[list(r) for r in rows],
                     step=trainer.global_step,
                 )
+
+
+class SignalCheckpoint(L.Callback):
+    """Saves ``last.ckpt`` when the job is stopped with SIGTERM (preemption, ``scancel``, a time limit).
+
+    Lightning turns SIGTERM into an exception at the next batch boundary on every rank; this
+    callback saves the checkpoint there, so rerunning the command resumes at the same global step.
+    (``SIGUSR1`` on SLURM is Lightning's own: it saves ``hpc_ckpt_<n>.ckpt`` and requeues the job.)
+    """
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+
+
+class RankAgreement(L.Callback):
+    """After training, checks that every rank holds the same weights (a desynchronised DDP run fails)."""
+
+    def __init__(self) -> None:
+        self.checksums: list[float] = []
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import torch
+
+        with torch.no_grad():
+            local = sum(p.double().sum() + p.double().square().sum() for p in pl_module.parameters())
+        gathered = trainer.strategy.all_gather(torch.as_tensor(local, dtype=torch.float64, device=pl_module.device))
+        self.checksums = [float(x) for x in gathered.reshape(-1).cpu()]
+        if any(abs(c - self.checksums[0]) > 1e-9 * max(1.0, abs(self.checksums[0])) for c in self.checksums):
+            raise RuntimeError(f"ranks finished training with different weights (checksums {self.checksums})")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -17,12 +18,28 @@ def config_dir() -> Path:
     raise FileNotFoundError("symlit's Hydra configs (conf/train.yaml) were not found next to the package")
 
 
+def slurm_job_tag() -> str | None:
+    """``slurm-<job id>`` (``slurm-<array job id>_<task id>`` in an array) inside a SLURM batch job.
+
+    A requeued job keeps its id, so it finds its run directory again. Interactive allocations
+    (job name ``bash`` or ``interactive``, as Lightning treats them) get no tag.
+    """
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return None
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"slurm-{array_job}_{task}" if array_job and task else f"slurm-{job}"
+
+
 def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     """Directory name of a run, derived from the command, never from the clock.
 
     An explicit ``run_name`` wins (in a sweep it is joined with the job's overrides so jobs stay
-    apart); otherwise the command-line overrides name the run (``default`` when there are none),
-    so rerunning the same command finds the same directory and resumes from its ``last.ckpt``.
+    apart). Otherwise, in a SLURM batch job, the job id names it (:func:`slurm_job_tag`), below the
+    overrides, so a requeued job resumes and a new submission starts afresh. Elsewhere the
+    command-line overrides name the run (``default`` when there are none), so rerunning the same
+    command finds the same directory and resumes from its ``last.ckpt``. Sweep jobs are named by
+    their overrides.
     """
     safe = re.sub(r"[^A-Za-z0-9_.,=+\-]", "_", overrides or "")
     if len(safe) > 100:
@@ -31,6 +48,9 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
         return str(run_name)
     if run_name:
         return f"{run_name}/{safe}"
+    tag = None if sweep else slurm_job_tag()
+    if tag:
+        return f"{safe}/{tag}" if safe else tag
     return safe or "default"
 
 

@@ -176,9 +176,10 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     With ``bucket`` on, examples are shuffled, grouped into pools of ``pool`` batches, sorted by
     length inside each pool (less padding), cut into batches, and the batches shuffled. With
-    ``world_size > 1`` each rank takes every ``world_size``-th batch (the list is padded by
-    repetition so every rank runs the same number of steps). ``skip`` batches are dropped from
-    the front of the next iteration only (used when resuming mid-epoch).
+    ``world_size > 1`` the examples are cut into a multiple of ``world_size`` batches (sizes differ
+    by at most one) and each rank takes every ``world_size``-th: every example is seen exactly once
+    per epoch and every rank runs the same number of steps. ``skip`` batches are dropped from the
+    front of the next iteration only (used when resuming mid-epoch).
     """
 
     def __init__(
@@ -216,13 +217,17 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
             order = np.concatenate(
                 [chunk[np.argsort(self.lengths[chunk], kind="stable")] for chunk in np.split(order, range(size, n, size))]
             ) if n else order
-        batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        if self.world_size > 1:
+            if n < self.world_size:
+                raise ValueError(f"{n} examples cannot be shared by {self.world_size} ranks")
+            n_batches = -(-n // self.batch_size)
+            n_batches += (-n_batches) % self.world_size
+            batches = [chunk.tolist() for chunk in np.array_split(order, n_batches)]
+        else:
+            batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
         if self.shuffle and self.bucket:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.world_size > 1:
-            batches += batches[: (-len(batches)) % self.world_size]
-            batches = batches[self.rank :: self.world_size]
-        return batches
+        return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.batches()[self.skip :]
@@ -231,7 +236,7 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __len__(self) -> int:
         n_batches = -(-len(self.lengths) // self.batch_size)
-        return -(-n_batches // self.world_size)
+        return -(-n_batches // self.world_size)  # = len(self.batches()) on every rank
 
 
 class ResumableDataLoader(DataLoader):

@@ -54,6 +54,7 @@ class Seq2SeqModule(L.LightningModule):
         num_prediction_samples: int = 32,
         test_decode: dict[str, Any] | None = None,
         verify: dict[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         model, optim, task = _plain(model), _plain(optim), _plain(task)
@@ -74,6 +75,7 @@ class Seq2SeqModule(L.LightningModule):
                 "num_prediction_samples": num_prediction_samples,
                 "test_decode": test_decode,
                 "verify": verify,
+                "compile": compile,
             }
         )
         self.tokenizer = Seq2SeqTokenizer.from_json(tokenizer_json)
@@ -99,8 +101,20 @@ class Seq2SeqModule(L.LightningModule):
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.model(src, tgt_in)
 
+    @property
+    def forward_model(self) -> torch.nn.Module:
+        """The model for teacher-forced passes: ``torch.compile``-d when ``compile`` is on.
+
+        Kept outside the module tree, so checkpoints hold the plain weights; decoding stays eager.
+        """
+        if not self.hparams.get("compile"):
+            return self.model
+        if "_compiled" not in self.__dict__:
+            self.__dict__["_compiled"] = torch.compile(self.model)
+        return self.__dict__["_compiled"]
+
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(batch["src"], batch["tgt_in"])
+        logits = self.forward_model(batch["src"], batch["tgt_in"])
         loss = F.cross_entropy(
             logits.flatten(0, 1).float(),
             batch["tgt_out"].flatten(),

@@ -17,12 +17,15 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from symlit.atomic import write_text_atomic
-from symlit.callbacks import AtomicCheckpointIO
+from symlit.callbacks import AtomicCheckpointIO, RankAgreement
 from symlit.config import config_dir
 from symlit.data import Seq2SeqDataModule
 from symlit.module import Seq2SeqModule
@@ -35,8 +38,25 @@ class RunDirectoryError(RuntimeError):
     """The run directory holds results that this command would overwrite."""
 
 
+def _is_rank_zero() -> bool:
+    """Rank from the launcher's environment (RANK, LOCAL_RANK, SLURM_PROCID), known before the Trainer."""
+    return rank_zero_only.rank == 0
+
+
 def _write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
+    if _is_rank_zero():  # every rank computes the same content; one writes it
+        write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
+
+
+def _record_resume(run_dir: Path, checkpoint: str) -> None:
+    """Append the checkpoint and its global step to ``resumes.jsonl`` (the run's resume history)."""
+    if not _is_rank_zero():
+        return
+    import torch
+
+    step = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True).get("global_step")
+    with (run_dir / "resumes.jsonl").open("a") as f:
+        f.write(json.dumps({"checkpoint": checkpoint, "global_step": step}) + "\n")
 
 
 def _resume_point(run_dir: Path, resume: bool) -> tuple[str | None, bool]:
@@ -97,7 +117,8 @@ def _tokenizer_for_run(datamodule: Seq2SeqDataModule, run_dir: Path) -> Seq2SeqT
             )
         datamodule.use_tokenizer(saved)
         return saved
-    built.save(path)
+    if _is_rank_zero():
+        built.save(path)
     return built
 
 
@@ -110,9 +131,9 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
         if logger_cfg._target_.endswith("WandbLogger"):
             # one W&B run per run directory: its id is kept there so a resumed job continues it
             id_file = run_dir / "wandb_id.txt"
-            if logger_cfg.get("id") is None:
+            if logger_cfg.get("id") is None and _is_rank_zero():  # other ranks never start a W&B run
                 if not id_file.exists():
-                    id_file.write_text(uuid.uuid4().hex[:12])
+                    write_text_atomic(id_file, uuid.uuid4().hex[:12])
                 kwargs["id"] = id_file.read_text().strip()
             kwargs["resume"] = "allow"
             if logger_cfg.get("name") is None:
@@ -164,16 +185,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("model: %.2fM parameters, vocabulary %d", module.model.num_parameters() / 1e6, len(tokenizer))
 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    agreement = RankAgreement()
+    callbacks.append(agreement)
     loggers = _loggers(cfg, run_dir) if not fast_dev_run else []
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if not loggers:  # nothing to report learning rates to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":  # submitit requeues the job itself; Lightning must not
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=plugins,
         default_root_dir=str(run_dir),
     )
     for logger in loggers:
@@ -184,7 +210,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info("%s already finished training; evaluating only", run_dir)
             global_step = json.loads((run_dir / "metrics.json").read_text())["global_step"]
         else:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            if resume_from:
+                _record_resume(run_dir, resume_from)
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            except SIGTERMException:
+                log.warning("stopped by SIGTERM at step %d; rerun the same command to resume", trainer.global_step)
+                raise SystemExit(143) from None
             global_step = trainer.global_step
             if not fast_dev_run:
                 trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
@@ -199,8 +231,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = {k: float(v) for k, v in metrics.items()}
         if trainer.is_global_zero:
             if not fast_dev_run:
-                _write_json(run_dir / "metrics.json", {"metrics": metrics, "checkpoint": ckpt, "finished": True,
-                                                       "global_step": global_step})
+                _write_json(run_dir / "metrics.json", {
+                    "metrics": metrics, "checkpoint": ckpt, "finished": True, "global_step": global_step,
+                    "world_size": trainer.world_size, "cluster": type(trainer._accelerator_connector.cluster_environment).__name__,
+                    "rank_checksums": agreement.checksums,
+                })
             _print_summary(metrics, run_dir, ckpt)
     finally:
         for logger in loggers:

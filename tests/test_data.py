@@ -60,12 +60,19 @@ def test_sampler_is_deterministic_and_covers_each_example_once():
     assert list(a) != first
 
 
-def test_rank_shards_cover_every_example_with_equal_lengths():
-    lengths = np.arange(1000) % 17
-    shards = [list(EpochBatchSampler(lengths, 32, True, 0, rank=r, world_size=3)) for r in range(3)]
-    assert len({len(s) for s in shards}) == 1
-    seen = [i for shard in shards for batch in shard for i in batch]
-    assert set(seen) == set(range(1000))
+@pytest.mark.parametrize("n", [1000, 97, 3])
+@pytest.mark.parametrize("bucket", [True, False])
+def test_rank_shards_see_every_example_exactly_once_with_equal_steps(n, bucket):
+    lengths = np.arange(n) % 17
+    for epoch in (0, 1):
+        samplers = [EpochBatchSampler(lengths, 32, True, 0, bucket=bucket, rank=r, world_size=3) for r in range(3)]
+        for s in samplers:
+            s.set_epoch(epoch)
+        shards = [list(s) for s in samplers]
+        assert len({len(s) for s in shards}) == 1 and len(shards[0]) == len(samplers[0])
+        seen = sorted(i for shard in shards for batch in shard for i in batch)
+        assert seen == list(range(n))
+        assert max(len(b) for shard in shards for b in shard) <= 32
 
 
 def test_loader_resumes_mid_epoch_with_the_same_batches():

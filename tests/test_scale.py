@@ -1,0 +1,178 @@
+"""Scale-out on CPU: DDP with two gloo processes, a simulated SLURM job (run dir, SIGUSR1 requeue
+checkpoint), SIGTERM, multirun sweeps with separate W&B runs, and the sbatch templates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from symlit.config import config_dir, run_id
+from symlit.slurm import compose_train, render
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["experiment=addition", "data.task.n_train=400", "data.task.n_valid=40", "data.task.n_test=40",
+        "trainer.enable_progress_bar=false", "module.num_prediction_samples=4"]
+SLURM_ENV = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "symlit", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
+             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NNODES": "1",
+             "SLURM_NODELIST": "localhost"}
+
+
+def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", **(extra or {})}
+
+
+def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 400):
+    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def start(root: Path, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def global_step(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
+    run(tmp_path, [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=6",
+                   "logger=csv", "run_name=ddp"])
+    metrics = json.loads((tmp_path / "outputs/addition/ddp/metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["finished"] and metrics["global_step"] == 6
+    first, second = metrics["rank_checksums"]
+    assert first == pytest.approx(second, rel=1e-12)  # the ranks hold the same weights
+    assert "test/seq_acc" in metrics["metrics"]
+
+
+def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
+    args = [*TINY, "data.batch_size=8", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=5",
+            "logger=wandb"]
+    proc = start(tmp_path, args, SLURM_ENV)
+    deadline = time.time() + 300
+    # the job id names the run, below the command's overrides
+    while not (found := list(tmp_path.glob("outputs/addition/*/slurm-4242/checkpoints/last.ckpt"))):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    run_dir = found[0].parents[1]
+    proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit: Lightning saves hpc_ckpt_<n>
+    while not list(run_dir.glob("hpc_ckpt_*.ckpt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # let the atomic rename finish
+    proc.send_signal(signal.SIGKILL)  # ... then SLURM kills the job (and requeues it: same id)
+    log = proc.communicate()[0]
+    hpc = list(run_dir.glob("hpc_ckpt_*.ckpt"))
+    assert hpc, log[-3000:]
+    step = global_step(hpc[0])
+    assert 0 < step < 100, f"the signal did not arrive mid-training (step {step})"
+    wandb_id = (run_dir / "wandb_id.txt").read_text()
+
+    newest = max([*hpc, run_dir / "checkpoints/last.ckpt"], key=lambda p: p.stat().st_mtime_ns)
+    newest_step = global_step(newest)
+    assert newest_step >= step
+
+    run(tmp_path, args, SLURM_ENV)  # the requeued job resumes from the newest checkpoint
+    resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
+    assert resumes == [{"checkpoint": str(newest), "global_step": newest_step}]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["cluster"] == "SLURMEnvironment" and metrics["global_step"] == 100
+    assert (run_dir / "wandb_id.txt").read_text() == wandb_id
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert runs and all(r.name.endswith(wandb_id) for r in runs)  # the same W&B run, continued
+
+
+def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
+    args = [*TINY, "data.batch_size=8", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=1000",
+            "logger=csv", "run_name=term"]
+    run_dir = tmp_path / "outputs/addition/term"
+    proc = start(tmp_path, args)
+    deadline = time.time() + 300
+    while not (run_dir / "csv" / "metrics.csv").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 143, log[-3000:]
+    step = global_step(run_dir / "checkpoints/last.ckpt")
+    assert 0 < step < 100, f"the signal did not arrive mid-training (step {step})"
+    assert not (run_dir / "metrics.json").exists()
+
+    run(tmp_path, args)
+    resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
+    assert [r["global_step"] for r in resumes] == [step]
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 100
+
+
+def test_multirun_gives_each_job_its_own_run_dir_and_wandb_run(tmp_path):
+    run(tmp_path, ["-m", *TINY, "trainer.max_steps=3", "logger=wandb", "optim.optimizer.lr=1e-3,2e-3"])
+    sweep = tmp_path / "outputs" / "addition"
+    runs = sorted(sweep.glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2, sorted(p.name for p in sweep.iterdir())
+    assert len({r.parent.parent for r in runs}) == 2  # one run directory per job
+    ids = {(r.parent.parent / "wandb_id.txt").read_text() for r in runs}
+    assert len(ids) == 2 and all(r.name.endswith(tuple(ids)) for r in runs)
+
+
+def test_run_id_under_slurm(monkeypatch):
+    for key in ("SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert run_id(None, "") == "default"
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert run_id(None, "") == "slurm-77"
+    assert run_id(None, "optim.optimizer.lr=0.1") == "optim.optimizer.lr=0.1/slurm-77"
+    assert run_id("mine", "") == "mine"  # an explicit name wins
+    assert run_id(None, "a=1", sweep=True) == "a=1"  # sweep jobs are named by their overrides
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "70")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert run_id(None, "") == "slurm-70_3"
+    monkeypatch.setenv("SLURM_JOB_NAME", "interactive")  # salloc sessions are not batch jobs
+    assert run_id(None, "") == "default"
+
+
+@pytest.mark.parametrize("template", sorted((ROOT / "slurm").glob("*.sbatch")), ids=lambda p: p.name)
+def test_sbatch_templates_parse_and_render_with_config_values(template, tmp_path):
+    assert subprocess.run(["bash", "-n", str(template)]).returncode == 0
+    overrides = ["experiment=addition_4x2", "trainer=multinode", "trainer.num_nodes=3", "trainer.devices=2",
+                 "slurm.partition=gpu-long", "slurm.time=12:00:00", "optim.optimizer.lr=3e-4"]
+    text = render(template.read_text(), compose_train(overrides), overrides)
+    for line in ("#SBATCH --nodes=3", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --partition=gpu-long", "#SBATCH --time=12:00:00", "#SBATCH --job-name=addition_4x2",
+                 "#SBATCH --signal=SIGUSR1@90", "#SBATCH --requeue"):
+        assert line in text.splitlines(), line
+    srun = next(line for line in text.splitlines() if line.startswith("srun") or "srun " in line)
+    srun_block = text[text.index(srun):]
+    assert "optim.optimizer.lr=3e-4" in srun_block and '"$@"' in srun_block
+    rendered = tmp_path / "job.sbatch"
+    rendered.write_text(text)
+    assert subprocess.run(["bash", "-n", str(rendered)]).returncode == 0
+
+
+def test_cpu_render_asks_for_no_gpus_and_bad_devices_are_refused():
+    template = (ROOT / "slurm" / "train_single_gpu.sbatch").read_text()
+    text = render(template, compose_train(["trainer=cpu"]), ["trainer=cpu"])
+    assert "--gpus-per-node" not in text
+    with pytest.raises(ValueError, match="trainer.devices"):
+        render(template, compose_train(["trainer.devices=auto"]), [])
+
+
+def test_submitit_launcher_config_takes_the_trainer_values():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=multinode", "trainer.num_nodes=2",
+                                          "trainer.devices=4", "slurm.partition=gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu" and launcher.max_num_timeout > 0
+    assert launcher._target_.endswith("SlurmLauncher")
