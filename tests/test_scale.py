@@ -176,3 +176,12 @@ def test_submitit_launcher_config_takes_the_trainer_values():
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
     assert launcher.partition == "gpu" and launcher.max_num_timeout > 0
     assert launcher._target_.endswith("SlurmLauncher")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_mixed_precision_trains_on_gpu(tmp_path, precision):
+    run(tmp_path, [*TINY, "trainer=gpu", f"trainer.precision={precision}", "trainer.max_steps=30", "logger=none",
+                   f"run_name={precision}"])
+    metrics = json.loads((tmp_path / "outputs/addition" / precision / "metrics.json").read_text())["metrics"]
+    assert all(v == v for v in metrics.values())  # finite (no NaN from overflow)
