@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,32 @@ class SignalCheckpoint(L.Callback):
 
     Lightning turns SIGTERM into an exception at the next batch boundary on every rank; this
     callback saves the checkpoint there, so rerunning the command resumes at the same global step.
-    (``SIGUSR1`` on SLURM is Lightning's own: it saves ``hpc_ckpt_<n>.ckpt`` and requeues the job.)
+    (``SIGUSR1`` on SLURM is Lightning's own: it saves ``hpc_ckpt_<n>.ckpt`` and requeues the job.
+    Under Hydra's submitit launcher, submitit's ``SIGUSR2`` is routed the same way: stop at the
+    next batch boundary, save, then let submitit requeue.)
     """
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
+        self._submitit_handler: Any = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Under Hydra's submitit launcher the warning signal is SIGUSR2, and submitit's handler would
+        # requeue and exit mid-step. Turn it into Lightning's SIGTERM flag instead (stop at the next
+        # batch boundary, save below), then hand over to submitit's handler to requeue.
+        if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and self._submitit_handler is None:
+            self._submitit_handler = signal.getsignal(signal.SIGUSR2)
+
+            def stop_at_batch_end(signum: int, frame: Any) -> None:
+                trainer._signal_connector.received_sigterm = True
+
+            signal.signal(signal.SIGUSR2, stop_at_batch_end)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
             trainer.save_checkpoint(self.dirpath / "last.ckpt")
+            if callable(self._submitit_handler):
+                self._submitit_handler(signal.SIGUSR2, None)  # submitit requeues the job and exits
 
 
 class RankAgreement(L.Callback):

@@ -193,7 +193,8 @@ def sample_decode(
     tokens = out.tokens.view(batch, num_samples, -1)
     log_probs, finished = out.scores.view(batch, num_samples), out.finished.view(batch, num_samples)
     # finished samples first, then by log-probability
-    order = torch.argsort(log_probs.double() + finished.double() * 1e9, dim=1, descending=True)
+    order = torch.argsort(log_probs, dim=1, descending=True, stable=True)
+    order = order.gather(1, torch.argsort(finished.gather(1, order).int(), dim=1, descending=True, stable=True))
     return NBest(
         tokens.gather(1, order[..., None].expand_as(tokens)),
         log_probs.gather(1, order),
@@ -223,7 +224,8 @@ def beam_search(
     and either ``early_stopping`` is on or no alive beam can still beat the worst finished one
     (an exact bound: log-probabilities only decrease). Inputs with fewer than ``beam_size``
     finished hypotheses after ``max_len`` steps are filled with their best unfinished beams.
-    ``beam_size=1`` gives exactly the greedy hypothesis.
+    With ``early_stopping`` (or ``length_penalty=0``), ``beam_size=1`` gives exactly the greedy
+    hypothesis; without it, a longer hypothesis with a better normalised score may win.
     """
     k, device = beam_size, src.device
     batch, pad_id = src.shape[0], model.cfg.pad_id
@@ -255,8 +257,10 @@ def beam_search(
         n_alive_score = alive_sum[which] / float(length) ** length_penalty
         scores = torch.cat([fin_score[which], n_alive_score], dim=1)
         finished = torch.cat([torch.isfinite(fin_score[which]), torch.zeros_like(n_alive_score, dtype=torch.bool)], 1)
-        key = torch.where(torch.isfinite(scores), scores.double(), -1e300) + finished.double() * 1e12
-        order = key.topk(k, dim=1).indices
+        # finished before unfinished, each by score (two stable sorts: no precision lost to an offset)
+        order = torch.argsort(torch.nan_to_num(scores, neginf=-1e30), dim=1, descending=True, stable=True)
+        order = order.gather(1, torch.argsort(finished.gather(1, order).int(), dim=1, descending=True, stable=True))
+        order = order[:, :k]
         seqs = torch.cat([fin_seq[which], alive_seq[which]], dim=1)
         sums = torch.cat([fin_sum[which], alive_sum[which]], dim=1)
         target = rows[which]

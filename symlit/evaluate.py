@@ -103,11 +103,12 @@ def wants_nbest(config: DecodeConfig) -> bool:
 # ---------------------------------------------------------------------------- verification
 def verify_predictions(predictions: list[Prediction], pool: VerifierPool, agreement: bool = True) -> None:
     """Fill in verdicts, extra scores and beam agreement (each distinct check runs once)."""
-    checks: dict[tuple[str, str, str | None, bool], Check] = {}
+    checks: dict[tuple[str, str, str | None], Check] = {}
 
     def want(source: str, target: str, hyp: str | None, with_scores: bool = False) -> tuple:
-        key = (source, target, hyp, with_scores)
-        checks.setdefault(key, Check(source, target, hyp, with_scores))
+        key = (source, target, hyp)
+        check = checks.setdefault(key, Check(source, target, hyp))
+        check.with_scores |= with_scores
         return key
 
     plan = []

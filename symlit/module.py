@@ -185,7 +185,9 @@ class Seq2SeqModule(L.LightningModule):
             k = config.num_samples if config.strategy == "sample" else config.beam_size
             self.log(f"{prefix}/top1_acc", sum(p.top1_correct for p in preds) / size, batch_size=size, **log)
             self.log(f"{prefix}/acc_at_{k}", sum(p.any_correct for p in preds) / size, batch_size=size, **log)
-        for name in sorted({n for p in preds for n in p.extra}):
+        # every declared score on every batch (0 where a hypothesis had none: no EOS, an error), so
+        # all ranks log the same keys and the means cover every example
+        for name in self.task.score_names:
             self.log(f"{prefix}/{name}", sum(p.extra.get(name, 0.0) for p in preds) / size, batch_size=size, **log)
         return preds
 

@@ -70,6 +70,12 @@ def render(template: str, cfg: DictConfig, overrides: list[str]) -> str:
     return text
 
 
+def template_groups(template: str) -> list[str]:
+    """Config-group choices the template's own ``srun`` line makes (e.g. ``trainer=ddp``)."""
+    srun = template[template.find("srun ") :] if "srun " in template else ""
+    return re.findall(r"(?<![\w.])(trainer=\w+)", srun)
+
+
 def compose_train(overrides: list[str]) -> DictConfig:
     """The ``train`` config composed with ``overrides`` (as ``symlit-train`` would)."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -86,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     if not template.is_file():
         raise SystemExit(f"symlit-slurm: template {template} not found (see slurm/*.sbatch)")
     overrides = args[1:]
-    sys.stdout.write(render(template.read_text(), compose_train(overrides), overrides))
+    text = template.read_text()
+    # the template's srun line chooses e.g. trainer=ddp; the user's overrides come after and win
+    cfg = compose_train([*template_groups(text), *overrides])
+    sys.stdout.write(render(text, cfg, overrides))
 
 
 if __name__ == "__main__":

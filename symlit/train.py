@@ -70,8 +70,9 @@ def _resume_point(run_dir: Path, resume: bool) -> tuple[str | None, bool]:
             f"{run_dir} already holds checkpoints or results and resume=false. Rerun with resume=true to "
             "continue, choose another run_name, or delete the directory."
         )
-    for stale in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a save interrupted by a kill
-        stale.unlink()
+    if _is_rank_zero():  # saves interrupted by a kill (last.ckpt in checkpoints/, hpc_ckpt in the run dir)
+        for stale in [*(run_dir / "checkpoints").glob(".*.tmp-*"), *run_dir.glob(".*.tmp-*")]:
+            stale.unlink(missing_ok=True)
     finished = metrics.exists() and json.loads(metrics.read_text()).get("finished", False)
     newest = max(checkpoints, key=lambda p: p.stat().st_mtime_ns) if checkpoints else None
     if newest is not None:
@@ -206,41 +207,58 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     try:
-        if finished:
-            log.info("%s already finished training; evaluating only", run_dir)
-            global_step = json.loads((run_dir / "metrics.json").read_text())["global_step"]
-        else:
-            if resume_from:
-                _record_resume(run_dir, resume_from)
-            try:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-            except SIGTERMException:
-                log.warning("stopped by SIGTERM at step %d; rerun the same command to resume", trainer.global_step)
-                raise SystemExit(143) from None
-            global_step = trainer.global_step
-            if not fast_dev_run:
-                trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-        monitored = [cb.best_model_path for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
-        best = Path(monitored[0]) if monitored and monitored[0] else run_dir / "checkpoints" / "best.ckpt"
-        ckpt = str(best) if best.is_file() and not fast_dev_run else None
-        metrics: dict[str, float] = {}
-        for result in trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-            metrics.update(result)
-        for result in trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-            metrics.update(result)
-        metrics = {k: float(v) for k, v in metrics.items()}
-        if trainer.is_global_zero:
-            if not fast_dev_run:
-                _write_json(run_dir / "metrics.json", {
-                    "metrics": metrics, "checkpoint": ckpt, "finished": True, "global_step": global_step,
-                    "world_size": trainer.world_size, "cluster": type(trainer._accelerator_connector.cluster_environment).__name__,
-                    "rank_checksums": agreement.checksums,
-                })
-            _print_summary(metrics, run_dir, ckpt)
+        return _fit_and_evaluate(cfg, trainer, module, datamodule, run_dir, resume_from, finished, agreement)
+    except SIGTERMException:
+        log.warning("stopped by SIGTERM at step %d; rerun the same command to resume", trainer.global_step)
+        raise SystemExit(143) from None
     finally:
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.finish()  # never let a W&B run leak into the next multirun job
+
+
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: Seq2SeqModule,
+    datamodule: Seq2SeqDataModule,
+    run_dir: Path,
+    resume_from: str | None,
+    finished: bool,
+    agreement: RankAgreement,
+) -> dict[str, float]:
+    """Fit (unless finished), save ``last.ckpt``, validate and test the best checkpoint, write ``metrics.json``."""
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    if finished:
+        log.info("%s already finished training; evaluating only", run_dir)
+        global_step = json.loads((run_dir / "metrics.json").read_text())["global_step"]
+    else:
+        if resume_from:
+            _record_resume(run_dir, resume_from)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        global_step = trainer.global_step
+        if not fast_dev_run:
+            trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    monitored = [cb.best_model_path for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
+    best = Path(monitored[0]) if monitored and monitored[0] else run_dir / "checkpoints" / "best.ckpt"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    # explicit paths: with None, Lightning under SLURM would load a stale hpc_ckpt instead of these weights
+    ckpt = None if fast_dev_run else str(best) if best.is_file() else str(last) if last.is_file() else None
+    metrics: dict[str, float] = {}
+    for result in trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+        metrics.update(result)
+    for result in trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+        metrics.update(result)
+    metrics = {k: float(v) for k, v in metrics.items()}
+    if trainer.is_global_zero:
+        if not fast_dev_run:
+            _write_json(run_dir / "metrics.json", {
+                "metrics": metrics, "checkpoint": ckpt, "finished": True, "global_step": global_step,
+                "world_size": trainer.world_size,
+                "cluster": type(trainer._accelerator_connector.cluster_environment).__name__,
+                "rank_checksums": agreement.checksums,
+            })
+        _print_summary(metrics, run_dir, ckpt)
     return metrics
 
 

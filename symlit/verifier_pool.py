@@ -84,10 +84,19 @@ class _Worker:
         self.ready = False
 
     def wait_ready(self, timeout: float) -> None:
-        if not self.ready:
-            if not self.conn.poll(timeout) or self.conn.recv() != "ready":
-                raise RuntimeError(f"a verifier process did not start within {timeout:g} s")
-            self.ready = True
+        if self.ready:
+            return
+        try:
+            ok = self.conn.poll(timeout) and self.conn.recv() == "ready"
+        except (EOFError, OSError):
+            self.process.join(timeout=5)
+            raise RuntimeError(
+                f"a verifier process exited while starting (exit code {self.process.exitcode}); "
+                "its error is printed above (is the task picklable and importable?)"
+            ) from None
+        if not ok:
+            raise RuntimeError(f"a verifier process did not start within {timeout:g} s")
+        self.ready = True
 
     def kill(self) -> None:
         self.process.kill()
@@ -136,11 +145,16 @@ class VerifierPool:
             worker.wait_ready(self.STARTUP_TIMEOUT)
         busy: dict[Connection, _Worker] = {}
         while pending or busy:
-            for worker in self._workers:
+            for worker in list(self._workers):
                 if worker.job is None and pending:
-                    worker.job = pending.popleft()
-                    worker.deadline = time.monotonic() + self.timeout
-                    worker.conn.send((worker.job, checks[worker.job]))
+                    job = pending.popleft()
+                    try:
+                        worker.conn.send((job, checks[job]))
+                    except (BrokenPipeError, OSError):  # died while idle: replace it, retry the job
+                        pending.appendleft(job)
+                        self._replace(worker)
+                        continue
+                    worker.job, worker.deadline = job, time.monotonic() + self.timeout
                     busy[worker.conn] = worker
             if not busy:
                 break

@@ -27,7 +27,7 @@ class EosBiased(Seq2SeqTransformer):
     def decode(self, tgt_in, memory, memory_mask, cache=None):
         start = cache.length if cache is not None else 0
         logits = super().decode(tgt_in, memory, memory_mask, cache).clone()
-        position = torch.arange(start, start + tgt_in.shape[1], dtype=torch.float32)
+        position = torch.arange(start, start + tgt_in.shape[1], dtype=torch.float32, device=logits.device)
         pace = 0.5 + memory[:, :1, :4].abs().mean(-1)  # (B, 1): differs between sources
         logits[..., EOS] += self.eos_bias - 3.0 + pace * position
         return logits
@@ -51,12 +51,13 @@ def sequence_log_prob(model: Seq2SeqTransformer, src: torch.Tensor, seq: list[in
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("length_penalty", [1.0, 0.0, 0.6])
-def test_beam_size_one_equals_greedy(seed, length_penalty):
+@pytest.mark.parametrize(("length_penalty", "early_stopping"), [(1.0, True), (0.6, True), (0.0, True), (0.0, False)])
+def test_beam_size_one_equals_greedy(seed, length_penalty, early_stopping):
     model = EosBiased(seed=seed)
     src = sources(seed=seed)
     greedy = greedy_decode(model, src, BOS, EOS, max_len=6)
-    beam = beam_search(model, src, BOS, EOS, max_len=6, beam_size=1, length_penalty=length_penalty)
+    beam = beam_search(model, src, BOS, EOS, max_len=6, beam_size=1, length_penalty=length_penalty,
+                       early_stopping=early_stopping)
     assert greedy.finished.any() and not greedy.finished.all()  # the case mixes ended and unended rows
     assert torch.equal(beam.tokens[:, 0], greedy.tokens)
     assert torch.equal(beam.finished[:, 0], greedy.finished)

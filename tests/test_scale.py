@@ -16,7 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from symlit.config import config_dir, run_id
-from symlit.slurm import compose_train, render
+from symlit.slurm import compose_train, render, template_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["experiment=addition", "data.task.n_train=400", "data.task.n_valid=40", "data.task.n_test=40",
@@ -27,8 +27,15 @@ SLURM_ENV = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "symlit", "SLURM_NTASKS":
 
 
 def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The subprocess environment; a fake ``scontrol`` records requeue calls (never a real cluster's)."""
+    bin_dir = root / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> "{root}/scontrol.log"\n')
+    scontrol.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", **(extra or {})}
+    return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
+            "PATH": f"{bin_dir}:{env.get('PATH', '')}", **(extra or {})}
 
 
 def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 400):
@@ -77,6 +84,7 @@ def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
     assert hpc, log[-3000:]
     step = global_step(hpc[0])
     assert 0 < step < 100, f"the signal did not arrive mid-training (step {step})"
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]  # Lightning asked SLURM to requeue
     wandb_id = (run_dir / "wandb_id.txt").read_text()
 
     newest = max([*hpc, run_dir / "checkpoints/last.ckpt"], key=lambda p: p.stat().st_mtime_ns)
@@ -94,8 +102,8 @@ def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
 
 
 def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
-    args = [*TINY, "data.batch_size=8", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=1000",
-            "logger=csv", "run_name=term"]
+    args = [*TINY, "data.batch_size=8", "trainer.max_epochs=6", "callbacks.last_checkpoint.every_n_train_steps=1000",
+            "logger=csv", "run_name=term"]  # 300 steps
     run_dir = tmp_path / "outputs/addition/term"
     proc = start(tmp_path, args)
     deadline = time.time() + 300
@@ -106,13 +114,13 @@ def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
     log = proc.communicate(timeout=300)[0]
     assert proc.returncode == 143, log[-3000:]
     step = global_step(run_dir / "checkpoints/last.ckpt")
-    assert 0 < step < 100, f"the signal did not arrive mid-training (step {step})"
+    assert 0 < step < 300, f"the signal did not arrive mid-training (step {step})"
     assert not (run_dir / "metrics.json").exists()
 
     run(tmp_path, args)
     resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
     assert [r["global_step"] for r in resumes] == [step]
-    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 100
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 300
 
 
 def test_multirun_gives_each_job_its_own_run_dir_and_wandb_run(tmp_path):
@@ -157,6 +165,13 @@ def test_sbatch_templates_parse_and_render_with_config_values(template, tmp_path
     rendered = tmp_path / "job.sbatch"
     rendered.write_text(text)
     assert subprocess.run(["bash", "-n", str(rendered)]).returncode == 0
+
+
+def test_render_uses_the_templates_own_trainer_choice():
+    text = (ROOT / "slurm" / "train_multinode.sbatch").read_text()
+    assert template_groups(text) == ["trainer=multinode"]
+    rendered = render(text, compose_train([*template_groups(text), "trainer.num_nodes=4"]), ["trainer.num_nodes=4"])
+    assert "#SBATCH --nodes=4" in rendered and "#SBATCH --ntasks-per-node=4" in rendered  # multinode: 4 GPUs/node
 
 
 def test_cpu_render_asks_for_no_gpus_and_bad_devices_are_refused():

@@ -65,8 +65,11 @@ class Task(ABC):
         """A label for per-bucket accuracy in evaluation reports (digits, operators, process...)."""
         return "all"
 
+    #: names of the extra scores :meth:`scores` returns (logged as ``<stage>/<name>``)
+    score_names: tuple[str, ...] = ()
+
     def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
-        """Extra per-hypothesis scores averaged into metrics (e.g. a token score); none by default."""
+        """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics."""
         return {}
 
     def test_splits(self, split_names: Iterable[str]) -> list[str]:

@@ -62,6 +62,7 @@ def _leg_class(leg: sf.Leg) -> str:
 class _QEDTask(Task):
     """Shared splitting, vocabulary and verification of the QED tasks."""
 
+    score_names = ("token_score", "numeric_equiv")  # class attribute (no annotation): not a config field
     notation: str = "hybrid_short"
     split_by: str = "amplitude"
     valid_fraction: float = 0.05
