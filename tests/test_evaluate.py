@@ -156,3 +156,18 @@ def test_eval_on_other_data_with_a_missing_file_names_the_field(trained, tmp_pat
     cfg = eval_cfg(trained, "data=file", f"data.task.train={tmp_path / 'missing.csv'}")
     with pytest.raises(Exception, match="missing.csv"):
         run_eval(cfg)
+
+
+def test_malformed_prefix_hypotheses_are_wrong_never_a_crash():
+    """Unbalanced or garbled prefix answers of a real task (QED, hybrid prefix) through the pool."""
+    from symlit.tasks import QEDSymbaTask
+
+    task = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv", max_rows=8)
+    split = next(rows for rows in task.build().values() if rows["source"])
+    source, target = split["source"][0], split["target"][0]
+    tokens = target.split()
+    hypotheses = [target, " ".join(tokens[1:]), " ".join(tokens[:-3]), "add(", ")", "INT+", "", "pow INT+ 2 INT+ 9 9 9 9"]
+    with VerifierPool(task, workers=1, timeout=20.0) as pool:
+        outcomes = pool.verify([Check(source, target, h, with_scores=True) for h in hypotheses])
+    assert outcomes[0].verdict == "correct" and outcomes[0].scores["token_score"] == 1.0
+    assert all(o.verdict in ("wrong", "error") for o in outcomes[1:]), [o.verdict for o in outcomes]
