@@ -1,0 +1,380 @@
+"""The generation engine behind ``symlit-generate`` and :class:`~symlit.tasks.calculus.CalculusTask`.
+
+Work is cut into *chunks* (``chunk_attempts`` tries seeded by ``(seed, chunk id)``) run by worker
+processes. Accepted samples are appended to Arrow *shards* (``<out>/shards/shard-NNNNNN.arrow``),
+each written to a temporary name and renamed when complete, with the chunk ids it holds and the
+rejection counts in its schema metadata. Rerunning with the same output directory reads the
+shards back and carries on with the missing chunk ids: an interrupted run loses at most the
+shard being filled.
+
+Time limits: each try runs under a per-sample limit inside its worker (``SIGALRM`` in the
+worker's main thread, see :mod:`symlit.calculus.limits`); a worker whose chunk overruns its
+deadline anyway (stuck in C code) is killed and replaced, and the chunk counted as
+``chunk_timeout``. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk
+
+log = logging.getLogger(__name__)
+SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("n_ops", pa.int32()), ("chunk", pa.int64())])
+META_KEY = b"symlit.calculus"
+CONFIG_FILE = "generator.json"
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=10).digest()
+
+
+@dataclass
+class GenerationReport:
+    """What a generation run produced (cumulated over resumed runs)."""
+
+    unique: int = 0
+    accepted: int = 0
+    attempts: int = 0
+    causes: dict[str, int] = field(default_factory=dict)
+    shards: int = 0
+    seconds: float = 0.0
+    new_accepted: int = 0
+
+    def add(self, stats: dict[str, int]) -> None:
+        for cause, count in stats.items():
+            self.causes[cause] = self.causes.get(cause, 0) + count
+            self.attempts += count
+            if cause == "ok":
+                self.accepted += count
+
+    def summary(self) -> str:
+        """Human-readable totals and the rejections by cause."""
+        rejected = {k: v for k, v in self.causes.items() if k != "ok"}
+        lines = [f"attempts {self.attempts}, accepted {self.accepted}, unique sources {self.unique}, "
+                 f"shards {self.shards}, {self.seconds:.1f} s this run"]
+        if self.seconds > 0:
+            lines.append(f"throughput this run: {self.new_accepted / self.seconds:.2f} accepted equations/s")
+        if rejected:
+            lines.append("rejections by cause:")
+            total = max(self.attempts, 1)
+            for cause, count in sorted(rejected.items(), key=lambda kv: -kv[1]):
+                lines.append(f"  {cause:<24} {count:>9}  ({100 * count / total:.1f} % of attempts)")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- shards
+def _write_shard(directory: Path, index: int, rows: list[dict[str, Any]], chunks: list[int],
+                 stats: dict[str, int]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {META_KEY: json.dumps({"chunks": sorted(chunks), "stats": stats}).encode()}
+    table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata(meta))
+    final = directory / f"shard-{index:06d}.arrow"
+    tmp = directory / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+def iter_shards(out_dir: str | Path) -> Iterator[tuple[pa.Table, dict[str, Any]]]:
+    """Each complete shard's table and metadata (chunk ids, stats), in shard order."""
+    directory = Path(out_dir) / "shards"
+    for path in sorted(directory.glob("shard-*.arrow")):
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        except (pa.ArrowInvalid, OSError) as err:
+            raise ValueError(f"shard {path} is unreadable ({err}); delete it and rerun to regenerate its chunks") from None
+        meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+        yield table, meta
+
+
+def read_rows(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every generated row of an output directory, ordered by chunk id (duplicates included)."""
+    rows = []
+    for table, _ in iter_shards(out_dir):
+        rows.extend(table.to_pylist())
+    rows.sort(key=lambda r: r["chunk"])  # stable: keeps the order inside a chunk
+    return rows
+
+
+def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """First row of each distinct source, with ``count`` = occurrences of that source."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kept = first.get(row["source"])
+        if kept is None:
+            first[row["source"]] = {**row, "count": 1}
+        else:
+            kept["count"] += 1
+    return list(first.values())
+
+
+# ---------------------------------------------------------------------------- workers
+def _worker_main(conn: Connection, config: dict[str, Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    generator = Generator(GeneratorConfig(**config))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        chunk, seed, attempts = msg
+        samples, stats = generate_chunk(generator.config, seed, attempts, generator=generator)
+        conn.send((chunk, samples, stats))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, config: dict[str, Any]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, config), daemon=True)
+        self.process.start()
+        child.close()
+        self.chunk: int | None = None
+        self.deadline = 0.0
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except (OSError, BrokenPipeError):
+                self.process.kill()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class _DirectoryLock:
+    """``<out>/.lock`` holding the writer's pid: two runs never append to the same shards."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / ".lock"
+
+    def __enter__(self) -> _DirectoryLock:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                    os.kill(pid, 0)
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    self.path.unlink(missing_ok=True)  # left by a killed run
+                    continue
+                except PermissionError:
+                    pass
+                raise RuntimeError(f"another process (pid {pid}) is generating into {self.path.parent}; "
+                                   f"wait for it or delete {self.path} if it is gone") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise RuntimeError(f"could not lock {self.path.parent}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _chunk_seed(seed: Any, chunk: int) -> str:
+    return f"{seed}/{chunk}"
+
+
+def generate(config: GeneratorConfig, out_dir: str | Path, n_unique: int, workers: int = 1, seed: Any = 0,
+             shard_size: int = 1000, chunk_attempts: int = 16, chunk_timeout: float | None = None,
+             progress: bool = True, max_attempts: int | None = None, flush_seconds: float = 60.0) -> GenerationReport:
+    """Generate into ``out_dir`` until it holds ``n_unique`` distinct sources (resuming what is there).
+
+    A shard is written every ``shard_size`` rows or ``flush_seconds``, whichever comes first (so a
+    slow generator loses at most a minute of work when interrupted). ``workers=0`` runs in this
+    process (per-sample limits need the main thread). ``max_attempts`` (default
+    ``max(1000, 200 * n_unique)``) stops a configuration that accepts almost nothing.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _DirectoryLock(out):
+        return _generate(config, out, n_unique, workers, seed, shard_size, chunk_attempts, chunk_timeout, progress,
+                         max_attempts, flush_seconds)
+
+
+def _generate(config: GeneratorConfig, out: Path, n_unique: int, workers: int, seed: Any, shard_size: int,
+              chunk_attempts: int, chunk_timeout: float | None, progress: bool,
+              max_attempts: int | None, flush_seconds: float) -> GenerationReport:
+    identity = {"config": config.to_dict(), "seed": str(seed), "chunk_attempts": chunk_attempts}
+    config_path = out / CONFIG_FILE
+    if config_path.exists():
+        saved = json.loads(config_path.read_text())
+        if saved != json.loads(json.dumps(identity)):
+            raise ValueError(f"{out} holds shards generated with another configuration ({config_path}); "
+                             "choose another output directory or delete it")
+    else:
+        config_path.write_text(json.dumps(identity, indent=1))
+
+    report = GenerationReport()
+    seen: set[bytes] = set()
+    done: set[int] = set()
+    shard_index = 0
+    for table, meta in iter_shards(out):
+        seen.update(_digest(s) for s in table.column("source").to_pylist())
+        done.update(meta.get("chunks", []))
+        report.add(meta.get("stats", {}))
+        shard_index += 1
+    report.shards = shard_index
+    report.unique = len(seen)
+    if report.unique >= n_unique:
+        return report
+    max_attempts = max_attempts or max(1000, 200 * n_unique)
+    if chunk_timeout is None:
+        chunk_timeout = chunk_attempts * (config.timeout or 10.0) * 1.5 + 60
+
+    def next_chunks() -> Iterator[int]:
+        chunk = 0
+        while True:
+            if chunk not in done:
+                yield chunk
+            chunk += 1
+
+    chunk_ids = next_chunks()
+    buffer: list[dict[str, Any]] = []
+    buffer_chunks: list[int] = []
+    buffer_stats: dict[str, int] = {}
+    start = time.monotonic()
+    last_flush = start
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_unique, initial=report.unique, unit="eq", desc=f"{config.task}", dynamic_ncols=True)
+
+    def flush() -> None:
+        nonlocal shard_index, buffer, buffer_chunks, buffer_stats, last_flush
+        last_flush = time.monotonic()
+        if not buffer_chunks:
+            return
+        _write_shard(out / "shards", shard_index, buffer, buffer_chunks, buffer_stats)
+        shard_index += 1
+        report.shards = shard_index
+        buffer, buffer_chunks, buffer_stats = [], [], {}
+
+    def accept(chunk: int, samples: list[dict[str, Any]], stats: dict[str, int]) -> None:
+        report.add(stats)
+        for cause, count in stats.items():
+            buffer_stats[cause] = buffer_stats.get(cause, 0) + count
+        buffer_chunks.append(chunk)
+        for sample in samples:
+            buffer.append({**sample, "chunk": chunk})
+            report.new_accepted += 1
+            key = _digest(sample["source"])
+            if key not in seen:
+                seen.add(key)
+                report.unique += 1
+        if bar is not None:
+            bar.n = min(report.unique, n_unique)
+            elapsed = time.monotonic() - start
+            bar.set_postfix(eq_per_s=f"{report.new_accepted / max(elapsed, 1e-9):.1f}",
+                            accepted=f"{100 * report.accepted / max(report.attempts, 1):.0f}%", refresh=True)
+        if len(buffer) >= shard_size or time.monotonic() - last_flush >= flush_seconds:
+            flush()
+
+    def exhausted() -> bool:
+        return report.unique >= n_unique or report.attempts >= max_attempts
+
+    try:
+        if workers <= 0:
+            generator = Generator(config)
+            while not exhausted():
+                chunk = next(chunk_ids)
+                samples, stats = generate_chunk(config, _chunk_seed(seed, chunk), chunk_attempts, generator=generator)
+                accept(chunk, samples, stats)
+        else:
+            _run_pool(config, workers, seed, chunk_attempts, chunk_timeout, chunk_ids, accept, exhausted)
+        flush()
+    finally:
+        report.seconds = time.monotonic() - start
+        if bar is not None:
+            bar.close()
+    if report.unique < n_unique:
+        log.warning("stopped after %d attempts with %d of %d unique equations", report.attempts, report.unique, n_unique)
+    return report
+
+
+def _run_pool(config: GeneratorConfig, workers: int, seed: Any, chunk_attempts: int, chunk_timeout: float,
+              chunk_ids: Iterator[int], accept, exhausted) -> None:
+    ctx = mp.get_context("spawn")
+    cfg = config.to_dict()
+    pool = [_Worker(ctx, cfg) for _ in range(workers)]
+    try:
+        while not exhausted():
+            for w in pool:
+                if w.chunk is None:
+                    w.chunk = next(chunk_ids)
+                    w.deadline = time.monotonic() + chunk_timeout
+                    w.conn.send((w.chunk, _chunk_seed(seed, w.chunk), chunk_attempts))
+            timeout = max(0.0, min(w.deadline for w in pool) - time.monotonic())
+            ready = wait([w.conn for w in pool], timeout=min(timeout, 5.0))
+            for i, w in enumerate(pool):
+                if w.conn in ready:
+                    try:
+                        chunk, samples, stats = w.conn.recv()
+                    except (EOFError, OSError):
+                        chunk, samples, stats = w.chunk, [], {"worker_died": chunk_attempts}
+                        w.stop(kill=True)
+                        pool[i] = w = _Worker(ctx, cfg)
+                    w.chunk = None
+                    accept(chunk, samples, stats)
+                elif time.monotonic() > w.deadline:
+                    chunk = w.chunk
+                    w.stop(kill=True)
+                    pool[i] = _Worker(ctx, cfg)
+                    accept(chunk, [], {"chunk_timeout": chunk_attempts})
+                if exhausted():
+                    break
+    finally:
+        for w in pool:
+            w.stop(kill=w.chunk is not None)
+
+
+# ---------------------------------------------------------------------------- splitting
+def split(rows: list[dict[str, Any]], n_valid: int, n_test: int, n_train: int | None = None,
+          seed: Any = 0) -> dict[str, list[dict[str, Any]]]:
+    """Unique-source rows cut into test / valid / train after a seeded shuffle.
+
+    Every source occurs once overall, so no valid or test input appears in train.
+    """
+    rows = unique_rows(rows)
+    if n_valid + n_test >= len(rows):
+        raise ValueError(f"only {len(rows)} distinct equations for {n_valid} valid + {n_test} test + a training set; "
+                         "generate more (n) or lower n_valid / n_test")
+    order = list(range(len(rows)))
+    random.Random(f"split/{seed}").shuffle(order)
+    shuffled = [rows[i] for i in order]
+    test, valid, train = shuffled[:n_test], shuffled[n_test:n_test + n_valid], shuffled[n_test + n_valid:]
+    if n_train is not None:
+        train = train[:n_train]
+    return {"train": train, "valid": valid, "test": test}
+
+
+__all__ = ["GenerationReport", "generate", "iter_shards", "read_rows", "split", "unique_rows"]

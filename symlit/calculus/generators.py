@@ -1,0 +1,642 @@
+"""Generators of the five Lample & Charton tasks, with the reference project's cleaning and checks.
+
+* ``prim_bwd``: a random ``F``; the pair is ``(F', F)`` (differentiate, optionally simplify).
+* ``prim_fwd``: a random ``f``; SymPy integrates it (non-elementary or special-function results
+  are rejected); the pair is ``(f, F)``.
+* ``prim_ibp``: random ``F, G`` and integration by parts, ``int F g = F G - int f G``, using a
+  per-generator cache of known primitives.
+* ``ode1`` / ``ode2``: a random solution ``y(x)`` with one (``a8``) or two (``a8, a9``) constants;
+  the constants are eliminated by solving and differentiating, which gives the equation.
+
+Sources and targets are prefix token strings in the reference format: an integration input is
+``sub Y' <f>`` (``Y' - f = 0``), an ODE input is the equation ``<eq>`` (``eq = 0``) written with
+``Y Y' Y''`` for ``y, y', y''``.
+
+Each attempt either returns a sample or a rejection *cause* (``constant``, ``invalid``,
+``non_elementary``, ``timeout``...): :class:`Generator.attempt` never raises, and runs under a
+per-sample time limit (see :mod:`symlit.calculus.limits`). Every accepted sample has been checked
+by the same verifier that scores model answers (:mod:`symlit.calculus.verify`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sympy as sp
+from sympy.integrals.risch import NonElementaryIntegral
+
+from symlit.calculus import numeric, verify
+from symlit.calculus.limits import SampleTimeout, owns, time_limit
+from symlit.calculus.prefix import (
+    COEFFICIENTS, OPERATORS, D2FX, DFX, FX, SYMBOLS, X, PrefixError, UnsupportedExpression, check_base, clean_tokens,
+    count_operators, prefix_to_sympy, sympy_to_prefix,
+)
+from symlit.calculus.random_trees import REFERENCE_OPERATORS, TreeSampler
+from symlit.notation import DIGIT_SYMBOLS
+
+TASKS = ("prim_fwd", "prim_bwd", "prim_ibp", "ode1", "ode2")
+EVAL_POINTS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 2.1, 3.1, -0.01, -0.1, -0.3, -0.5, -0.7, -0.9, -1.1, -2.1, -3.1)
+EXP_LIKE = frozenset({"exp", "sinh", "cosh"})
+SPECIAL_FUNCTIONS = (sp.erf, sp.erfc, sp.erfi, sp.erfinv, sp.erfcinv, sp.expint, sp.Ei, sp.li, sp.Li, sp.Si, sp.Ci,
+                     sp.Shi, sp.Chi, sp.fresnelc, sp.fresnels, sp.polylog, sp.LambertW, sp.gamma, sp.uppergamma,
+                     sp.lowergamma, sp.hyper, sp.meijerg)
+A8, A9 = SYMBOLS["a8"], SYMBOLS["a9"]
+# per task: smallest operator count, per-sample time limit (s), probability of simplifying
+TASK_DEFAULTS: dict[str, dict[str, float]] = {
+    "prim_fwd": {"min_ops": 3, "timeout": 3.0, "simplify_prob": 0.0},
+    "prim_bwd": {"min_ops": 4, "timeout": 5.0, "simplify_prob": 0.0},
+    "prim_ibp": {"min_ops": 4, "timeout": 8.0, "simplify_prob": 0.0},
+    "ode1": {"min_ops": 3, "timeout": 8.0, "simplify_prob": 0.5},
+    "ode2": {"min_ops": 5, "timeout": 8.0, "simplify_prob": 0.5},
+}
+
+
+class Reject(Exception):
+    """An attempt produced no sample; ``args[0]`` is the cause."""
+
+
+@dataclass
+class GeneratorConfig:
+    """Settings of one generator (the ``data.task`` fields of a calculus task).
+
+    ``min_ops``, ``timeout`` and ``simplify_prob`` default per task (``TASK_DEFAULTS``). The
+    number of operators of the random expression is uniform in ``[min_ops, max_ops]``, except
+    with probability ``small_ops_prob`` where it is uniform in ``[0, min_ops - 1]`` (reference
+    behaviour). ``simplify_prob`` is the probability of running ``sympy.simplify`` (at most
+    ``simplify_seconds``) on the generated derivative or equation: the reference uses 0.5 for
+    ``prim_bwd``; 0 here by default because it costs ~10x in throughput (see experiments/calculus.md).
+    """
+
+    task: str = "prim_bwd"
+    max_ops: int = 15
+    min_ops: int | None = None
+    small_ops_prob: float = 1 / 40
+    max_ops_G: int = 4
+    max_int: int = 5
+    positive: bool = True
+    int_base: int = 10
+    leaf_probs: Sequence[float] = (0.75, 0.0, 0.25, 0.0)
+    n_variables: int = 1
+    n_coefficients: int = 0
+    operators: Any = REFERENCE_OPERATORS
+    tree_weights: Sequence[float] = (1, 1, 1)
+    max_len: int = 512
+    simplify_prob: float | None = None
+    simplify_seconds: float = 1.0
+    timeout: float | None = None
+    solve_seconds: float = 1.0
+    fwd_method: str = "risch"
+    ibp_cache_size: int = 100_000
+    clean_prefix: bool = True
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"data.task.generator={self.task!r} is not a calculus task; choose one of {TASKS}")
+        defaults = TASK_DEFAULTS[self.task]
+        if self.min_ops is None:
+            self.min_ops = min(int(defaults["min_ops"]), self.max_ops)
+        if self.timeout is None:
+            self.timeout = defaults["timeout"]
+        if self.simplify_prob is None:
+            self.simplify_prob = defaults["simplify_prob"]
+        if not 0 <= self.min_ops <= self.max_ops:
+            raise ValueError(f"data.task.min_ops={self.min_ops} must be between 0 and data.task.max_ops={self.max_ops}")
+        if self.task == "ode2" and self.min_ops < 2:
+            raise ValueError("data.task.min_ops must be >= 2 for ode2 (the solution needs x, a8 and a9)")
+        if self.fwd_method not in ("risch", "full"):
+            raise ValueError(f"data.task.fwd_method={self.fwd_method!r} must be 'risch' or 'full'")
+        if len(list(self.tree_weights)) != 3:
+            raise ValueError(f"data.task.tree_weights={list(self.tree_weights)} needs 3 weights (leaf, unary, binary)")
+        if self.max_len < 3:
+            raise ValueError(f"data.task.max_len={self.max_len} is too small")
+        check_base(self.int_base)
+        self.leaf_probs = [float(p) for p in self.leaf_probs]
+        self.tree_weights = [float(w) for w in self.tree_weights]
+        if not isinstance(self.operators, str):
+            self.operators = {str(k): float(v) for k, v in dict(self.operators).items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- cleaning helpers
+def _has_var(expr: sp.Expr, variables: Sequence[sp.Symbol]) -> bool:
+    return any(v in expr.free_symbols for v in variables)
+
+
+def remove_additive_constant(expr: sp.Expr, variables: Sequence[sp.Symbol] = (X,)) -> sp.Expr:
+    """``x + 3 + a0`` -> ``x``: drop the terms of a root sum that contain no variable."""
+    if expr.is_Add:
+        keep = [a for a in expr.args if _has_var(a, variables)]
+        if keep and len(keep) < len(expr.args):
+            return sp.Add(*keep)
+    return expr
+
+
+def split_constant_factor(expr: sp.Expr, variables: Sequence[sp.Symbol] = (X,)) -> tuple[sp.Expr, sp.Expr]:
+    """``3*a0*x*sin(x)`` -> ``(x*sin(x), 3*a0)``: the variable part and the constant factor of a product."""
+    if not expr.is_Mul:
+        return expr, sp.S.One
+    var = [a for a in expr.args if _has_var(a, variables)]
+    const = [a for a in expr.args if not _has_var(a, variables)]
+    return sp.Mul(*var), sp.Mul(*const)
+
+
+def reduce_coefficients(expr: sp.Expr, coefficients: Sequence[sp.Symbol], variables: Sequence[sp.Symbol] = (X,)) -> sp.Expr:
+    """Replace the largest variable-free sub-expression holding a coefficient by the coefficient.
+
+    ``sqrt(x)*sqrt(1/a0)`` -> ``a0*sqrt(x)``, ``cos(x + 2*a0 + 1)`` -> ``cos(x + a0)``: a free
+    constant can absorb any function of itself, so the expression family is unchanged.
+    """
+    placeholder = sp.Dummy("c")
+    changed = True
+    while changed:
+        changed = False
+        for a in coefficients:
+            if a not in expr.free_symbols:
+                continue
+            for sub in sp.preorder_traversal(expr):
+                if sub == a or a not in sub.free_symbols or _has_var(sub, variables):
+                    continue
+                replaced = expr.xreplace({sub: placeholder})
+                if a not in replaced.free_symbols:
+                    expr = replaced.xreplace({placeholder: a})
+                    changed = True
+                    break
+            if changed:
+                break
+    return expr
+
+
+def absorb_numbers(expr: sp.Expr, coefficient: sp.Symbol) -> sp.Expr:
+    """``sqrt(10)*a0*x`` -> ``a0*x``, ``sin(a0 + x + 9/7)`` -> ``sin(a0 + x)``: numbers next to a
+    free constant in the same sum or product are absorbed into it."""
+    parent = next((p for p in sp.preorder_traversal(expr) if coefficient in p.args), None)
+    if parent is None or not (parent.is_Add or parent.is_Mul):
+        return expr
+    numbers = [a for a in parent.args if not a.free_symbols]
+    if not numbers:
+        return expr
+    rest = parent.func(*numbers)
+    return expr.subs(coefficient, coefficient - rest if parent.is_Add else coefficient / rest)
+
+
+def reindex_coefficients(expr: sp.Expr, coefficients: Sequence[sp.Symbol]) -> sp.Expr:
+    """Rename the coefficients present to the first ones, in order (``a3 + a7`` -> ``a0 + a1``)."""
+    present = sorted((c for c in expr.free_symbols if c in coefficients), key=lambda c: c.name)
+    mapping = {old: new for old, new in zip(present, coefficients) if old != new}
+    return expr.xreplace(mapping) if mapping else expr
+
+
+def _smallest_holding(expr: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
+    """The smallest sub-expression holding every occurrence of ``symbol``."""
+    while True:
+        holders = [a for a in expr.args if symbol in a.free_symbols]
+        if len(holders) != 1 or holders[0] == symbol:
+            return expr
+        expr = holders[0]
+
+
+def clean_ode2_solution(expr: sp.Expr, constants: Sequence[sp.Symbol] = (A8, A9)) -> sp.Expr:
+    """In ``a8 + 3 + x`` or ``a8*(2*cos(1))*exp(x)``, drop the numbers next to a free constant that
+    appears once (reference ``clean_degree2_solution``)."""
+    for _ in range(10):
+        last = expr
+        for a in constants:
+            if a not in expr.free_symbols:
+                return expr
+            small = _smallest_holding(expr, a)
+            if (small.is_Add or small.is_Mul) and a in small.args and sum(1 for s in sp.preorder_traversal(small) if s == a) == 1:
+                if X in small.free_symbols:
+                    kept = small.func(*[arg for arg in small.args if arg == a or X in arg.free_symbols])
+                else:
+                    kept = a
+                expr = expr.xreplace({small: kept})
+        if expr == last:
+            break
+    return expr
+
+
+def drop_nonzero_factors(eq: sp.Expr, required: sp.Expr) -> sp.Expr:
+    """Factor an equation ``eq = 0`` and keep only the factors that may vanish and hold ``required``."""
+    try:
+        with time_limit(1.0) as token:
+            factored = sp.factor(eq)
+    except SampleTimeout as err:
+        if owns(err, token):
+            return eq
+        raise
+    if not factored.is_Mul:
+        return eq
+    keep = [a for a in factored.args if not a.is_nonzero and a.has(required)]
+    if not keep:
+        return eq
+    return keep[0] if len(keep) == 1 else sp.Mul(*keep)
+
+
+INVERSE_FUNCTIONS = {
+    sp.exp: sp.log, sp.log: sp.exp, sp.sin: sp.asin, sp.asin: sp.sin, sp.cos: sp.acos, sp.acos: sp.cos,
+    sp.tan: sp.atan, sp.atan: sp.tan, sp.cot: sp.acot, sp.acot: sp.cot, sp.sinh: sp.asinh, sp.asinh: sp.sinh,
+    sp.cosh: sp.acosh, sp.acosh: sp.cosh, sp.tanh: sp.atanh, sp.atanh: sp.tanh, sp.coth: sp.acoth, sp.acoth: sp.coth,
+}
+
+
+def isolate(equation: sp.Expr, symbol: sp.Symbol) -> sp.Expr | None:
+    """Solve ``equation = 0`` for a ``symbol`` that occurs exactly once, by undoing the operations
+    around it (principal branches); ``None`` when it occurs more than once or under an operation
+    without an inverse here."""
+    if sum(1 for node in sp.preorder_traversal(equation) if node == symbol) != 1:
+        return None
+    expr, value = equation, sp.S.Zero
+    while expr != symbol:
+        if expr.is_Add or expr.is_Mul:
+            holder = next(a for a in expr.args if symbol in a.free_symbols)
+            rest = [a for a in expr.args if a is not holder]
+            if expr.is_Add:
+                value = value - sp.Add(*rest)
+            else:
+                rest_value = sp.Mul(*rest)
+                if rest_value == 0:
+                    return None
+                value = value / rest_value
+            expr = holder
+        elif expr.is_Pow:
+            b, e = expr.args
+            if symbol in b.free_symbols:
+                if e == 0:
+                    return None
+                value, expr = value ** (1 / e), b
+            else:
+                if b in (0, 1):
+                    return None
+                value, expr = sp.log(value) / sp.log(b), e
+        elif type(expr) in INVERSE_FUNCTIONS:
+            value, expr = INVERSE_FUNCTIONS[type(expr)](value), expr.args[0]
+        else:
+            return None
+    return value
+
+
+def _direct_solution(equation: sp.Expr, constant: sp.Symbol) -> sp.Expr | None:
+    """``equation = 0`` solved for ``constant`` by isolation or, if linear in it, directly; else ``None``."""
+    solution = isolate(equation, constant)
+    if solution is None and constant in equation.free_symbols:
+        slope = sp.diff(equation, constant)
+        if slope != 0 and constant not in slope.free_symbols:
+            solution = -equation.xreplace({constant: sp.S.Zero}) / slope
+    return solution
+
+
+def has_bad_values(*exprs: sp.Expr) -> str | None:
+    """The rejection cause if an expression holds ``nan``/infinities (``inf_nan``) or ``I`` (``complex``)."""
+    for e in exprs:
+        if e.has(sp.nan, sp.oo, -sp.oo, sp.zoo) or e.has(sp.AccumBounds):
+            return "inf_nan"
+        if e.has(sp.I):
+            return "complex"
+    return None
+
+
+def nested_exp_depth(tokens: Sequence[str]) -> int:
+    """Deepest nesting of ``exp``/``sinh``/``cosh`` in a prefix expression (``exp exp x`` -> 2)."""
+    depths: list[int] = []
+    for tok in reversed(tokens):
+        arity = OPERATORS.get(tok, 0)
+        if arity:
+            args = [depths.pop() for _ in range(min(arity, len(depths)))]
+            depths.append(max(args, default=0) + (tok in EXP_LIKE))
+        elif not (len(tok) == 1 and tok in DIGIT_SYMBOLS):  # digits belong to the INT token before them
+            depths.append(0)
+    return max(depths, default=0)
+
+
+def finite_somewhere(tokens: Sequence[str], base: int = 10, points: Sequence[float] = EVAL_POINTS) -> bool:
+    """Whether the expression has a finite real value at one of the reference evaluation points."""
+    for v in points:
+        values = {name: v + 1e-4 * i for i, name in enumerate(("x", "y", "z", "t", *COEFFICIENTS))}
+        try:
+            if numeric.is_real_finite(numeric.evaluate_prefix(tokens, values, base=base)):
+                return True
+        except PrefixError:
+            return False
+    return False
+
+
+# ---------------------------------------------------------------------------- the generator
+class Generator:
+    """Draws samples of one task. Holds per-instance state only (the IBP primitive cache)."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        self.config = config
+        w = config.tree_weights
+        self.sampler = TreeSampler(
+            operators=config.operators, max_ops=max(config.max_ops, config.max_ops_G), leaf_probs=config.leaf_probs,
+            max_int=config.max_int, positive=config.positive, n_variables=config.n_variables,
+            n_coefficients=config.n_coefficients, int_base=config.int_base,
+            leaf_weight=w[0], unary_weight=w[1], binary_weight=w[2],
+        )
+        self.coefficients = [SYMBOLS[c] for c in COEFFICIENTS[: config.n_coefficients]]
+        self.all_coefficients = [SYMBOLS[c] for c in COEFFICIENTS]
+        self._primitives: OrderedDict[sp.Expr, sp.Expr] = OrderedDict()
+        self._method = {"prim_fwd": self._prim_fwd, "prim_bwd": self._prim_bwd, "prim_ibp": self._prim_ibp,
+                        "ode1": self._ode1, "ode2": self._ode2}[config.task]
+
+    # -- one attempt
+    def attempt(self, rng: random.Random) -> tuple[dict[str, Any] | None, str]:
+        """One try: ``(sample, "ok")`` or ``(None, cause)``. Never raises (except KeyboardInterrupt)."""
+        try:
+            with time_limit(self.config.timeout) as token:
+                try:
+                    return self._method(rng), "ok"
+                except SampleTimeout as err:
+                    if owns(err, token):
+                        return None, "timeout"
+                    raise
+        except SampleTimeout:
+            return None, "timeout"
+        except Reject as r:
+            return None, str(r.args[0])
+        except RecursionError:
+            return None, "error:RecursionError"
+        except (PrefixError, UnsupportedExpression):
+            return None, "unsupported"
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - SymPy raises many kinds; each is a rejection
+            return None, f"error:{type(err).__name__}"
+
+    # -- shared steps
+    def _n_ops(self, rng: random.Random, max_ops: int | None = None, min_ops: int | None = None) -> int:
+        hi = self.config.max_ops if max_ops is None else max_ops
+        lo = self.config.min_ops if min_ops is None else min_ops
+        if lo > 0 and rng.random() < self.config.small_ops_prob:
+            return rng.randint(0, lo - 1)
+        return rng.randint(lo, hi)
+
+    def _random_expr(self, n_ops: int, rng: random.Random, required: Sequence[str] = ()) -> tuple[sp.Expr, list[str]]:
+        tokens = self.sampler.expression(n_ops, rng, required=required)
+        if nested_exp_depth(tokens) >= 4 or not finite_somewhere(tokens, self.config.int_base):
+            raise Reject("invalid")
+        expr = prefix_to_sympy(tokens, self.config.int_base)
+        cause = has_bad_values(expr)
+        if cause:
+            raise Reject(cause)
+        return expr, tokens
+
+    def _clean_coefficients(self, expr: sp.Expr) -> sp.Expr:
+        if not self.coefficients:
+            return expr
+        expr = reduce_coefficients(expr, self.all_coefficients)
+        for c in self.all_coefficients:
+            if c in expr.free_symbols:
+                expr = absorb_numbers(expr, c)
+        return reindex_coefficients(expr, self.coefficients)
+
+    def _simplify(self, expr: sp.Expr, rng: random.Random | None = None, prob: float | None = None) -> sp.Expr:
+        """``sympy.simplify`` within ``simplify_seconds`` (the input on timeout or failure)."""
+        prob = self.config.simplify_prob if prob is None else prob
+        if prob <= 0 or (rng is not None and prob < 1 and rng.random() >= prob):
+            return expr
+        try:
+            with time_limit(self.config.simplify_seconds) as token:
+                out = sp.simplify(expr)
+        except SampleTimeout as err:
+            if owns(err, token):
+                return expr
+            raise
+        except (RecursionError, ValueError, TypeError, NotImplementedError, AttributeError, ZeroDivisionError):
+            return expr
+        if any(s.is_Dummy for s in out.free_symbols):
+            return expr
+        return out
+
+    def _prefix(self, expr: sp.Expr) -> list[str]:
+        return sympy_to_prefix(expr, self.config.int_base, clean=self.config.clean_prefix)
+
+    def _finish(self, source: list[str], target: list[str], n_ops: int) -> dict[str, Any]:
+        if max(len(source), len(target)) + 2 > self.config.max_len:
+            raise Reject("too_long")
+        return {"source": " ".join(source), "target": " ".join(target), "n_ops": n_ops}
+
+    def _integration_sample(self, f: sp.Expr, F: sp.Expr, n_ops: int, check: bool) -> dict[str, Any]:
+        cause = has_bad_values(f, F)
+        if cause:
+            raise Reject(cause)
+        f_tokens, F_tokens = self._prefix(f), self._prefix(F)
+        if not finite_somewhere(f_tokens, self.config.int_base) or not finite_somewhere(F_tokens, self.config.int_base):
+            raise Reject("not_finite")
+        head = ["sub", "derivative", "f", "x", "x"]
+        source = (clean_tokens(head) if self.config.clean_prefix else head) + f_tokens
+        sample = self._finish(source, F_tokens, n_ops)
+        if check and not verify.verify_integral(sample["source"], sample["target"], base=self.config.int_base):
+            raise Reject("check_failed")
+        return sample
+
+    # -- the tasks
+    def _prim_bwd(self, rng: random.Random) -> dict[str, Any]:
+        n_ops = self._n_ops(rng)
+        F, _ = self._random_expr(n_ops, rng)
+        if X not in F.free_symbols:
+            raise Reject("constant")
+        F = self._clean_coefficients(remove_additive_constant(F))
+        if count_operators(self._prefix(F)) < n_ops / 2:
+            raise Reject("too_few_ops")
+        f = self._simplify(sp.diff(F, X), rng)
+        if f == 0:
+            raise Reject("constant")
+        # d/dx of the printed target is the printed source: a structural identity, no check needed
+        return self._integration_sample(f, F, n_ops, check=self.config.simplify_prob > 0)
+
+    def _prim_fwd(self, rng: random.Random) -> dict[str, Any]:
+        n_ops = self._n_ops(rng)
+        f, _ = self._random_expr(n_ops, rng)
+        if X not in f.free_symbols:
+            raise Reject("constant")
+        if rng.random() < 0.5:
+            f = remove_additive_constant(f)
+        f = self._clean_coefficients(f)
+        if count_operators(self._prefix(f)) < n_ops / 2:
+            raise Reject("too_few_ops")
+        F = sp.integrate(f, X, risch=True) if self.config.fwd_method == "risch" else sp.integrate(f, X)
+        if isinstance(F, NonElementaryIntegral):
+            raise Reject("non_elementary")
+        if F.has(sp.Integral):
+            raise Reject("unevaluated")
+        if F.has(sp.Piecewise):
+            raise Reject("piecewise")
+        if any(isinstance(node, SPECIAL_FUNCTIONS) for node in sp.preorder_traversal(F)):
+            raise Reject("special_function")
+        return self._integration_sample(f, F, n_ops, check=True)
+
+    def _remember(self, f: sp.Expr, F: sp.Expr) -> None:
+        """Record ``F`` as a primitive of ``f`` (keyed without constant factors)."""
+        if X not in f.free_symbols:
+            return
+        key, c = split_constant_factor(f)
+        F = remove_additive_constant(F) / c
+        old = self._primitives.get(key)
+        if old is None or sp.count_ops(F) < sp.count_ops(old):
+            self._primitives[key] = F
+            self._primitives.move_to_end(key)
+            while len(self._primitives) > self.config.ibp_cache_size:
+                self._primitives.popitem(last=False)
+
+    def _primitive(self, f: sp.Expr) -> sp.Expr | None:
+        if X not in f.free_symbols:
+            return f * X
+        key, c = split_constant_factor(f)
+        F = self._primitives.get(key)
+        return None if F is None else F * c
+
+    def _prim_ibp(self, rng: random.Random) -> dict[str, Any]:
+        n_F = self._n_ops(rng)
+        n_G = rng.randint(1, self.config.max_ops_G)
+        F, _ = self._random_expr(n_F, rng)
+        G, _ = self._random_expr(n_G, rng)
+        if X not in F.free_symbols or X not in G.free_symbols:
+            raise Reject("constant")
+        if rng.random() < 0.5:
+            F = remove_additive_constant(F)
+        if rng.random() < 0.5:
+            G = remove_additive_constant(G)
+        F, G = self._clean_coefficients(F), self._clean_coefficients(G)
+        f = self._simplify(sp.diff(F, X), rng=rng)
+        g = self._simplify(sp.diff(G, X), rng=rng)
+        g, g_const = split_constant_factor(g)
+        if g_const == 0:
+            raise Reject("constant")
+        G = G / g_const
+        cause = has_bad_values(f, F, g, G)
+        if cause:
+            raise Reject(cause)
+        self._remember(f, F)
+        self._remember(g, G)
+        # int F g = F G - int f G  and  int f G = F G - int F g
+        fG = self._simplify(f * G, rng=rng)
+        known = self._primitive(fG)
+        if known is not None:
+            h, H = F * g, F * G - known
+        else:
+            Fg = self._simplify(F * g, rng=rng)
+            known = self._primitive(Fg)
+            if known is None:
+                raise Reject("no_known_primitive")
+            h, H = f * G, F * G - known
+        H = self._simplify(remove_additive_constant(H), rng=rng)
+        h = self._simplify(h, rng=rng)
+        cause = has_bad_values(h, H)
+        if cause:
+            raise Reject(cause)
+        if X not in h.free_symbols:
+            raise Reject("constant")
+        if rng.random() < 0.5:
+            h, c = split_constant_factor(h)
+            H = H / c
+        self._remember(h, H)
+        return self._integration_sample(h, H, n_F, check=True)
+
+    def _solve_constant(self, equation: sp.Expr, constant: sp.Symbol, rng: random.Random) -> sp.Expr:
+        """A solution of ``equation = 0`` for ``constant`` that depends on x: by inverting the
+        operations around the constant when it occurs once, directly when the equation is linear
+        in it, else with ``sympy.solve`` (at most ``solve_seconds``)."""
+        solution = _direct_solution(equation, constant)
+        if solution is not None:
+            if X not in solution.free_symbols or has_bad_values(solution):
+                raise Reject("no_solution")
+            return solution
+        try:
+            with time_limit(self.config.solve_seconds) as token:
+                solutions = sp.solve(equation, constant, check=False, simplify=False)
+        except SampleTimeout as err:
+            if owns(err, token):
+                raise Reject("solve_timeout") from None
+            raise
+        if not isinstance(solutions, list):
+            raise Reject("no_solution")
+        solutions = [s for s in solutions if not isinstance(s, (tuple, dict)) and X in s.free_symbols]
+        if not solutions:
+            raise Reject("no_solution")
+        chosen = solutions[rng.randrange(len(solutions))]
+        if chosen.has(sp.Piecewise):
+            raise Reject("no_solution")
+        return chosen
+
+    def _ode_solution(self, rng: random.Random, order: int) -> tuple[sp.Expr, int]:
+        n_ops = self._n_ops(rng)
+        required = ("x", "y") if order == 1 else ("x", "y", "z")
+        expr, _ = self._random_expr(n_ops, rng, required=required)
+        constants = (A8,) if order == 1 else (A8, A9)
+        expr = expr.xreplace({SYMBOLS["y"]: A8, SYMBOLS["z"]: A9})
+        if any(s not in expr.free_symbols for s in (X, *constants)):
+            raise Reject("constant")
+        expr = reduce_coefficients(expr, self.all_coefficients)
+        for c in constants:
+            if c in expr.free_symbols:
+                expr = absorb_numbers(expr, c)
+        if order == 2:
+            expr = clean_ode2_solution(expr)
+        if any(s not in expr.free_symbols for s in (X, *constants)):
+            raise Reject("constant")
+        cause = has_bad_values(expr)
+        if cause:
+            raise Reject(cause)
+        tokens = self._prefix(expr)
+        if len(tokens) + 2 > self.config.max_len:
+            raise Reject("too_long")
+        if count_operators(tokens) < n_ops / 2:
+            raise Reject("too_few_ops")
+        return expr, n_ops
+
+    def _ode_sample(self, eq: sp.Expr, expr: sp.Expr, n_ops: int, required: sp.Expr, rng: random.Random) -> dict[str, Any]:
+        if not eq.has(required):
+            raise Reject("no_equation")
+        eq = drop_nonzero_factors(eq, required)
+        eq = self._simplify(eq, rng)
+        cause = has_bad_values(eq)
+        if cause:
+            raise Reject(cause)
+        sample = self._finish(self._prefix(eq), self._prefix(expr), n_ops)
+        order = 1 if required == DFX else 2
+        if not verify.verify_ode(sample["source"], sample["target"], order=order, base=self.config.int_base):
+            raise Reject("check_failed")
+        return sample
+
+    def _ode1(self, rng: random.Random) -> dict[str, Any]:
+        expr, n_ops = self._ode_solution(rng, 1)
+        c8 = self._solve_constant(FX - expr, A8, rng)
+        return self._ode_sample(sp.diff(c8, X), expr, n_ops, DFX, rng)
+
+    def _ode2(self, rng: random.Random) -> dict[str, Any]:
+        expr, n_ops = self._ode_solution(rng, 2)
+        # eliminate one constant from y = expr, the other from the derivative of the first; try the
+        # order in which both steps are direct (isolation or linear) before calling sympy.solve
+        for first, second in ((A8, A9), (A9, A8)):
+            c1 = _direct_solution(FX - expr, first)
+            c2 = None if c1 is None else _direct_solution(sp.diff(c1, X), second)
+            if c2 is not None and X in c2.free_symbols and not has_bad_values(c2):
+                return self._ode_sample(sp.diff(c2, X), expr, n_ops, D2FX, rng)
+        c8 = self._solve_constant(FX - expr, A8, rng)
+        c9 = self._solve_constant(sp.diff(c8, X), A9, rng)
+        return self._ode_sample(sp.diff(c9, X), expr, n_ops, D2FX, rng)
+
+
+def generate_chunk(config: GeneratorConfig | dict[str, Any], seed: Any, attempts: int,
+                   generator: Generator | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """``attempts`` tries with ``random.Random(seed)``: the samples and the count of each outcome."""
+    if generator is None:
+        generator = Generator(config if isinstance(config, GeneratorConfig) else GeneratorConfig(**config))
+    rng = random.Random(str(seed))
+    samples, stats = [], {}
+    for _ in range(attempts):
+        sample, cause = generator.attempt(rng)
+        stats[cause] = stats.get(cause, 0) + 1
+        if sample is not None:
+            samples.append(sample)
+    return samples, stats
+
+
+__all__ = ["GeneratorConfig", "Generator", "Reject", "TASKS", "generate_chunk"]

@@ -1,0 +1,66 @@
+"""Time limits for SymPy calls that may run for ever.
+
+:func:`time_limit` interrupts the block with :class:`SampleTimeout` after ``seconds``, using a
+real-time interval timer (``SIGALRM``). It works in the main thread of any process, which is
+where generation workers and evaluation workers run their samples; nested limits are honoured
+(the outer deadline is restored on exit). Off the main thread, or where ``SIGALRM`` does not
+exist, it cannot interrupt and the caller's process-level limit must do the job: the generation
+engine kills and replaces a worker whose chunk overruns its deadline.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class SampleTimeout(Exception):
+    """A time-limited block ran out of time."""
+
+
+def can_interrupt() -> bool:
+    """Whether :func:`time_limit` can interrupt code in the current thread."""
+    return hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[object | None]:
+    """Raise :class:`SampleTimeout` inside the block once ``seconds`` have passed.
+
+    ``None`` or ``<= 0`` means no limit. When an enclosing limit expires first, the enclosing
+    limit's exception is raised, as if this block were not there. The block receives a token
+    (``None`` when no timer was installed); ``owns(err, token)`` tells whether a caught
+    :class:`SampleTimeout` is this block's own.
+    """
+    if not seconds or seconds <= 0 or not can_interrupt():
+        yield None
+        return
+    outer_remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+    if outer_remaining and outer_remaining <= seconds:
+        yield None  # the enclosing limit fires first and raises its own exception
+        return
+
+    token = object()
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise SampleTimeout(token)
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    start = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield token
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_remaining:
+            left = outer_remaining - (time.monotonic() - start)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-4))
+
+
+def owns(err: SampleTimeout, token: object | None) -> bool:
+    """Whether ``err`` was raised by the :func:`time_limit` block that yielded ``token``."""
+    return token is not None and bool(err.args) and err.args[0] is token

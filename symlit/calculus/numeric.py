@@ -1,0 +1,166 @@
+"""Fast numeric evaluation of prefix expressions at given points (floats or complex numbers).
+
+Used by the generators (is an expression finite somewhere?) and by the verifiers (do two
+expressions agree at random points?). Evaluation never raises on a domain error: the value is
+``nan``. Unknown tokens (``Y``, ``derivative``...) raise :class:`~symlit.calculus.prefix.PrefixError`.
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+from symlit.calculus.prefix import INT_TOKENS, OPERATORS, PrefixError
+from symlit.notation import DIGIT_SYMBOLS
+
+NAN = float("nan")
+LIMIT = 1e150  # larger magnitudes count as overflow
+
+
+def _sign(v: complex) -> complex:
+    return 0.0 if v == 0 else v / abs(v)
+
+
+def _real(fn: Callable[[float], float]) -> Callable[[float], float]:
+    def wrapped(v: float) -> float:
+        if isinstance(v, complex):
+            return NAN
+        return fn(v)
+
+    return wrapped
+
+
+def _inv(fn):
+    return lambda v: fn(1 / v)
+
+
+REAL_FUNCTIONS: dict[str, Callable] = {
+    "exp": math.exp, "ln": math.log, "abs": abs, "sign": lambda v: float((v > 0) - (v < 0)),
+    "sqrt": math.sqrt, "sin": math.sin, "cos": math.cos, "tan": math.tan,
+    "cot": lambda v: 1 / math.tan(v), "sec": lambda v: 1 / math.cos(v), "csc": lambda v: 1 / math.sin(v),
+    "asin": math.asin, "acos": math.acos, "atan": math.atan, "acot": lambda v: math.atan(1 / v),
+    "asec": _inv(math.acos), "acsc": _inv(math.asin),
+    "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh, "coth": lambda v: 1 / math.tanh(v),
+    "sech": lambda v: 1 / math.cosh(v), "csch": lambda v: 1 / math.sinh(v),
+    "asinh": math.asinh, "acosh": math.acosh, "atanh": math.atanh, "acoth": _inv(math.atanh),
+    "asech": _inv(math.acosh), "acsch": _inv(math.asinh),
+}
+COMPLEX_FUNCTIONS: dict[str, Callable] = {
+    "exp": cmath.exp, "ln": cmath.log, "abs": abs, "sign": _sign, "sqrt": cmath.sqrt,
+    "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda v: 1 / cmath.tan(v),
+    "sec": lambda v: 1 / cmath.cos(v), "csc": lambda v: 1 / cmath.sin(v),
+    "asin": cmath.asin, "acos": cmath.acos, "atan": cmath.atan, "acot": _inv(cmath.atan),
+    "asec": _inv(cmath.acos), "acsc": _inv(cmath.asin),
+    "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh, "coth": lambda v: 1 / cmath.tanh(v),
+    "sech": lambda v: 1 / cmath.cosh(v), "csch": lambda v: 1 / cmath.sinh(v),
+    "asinh": cmath.asinh, "acosh": cmath.acosh, "atanh": cmath.atanh, "acoth": _inv(cmath.atanh),
+    "asech": _inv(cmath.acosh), "acsch": _inv(cmath.asinh),
+}
+POWERS = {"inv": -1, "pow2": 2, "pow3": 3, "pow4": 4, "pow5": 5}
+CONSTANT_VALUES = {"pi": math.pi, "E": math.e, "I": 1j}
+
+
+def _power(b, e, complex_mode: bool):
+    if b == 0 and (e.real if isinstance(e, complex) else e) < 0:
+        return NAN
+    if not complex_mode and b < 0 and e != int(e):
+        return NAN
+    if isinstance(e, (int, float)) and e == int(e) and abs(e) <= 64:
+        return b ** int(e)
+    return b**e
+
+
+def _binary(op: str, a, b, complex_mode: bool):
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    if op == "mul":
+        return a * b
+    if op == "div":
+        return NAN if b == 0 else a / b
+    if op == "pow":
+        return _power(a, b, complex_mode)
+    if op == "rac":
+        return NAN if b == 0 else _power(a, 1 / b, complex_mode)
+    raise PrefixError(f"operator {op!r} cannot be evaluated numerically")
+
+
+def evaluate_prefix(tokens: Sequence[str], values: Mapping[str, complex], complex_mode: bool = False,
+                    base: int = 10) -> complex:
+    """Value of a prefix expression with ``values`` for its symbols; ``nan`` on domain errors/overflow.
+
+    In real mode (the default) a complex intermediate value gives ``nan``.
+    """
+    functions = COMPLEX_FUNCTIONS if complex_mode else REAL_FUNCTIONS
+    stack: list[complex] = []
+    # evaluate right to left: operands are pushed, an operator pops its arguments
+    digits: list[str] = []
+    for pos in range(len(tokens) - 1, -1, -1):
+        tok = tokens[pos]
+        if len(tok) == 1 and tok in DIGIT_SYMBOLS[:base] and tok not in values:
+            digits.append(tok)
+            continue
+        if tok in INT_TOKENS:
+            if not digits:
+                raise PrefixError(f"integer without digits at position {pos}")
+            value = 0
+            for d in reversed(digits):
+                value = value * base + DIGIT_SYMBOLS.index(d)
+            digits = []
+            stack.append(float(value if tok == "INT+" else -value))
+            continue
+        if digits:
+            raise PrefixError(f"digits without a sign token after position {pos}")
+        if tok in values:
+            stack.append(values[tok])
+        elif tok in CONSTANT_VALUES:
+            v = CONSTANT_VALUES[tok]
+            stack.append(v if complex_mode or not isinstance(v, complex) else NAN)
+        elif OPERATORS.get(tok) == 2:
+            if len(stack) < 2:
+                raise PrefixError(f"operator {tok!r} at position {pos} lacks arguments")
+            a, b = stack.pop(), stack.pop()
+            stack.append(_safe(lambda: _binary(tok, a, b, complex_mode)))
+        elif OPERATORS.get(tok) == 1 and tok != "f":
+            if not stack:
+                raise PrefixError(f"operator {tok!r} at position {pos} lacks an argument")
+            a = stack.pop()
+            if tok in POWERS:
+                stack.append(_safe(lambda: _power(a, POWERS[tok], complex_mode)))
+            else:
+                fn = functions[tok]
+                stack.append(_safe(lambda: fn(a) if complex_mode or not isinstance(a, complex) else NAN))
+        else:
+            raise PrefixError(f"token {tok!r} at position {pos} cannot be evaluated numerically")
+    if digits or len(stack) != 1:
+        raise PrefixError("not exactly one expression")
+    return stack[0]
+
+
+def _safe(fn: Callable[[], complex]) -> complex:
+    try:
+        v = fn()
+    except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+        return NAN
+    if isinstance(v, complex):
+        if not (math.isfinite(v.real) and math.isfinite(v.imag)) or abs(v) > LIMIT:
+            return NAN
+        if v.imag == 0:
+            return v.real
+        return v
+    v = float(v)
+    return v if math.isfinite(v) and abs(v) <= LIMIT else NAN
+
+
+def is_finite(v: complex) -> bool:
+    """Whether a value returned by :func:`evaluate_prefix` is a usable number."""
+    return not (isinstance(v, float) and math.isnan(v)) and not (isinstance(v, complex) and cmath.isnan(v))
+
+
+def is_real_finite(v: complex) -> bool:
+    return isinstance(v, float) and math.isfinite(v)
+
+
+__all__ = ["evaluate_prefix", "is_finite", "is_real_finite"]

@@ -1,0 +1,157 @@
+"""Generators and verifiers: generated samples verify, wrong answers do not, hangs are abandoned."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import sympy as sp
+
+from symlit.calculus import engine, verify
+from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk, isolate, nested_exp_depth
+from symlit.calculus.limits import SampleTimeout, owns, time_limit
+from symlit.calculus.prefix import SYMBOLS
+
+x, a8 = SYMBOLS["x"], SYMBOLS["a8"]
+SMALL = {"max_ops": 5}
+
+
+@pytest.mark.parametrize(("task", "attempts"), [("prim_bwd", 60), ("prim_fwd", 60), ("ode1", 40)])
+def test_generated_samples_verify(task, attempts):
+    samples, stats = generate_chunk(GeneratorConfig(task=task, **SMALL), seed=3, attempts=attempts)
+    assert samples, stats
+    assert sum(stats.values()) == attempts
+    for s in samples:
+        if task.startswith("prim"):
+            assert s["source"].startswith("sub Y' ")
+            assert verify.verify_integral(s["source"], s["target"]), s
+        else:
+            assert "Y'" in s["source"].split() and "a8" in s["target"].split()
+            assert verify.verify_ode(s["source"], s["target"], order=1), s
+
+
+def test_ode2_and_ibp_samples_verify():
+    gen = Generator(GeneratorConfig(task="ode2", max_ops=5, solve_seconds=0.3))
+    samples, _ = generate_chunk(gen.config, seed=1, attempts=25, generator=gen)
+    for s in samples:
+        assert verify.verify_ode(s["source"], s["target"], order=2), s
+    gen = Generator(GeneratorConfig(task="prim_ibp", max_ops=4))
+    samples, stats = generate_chunk(gen.config, seed=0, attempts=150, generator=gen)
+    assert "no_known_primitive" in stats
+    for s in samples:
+        assert verify.verify_integral(s["source"], s["target"]), s
+
+
+def test_integral_verifier_accepts_equivalent_and_rejects_wrong_answers():
+    source = "sub Y' mul INT+ 2 mul x cos pow x INT+ 2"  # f = 2 x cos(x^2)
+    assert verify.verify_integral(source, "sin pow x INT+ 2")
+    assert verify.verify_integral(source, "add INT+ 7 sin pow x INT+ 2")  # + constant
+    assert not verify.verify_integral(source, "cos pow x INT+ 2")
+    assert not verify.verify_integral(source, "add x")  # malformed
+    assert not verify.verify_integral(source, "Y")
+    # an equivalent form that is not structurally equal: 2 sin(x) cos(x) vs sin(x)^2
+    assert verify.check_integral("sub Y' mul INT+ 2 mul sin x cos x", "pow sin x INT+ 2").ok
+    assert verify.check_integral("sub Y' sin mul INT+ 2 x", "mul div INT- 1 INT+ 2 cos mul INT+ 2 x").ok
+    assert verify.check_integral("sub Y' pow sin x INT+ 2", "add div x INT+ 2 mul div INT- 1 INT+ 4 sin mul INT+ 2 x").ok
+
+
+def test_ode_verifier():
+    # y = a8 exp(x) solves y' - y = 0; y = exp(x) is a solution but not the general one
+    assert verify.verify_ode("add Y' mul INT- 1 Y", "mul a8 exp x", order=1)
+    assert not verify.verify_ode("add Y' mul INT- 1 Y", "exp x", order=1)
+    assert verify.verify_ode("add Y' mul INT- 1 Y", "exp x", order=1, require_constants=False)
+    assert not verify.verify_ode("add Y' mul INT- 1 Y", "mul a8 exp mul INT+ 2 x", order=1)
+    # y'' + y = 0
+    assert verify.verify_ode("add Y'' Y", "add mul a8 sin x mul a9 cos x", order=2)
+    assert not verify.verify_ode("add Y'' Y", "add mul a8 sin x mul a9 exp x", order=2)
+
+
+def test_equivalence():
+    assert verify.equivalent("mul INT+ 2 x", "add x x")
+    assert verify.equivalent("pow add x INT+ 1 INT+ 2", "add INT+ 1 add mul INT+ 2 x pow x INT+ 2")
+    assert not verify.equivalent("mul INT+ 2 x", "mul INT+ 3 x")
+
+
+def test_cleaning_helpers():
+    assert isolate(sp.Add(sp.exp(x + a8), -5), a8) is not None
+    assert sp.simplify(isolate(sp.exp(x + a8) - 5, a8) - (sp.log(5) - x)) == 0
+    assert isolate(a8 * x + a8, a8) is None  # two occurrences
+    assert nested_exp_depth("exp add x exp sinh x".split()) == 3
+    assert nested_exp_depth("add INT+ 1 2 x".split()) == 0
+
+
+def test_time_limit_interrupts_and_nests():
+    start = time.monotonic()
+    with pytest.raises(SampleTimeout):
+        with time_limit(0.2):
+            while True:
+                pass
+    assert time.monotonic() - start < 2
+    # an inner limit that expires is the inner block's own; the outer limit is restored after it
+    with time_limit(5) as outer:
+        try:
+            with time_limit(0.1) as inner:
+                time.sleep(1)
+        except SampleTimeout as err:
+            assert owns(err, inner) and not owns(err, outer)
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 3 < remaining <= 5
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_a_hanging_sympy_call_is_abandoned_and_counted(monkeypatch):
+    def hang(*args, **kwargs):
+        while True:
+            pass
+
+    monkeypatch.setattr(sp, "diff", hang)
+    samples, stats = generate_chunk(GeneratorConfig(task="prim_bwd", max_ops=3, timeout=0.2, small_ops_prob=0),
+                                    seed=0, attempts=3)
+    assert not samples and stats.get("timeout", 0) + stats.get("constant", 0) + stats.get("invalid", 0) == 3
+    assert stats.get("timeout", 0) >= 1
+
+
+def test_a_hanging_verifier_returns_false(monkeypatch):
+    def hang(*args, **kwargs):
+        while True:
+            pass
+
+    monkeypatch.setattr(sp, "diff", hang)
+    start = time.monotonic()
+    assert not verify.verify_integral("sub Y' x", "mul div INT+ 1 INT+ 2 pow x INT+ 2", timeout=0.3)
+    assert time.monotonic() - start < 3
+
+
+def test_a_stuck_worker_is_killed_and_replaced(tmp_path):
+    """A worker whose chunk overruns the deadline (here: no per-sample limit and a slow task) is
+    killed, counted as chunk_timeout, and the run goes on to the requested count."""
+    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    report = engine.generate(config, tmp_path, n_unique=20, workers=1, seed=0, shard_size=10, chunk_attempts=8,
+                             progress=False)
+    assert report.unique >= 20
+    # now a deadline no chunk can meet: every chunk is abandoned, and the run stops at max_attempts
+    report = engine.generate(config, tmp_path / "stuck", n_unique=10, workers=1, seed=0, chunk_attempts=8,
+                             chunk_timeout=0.0, progress=False, max_attempts=8)
+    assert report.causes.get("chunk_timeout", 0) >= 8 and report.unique == 0
+
+
+def test_generation_resumes_from_shards(tmp_path):
+    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    first = engine.generate(config, tmp_path, n_unique=20, workers=0, seed=5, shard_size=8, chunk_attempts=8,
+                            progress=False)
+    shards = sorted((tmp_path / "shards").glob("*.arrow"))
+    assert first.unique >= 20 and shards
+    shards[-1].unlink()  # an interrupted run: the last shard never made it to disk
+    again = engine.generate(config, tmp_path, n_unique=40, workers=0, seed=5, shard_size=8, chunk_attempts=8,
+                            progress=False)
+    assert again.unique >= 40
+    rows = engine.read_rows(tmp_path)
+    chunks = sorted(c for _, meta in engine.iter_shards(tmp_path) for c in meta["chunks"])
+    assert chunks == list(range(len(chunks)))  # the lost chunks were regenerated, none skipped
+    with pytest.raises(ValueError, match="another configuration"):
+        engine.generate(GeneratorConfig(task="prim_bwd", max_ops=5), tmp_path, n_unique=50, workers=0,
+                        progress=False)
+    parts = engine.split(rows, n_valid=5, n_test=5, seed=0)
+    train_sources = {r["source"] for r in parts["train"]}
+    assert not train_sources & {r["source"] for r in parts["valid"] + parts["test"]}
