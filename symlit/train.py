@@ -137,6 +137,8 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
                     write_text_atomic(id_file, uuid.uuid4().hex[:12])
                 kwargs["id"] = id_file.read_text().strip()
             kwargs["resume"] = "allow"
+            if logger_cfg.get("offline"):  # explicit: WANDB_MODE left behind by an earlier run must not decide
+                kwargs["mode"] = "offline"
             if logger_cfg.get("name") is None:
                 kwargs["name"] = f"{cfg.name}/{run_dir.name}"
         loggers.append(instantiate(logger_cfg, **kwargs))

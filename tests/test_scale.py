@@ -33,7 +33,8 @@ def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     scontrol = bin_dir / "scontrol"
     scontrol.write_text(f'#!/bin/sh\necho "$@" >> "{root}/scontrol.log"\n')
     scontrol.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    # a fresh job: no SLURM variables, and no W&B service of the test process to attach to
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "WANDB_SERVICE"}
     return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
             "PATH": f"{bin_dir}:{env.get('PATH', '')}", **(extra or {})}
 
