@@ -135,7 +135,8 @@ def _ancestral(
         if bool(done.all()):
             break
         step_input = token[:, None]
-        prefix = torch.cat([prefix, step_input], dim=1)
+        if cache is None:  # only recomputation needs the whole prefix
+            prefix = torch.cat([prefix, step_input], dim=1)
         if bool(done.any()):  # drop finished rows: the rest of the batch runs on fewer rows
             keep = (~done).nonzero().squeeze(1)
             rows, step_input, prefix = rows[keep], step_input[keep], prefix[keep]
@@ -313,8 +314,9 @@ def beam_search(
         index = source_row[keep_inputs].reshape(-1)
         if cache is not None:
             cache.select(index, cross=bool(done.any()))
-        prefix = torch.cat([prefix[index], alive_tok[keep_inputs].reshape(-1, 1)], dim=1)
-        step_input = prefix[:, -1:]
+        step_input = alive_tok[keep_inputs].reshape(-1, 1)
+        if cache is None:  # only recomputation needs the whole prefix
+            prefix = torch.cat([prefix[index], step_input], dim=1)
         if bool(done.any()):
             rows = rows[keep_inputs]
             alive_seq, alive_sum = alive_seq[keep_inputs], alive_sum[keep_inputs]
