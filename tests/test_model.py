@@ -130,6 +130,36 @@ def test_tiny_model_overfits_one_batch():
     assert torch.equal(decoded.tokens[:, :9], tgt_out)
 
 
+def _copy_batch(g: torch.Generator, n: int = 32, width: int = 8):
+    """Copy task: the target repeats the source (4 to ``width`` tokens), then EOS."""
+    lengths = torch.randint(4, width + 1, (n, 1), generator=g)
+    src = torch.randint(3, 20, (n, width), generator=g).masked_fill(torch.arange(width) >= lengths, PAD)
+    tgt = torch.cat([src, torch.full((n, 1), PAD)], 1).scatter(1, lengths, EOS)
+    return src, torch.cat([torch.full((n, 1), BOS), tgt[:, :-1]], 1), tgt
+
+
+def test_learned_positions_learn_to_copy_unseen_sequences():
+    """Position information must be strong enough from the start: 150 steps teach copying.
+
+    With positions initialised as small as the token embeddings (std d_model**-0.5, ~8x below the
+    scaled tokens) the same budget gave 44 % on held-out sequences; at token scale it gives 100 %.
+    """
+    model = tiny(d_model=64, d_ff=128).train()
+    assert 0.8 < model.pos.weight.std().item() < 1.2
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        src, tgt_in, tgt = _copy_batch(g)
+        loss = F.cross_entropy(model(src, tgt_in).flatten(0, 1), tgt.flatten(), ignore_index=PAD)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    src, _, tgt = _copy_batch(torch.Generator().manual_seed(1), n=200)
+    out = greedy_decode(model.eval(), src, BOS, EOS, max_len=9).tokens
+    exact = (out[:, :9].eq(tgt) | tgt.eq(PAD)).all(1).float().mean().item()
+    assert exact >= 0.95
+
+
 def test_tied_embeddings_share_storage():
     model = tiny(tie_embeddings=True)
     assert model.lm_head.weight.data_ptr() == model.embed.weight.data_ptr()
