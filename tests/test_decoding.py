@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from symlit.decoding import DecodeConfig, beam_search, decode, greedy_decode, sample_decode
+from symlit.decoding import DecodeConfig, Decoded, beam_search, decode, greedy_decode, sample_decode
 from symlit.model import Seq2SeqTransformer, TransformerConfig
 
 PAD, BOS, EOS = 0, 1, 2
@@ -50,15 +50,24 @@ def sequence_log_prob(model: Seq2SeqTransformer, src: torch.Tensor, seq: list[in
     return float(sum(log_probs[t, tok] for t, tok in enumerate(seq)))
 
 
+def model_with_mixed_endings(seed: int, max_len: int) -> tuple[EosBiased, torch.Tensor, Decoded]:
+    """The random model of ``seed`` with the smallest EOS bias (on a 0.25 grid) under which greedy decoding
+    of ``sources(seed=seed)`` ends some rows and not others within ``max_len`` tokens."""
+    src = sources(seed=seed)
+    for eos_bias in torch.arange(-3.0, 3.01, 0.25).tolist():
+        model = EosBiased(seed=seed, eos_bias=eos_bias)
+        greedy = greedy_decode(model, src, BOS, EOS, max_len=max_len)
+        if greedy.finished.any() and not greedy.finished.all():
+            return model, src, greedy
+    raise AssertionError(f"seed {seed}: no EOS bias in [-3, 3] mixes ended and unended rows")
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(("length_penalty", "early_stopping"), [(1.0, True), (0.6, True), (0.0, True), (0.0, False)])
 def test_beam_size_one_equals_greedy(seed, length_penalty, early_stopping):
-    model = EosBiased(seed=seed)
-    src = sources(seed=seed)
-    greedy = greedy_decode(model, src, BOS, EOS, max_len=6)
+    model, src, greedy = model_with_mixed_endings(seed, max_len=6)
     beam = beam_search(model, src, BOS, EOS, max_len=6, beam_size=1, length_penalty=length_penalty,
                        early_stopping=early_stopping)
-    assert greedy.finished.any() and not greedy.finished.all()  # the case mixes ended and unended rows
     assert torch.equal(beam.tokens[:, 0], greedy.tokens)
     assert torch.equal(beam.finished[:, 0], greedy.finished)
     torch.testing.assert_close(beam.log_probs[:, 0], greedy.scores)
