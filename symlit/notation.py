@@ -51,12 +51,17 @@ def to_digits(value: int, base: int = 10) -> list[int]:
     return digits[::-1]
 
 
-def encode_int(value: int, encoding: str = "digits", base: int = 10) -> list[str]:
-    """Tokens of one integer in the given encoding."""
+def encode_int(value: int, encoding: str = "digits", base: int = 10, width: int = 0) -> list[str]:
+    """Tokens of one integer in the given encoding.
+
+    ``width`` (digit encodings only) pads the digits with leading zeros up to that many digits
+    (``encode_int(7, width=3) == ["INT+", "0", "0", "7"]``); a longer number is written in full.
+    """
     if encoding in ("number", "text"):
         return [str(value)]
     sign = "INT-" if value < 0 else "INT+"
     digits = [DIGIT_SYMBOLS[d] for d in to_digits(value, base)]
+    digits = ["0"] * (width - len(digits)) + digits
     if encoding == "reversed":
         digits.reverse()
     elif encoding != "digits":

@@ -25,6 +25,15 @@ def test_digit_encodings_match_python():
     assert encode_int(123, "reversed") == ["INT+", "3", "2", "1"]
     assert encode_int(255, "digits", 16) == ["INT+", "f", "f"]
     assert encode_int(-45, "number") == ["-45"]
+    assert encode_int(7, width=3) == ["INT+", "0", "0", "7"]
+    assert encode_int(-7, "reversed", width=2) == ["INT-", "7", "0"]
+    assert encode_int(1234, width=2) == ["INT+", "1", "2", "3", "4"]  # wider numbers are written in full
+
+
+@pytest.mark.parametrize("encoding", ["digits", "reversed"])
+def test_zero_padded_round_trip(encoding):
+    for value in range(-1100, 1100):
+        assert decode_int(encode_int(value, encoding, width=4), encoding) == value
 
 
 @pytest.mark.parametrize("tokens", [[], ["1", "2"], ["INT+"], ["INT+", "x"], ["INT+", "1", "+"], ["INT*", "3"]])

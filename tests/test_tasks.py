@@ -3,6 +3,7 @@ import random
 import pytest
 
 from symlit.tasks import ArithmeticTask, FileTask
+from symlit.notation import decode_int
 from symlit.tasks.arithmetic import evaluate
 
 
@@ -48,6 +49,28 @@ def test_targets_are_correct_sums():
         assert sign * int("".join(reversed(target.split()[1:]))) == evaluate(tuple(operands), tuple(operators[:-1]))
 
 
+@pytest.mark.parametrize("encoding", ["digits", "reversed"])
+@pytest.mark.parametrize(("operators", "result_width"), [(["+"], 3), (["-"], 3), (["*"], 8)])
+def test_zero_pad_puts_every_digit_at_a_fixed_position(encoding, operators, result_width):
+    """Four operands 0..99: every operand has 2 digits and every result the bound's digit count
+    (4 x 99 = 396 -> 3; 99^4 -> 8), and the padded text still spells the right integer."""
+    task = ArithmeticTask(operators=operators, n_operands=4, min_value=0, max_value=99, encoding=encoding,
+                          zero_pad=True, n_train=2000, n_valid=10, n_test=10)
+    plain = ArithmeticTask(operators=operators, n_operands=4, min_value=0, max_value=99, encoding=encoding,
+                           n_train=2000, n_valid=10, n_test=10)
+    def operand_values(source: str) -> list[int]:
+        return [decode_int(o.split(), encoding) for o in source.split(f" {operators[0]} ")]
+
+    split = task.build()["train"]
+    for source, target in zip(split["source"], split["target"]):
+        assert [len(o.split()) for o in source.split(f" {operators[0]} ")] == [3, 3, 3, 3], source
+        assert len(target.split()) == 1 + result_width, target
+        assert task.verify(source, target, target)
+        assert decode_int(target.split(), encoding) == evaluate(tuple(operand_values(source)), tuple(operators * 3))
+    # padding changes the text, not the problems drawn
+    assert [operand_values(s) for s in split["source"]] == [operand_values(s) for s in plain.build()["train"]["source"]]
+
+
 def test_generation_is_deterministic_per_seed():
     assert ArithmeticTask(seed=3).build() == ArithmeticTask(seed=3).build()
     assert ArithmeticTask(seed=3).build()["train"] != ArithmeticTask(seed=4).build()["train"]
@@ -70,6 +93,7 @@ def test_verify_by_integer_value():
         ({"operators": ["/"]}, "data.task.operators"),
         ({"n_operands": 1}, "data.task.n_operands"),
         ({"encoding": "roman"}, "data.task.encoding='roman'"),
+        ({"encoding": "number", "zero_pad": True}, "data.task.zero_pad=true needs a digit encoding"),
         ({"n_train": 0}, "data.task.n_train"),
         ({"ood": {"test": {"digits": 3}}}, "data.task.ood.test"),
         ({"ood": {"big": {"colour": 3}}}, "unknown fields ['colour']"),

@@ -53,6 +53,12 @@ class ArithmeticTask(Task):
     number with that many digits. ``n_operands`` is an integer or a ``[min, max]`` range;
     ``operators`` are drawn uniformly per position. ``ood`` maps a split name to field overrides
     (and an optional ``n``), e.g. ``{more_digits: {digits: 3}}``.
+
+    ``zero_pad`` (digit encodings) writes every operand with as many digits as the widest operand
+    and every result with as many digits as the widest possible result, using leading zeros, so
+    the k-th digit of every number sits at a fixed position (``7 + 45 -> INT+ 0 7 + INT+ 4 5``,
+    target ``INT+ 0 5 2``): the format with which Lee et al. (2023, "Teaching arithmetic to small
+    transformers") made small models learn addition from few examples, with ``reversed`` output.
     """
 
     operators: list[str] = field(default_factory=lambda: ["+"])
@@ -62,6 +68,7 @@ class ArithmeticTask(Task):
     digits: Any = None
     negative_operands: bool = False
     encoding: str = "digits"
+    zero_pad: bool = False
     base: int = 10
     n_train: int = 8000
     n_valid: int = 1000
@@ -97,6 +104,11 @@ class ArithmeticTask(Task):
                 "with a value range, set data.task.min_value below 0 instead"
             )
         check_encoding(self.encoding, self.base)
+        if self.zero_pad and self.encoding not in ("digits", "reversed"):
+            raise ValueError(
+                f"data.task.zero_pad=true needs a digit encoding (digits or reversed), not "
+                f"data.task.encoding={self.encoding!r}"
+            )
         for name, size in (("n_train", self.n_train), ("n_valid", self.n_valid), ("n_test", self.n_test)):
             if size < 0 or (name == "n_train" and size == 0):
                 raise ValueError(f"data.task.{name}={size} must be {'positive' if name == 'n_train' else '>= 0'}")
@@ -115,13 +127,27 @@ class ArithmeticTask(Task):
     def base_vocabulary(self) -> list[str]:
         return [*OPERATORS, *integer_vocabulary(self.encoding, self.base)]
 
+    def padded_widths(self) -> tuple[int, int]:
+        """Digit counts operands and results are padded to (``(0, 0)`` without ``zero_pad``).
+
+        The result width bounds ``|result|`` by ``n * max|operand|`` for sums and differences and
+        by ``max|operand| ** n`` when ``*`` is among the operators.
+        """
+        if not self.zero_pad:
+            return 0, 0
+        largest = max(max(abs(lo), abs(hi)) for lo, hi in self._operand_values())
+        n_max = _as_range(self.n_operands, "n_operands")[1]
+        bound = largest**n_max if "*" in self.operators else n_max * largest
+        return len(to_digits(largest, self.base)), len(to_digits(bound, self.base))
+
     def format_problem(self, problem: Problem) -> tuple[str, str]:
         """Source and target text of one problem."""
         operands, operators = problem
-        parts = encode_int(operands[0], self.encoding, self.base)
+        operand_width, result_width = self.padded_widths()
+        parts = encode_int(operands[0], self.encoding, self.base, operand_width)
         for op, value in zip(operators, operands[1:]):
-            parts += [op, *encode_int(value, self.encoding, self.base)]
-        target = encode_int(evaluate(operands, operators), self.encoding, self.base)
+            parts += [op, *encode_int(value, self.encoding, self.base, operand_width)]
+        target = encode_int(evaluate(operands, operators), self.encoding, self.base, result_width)
         return " ".join(parts), " ".join(target)
 
     def verify(self, source: str, target: str, hypothesis: str) -> bool:
