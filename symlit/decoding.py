@@ -122,24 +122,28 @@ def _ancestral(
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     scores = torch.zeros(batch, device=device)
     never = _never_tokens(model, bos_id, eos_id, device)
-    rows = torch.arange(batch, device=device)  # original index of every row still decoding
+    rows = torch.arange(batch, device=device)  # original index of every row still in the batch
+    alive = torch.ones(batch, dtype=torch.bool, device=device)  # rows in the batch that have not ended
     prefix = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
     step_input = prefix
     for step in range(max_len):
         log_probs = _step_log_probs(model, step_input, prefix, memory, memory_mask, cache, never)
         token = pick(log_probs)
-        out[rows, step] = token
-        scores[rows] += log_probs.gather(1, token[:, None]).squeeze(1)
-        done = token == eos_id
+        out[rows[alive], step] = token[alive]
+        scores[rows[alive]] += log_probs.gather(1, token[:, None]).squeeze(1)[alive]
+        done = alive & (token == eos_id)
         finished[rows[done]] = True
-        if bool(done.all()):
+        alive &= ~done
+        if not bool(alive.any()):
             break
         step_input = token[:, None]
         if cache is None:  # only recomputation needs the whole prefix
             prefix = torch.cat([prefix, step_input], dim=1)
-        if bool(done.any()):  # drop finished rows: the rest of the batch runs on fewer rows
-            keep = (~done).nonzero().squeeze(1)
-            rows, step_input, prefix = rows[keep], step_input[keep], prefix[keep]
+        # Drop ended rows once they are a quarter of the batch: copying the cache for every row
+        # that ends costs more than decoding a few ended rows along with the rest.
+        if int((~alive).sum()) * 4 >= len(alive):
+            keep = alive.nonzero().squeeze(1)
+            rows, step_input, prefix, alive = rows[keep], step_input[keep], prefix[keep], alive[keep]
             memory, memory_mask = memory[keep], memory_mask[keep]
             if cache is not None:
                 cache.select(keep)

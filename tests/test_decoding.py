@@ -128,15 +128,20 @@ def test_beam_with_cache_equals_recomputation():
 
 
 def test_dropping_finished_rows_changes_nothing():
-    """Decoding a batch (rows leave it as they finish) equals decoding each input alone."""
+    """Decoding a batch (ended rows ride along until a quarter of the batch has ended, then leave it)
+    equals decoding each input alone: same tokens, PAD after EOS, same scores."""
     model = EosBiased(seed=7)
     src = sources(seed=7)
     batch_greedy = greedy_decode(model, src, BOS, EOS, max_len=12)
+    assert len(set(batch_greedy.tokens.ne(PAD).sum(1).tolist())) > 2  # rows end at several steps
     batch_beam = beam_search(model, src, BOS, EOS, max_len=12, beam_size=3)
     for row in range(src.shape[0]):
         alone = greedy_decode(model, src[row : row + 1], BOS, EOS, max_len=12)
         n = alone.tokens.shape[1]
         assert batch_greedy.tokens[row, :n].tolist() == alone.tokens[0].tolist()
+        assert batch_greedy.tokens[row, n:].eq(PAD).all()
+        assert batch_greedy.finished[row] == alone.finished[0]
+        torch.testing.assert_close(batch_greedy.scores[row], alone.scores[0])
         alone_beam = beam_search(model, src[row : row + 1], BOS, EOS, max_len=12, beam_size=3)
         n = alone_beam.tokens.shape[2]
         assert batch_beam.tokens[row, :, :n].tolist() == alone_beam.tokens[0].tolist()
