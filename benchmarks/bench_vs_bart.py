@@ -2,24 +2,31 @@
 
 Both models are built at the workshop's BART size (``conf/model/workshop_bart.yaml``: d_model
 128, 4+4 post-LN layers, 4 heads, FFN 512, GELU, 32 positions, tied embeddings) with the same
-small vocabulary and no dropout, and fed the same random batches in one process with the same
-thread count. Two numbers per model, in samples (sequences) per second:
+small vocabulary and no dropout, in one process with the same thread count, and fed the same
+batches of a copy task (target = the source's tokens, then EOS; sources of random length in
+``[src_len / 2, src_len]``, right-padded). Three measurements, in samples (sequences) per second:
 
-* train: forward, token cross-entropy (padding ignored, computed the same way from the logits
-  of both models), backward and an AdamW step; warmup steps excluded;
-* greedy: symlit's ``greedy_decode(use_cache=True)`` against ``BartForConditionalGeneration
-  .generate(num_beams=1, do_sample=False)``, both forced to emit exactly ``--tgt-len`` tokens
-  per row (symlit gets an EOS id that never matches; BART gets min = max new tokens).
+* **train**: forward, token cross-entropy (padding ignored, computed the same way from the logits
+  of both models), backward and an AdamW step (lr 1e-3, 100 warmup steps). Both models learn the
+  task here, which the decoding measurements need.
+* **greedy**: symlit's ``greedy_decode`` against ``BartForConditionalGeneration.generate(
+  num_beams=1, do_sample=False)``, each stopping at its own EOS (at most ``src_len + 1`` tokens),
+  on held-out batches. Both models' exact-match accuracy and mean output length are printed: when
+  both copy correctly, both generated the same tokens, so they did the same work.
+* **greedy, fixed length**: both forced to emit exactly ``src_len + 1`` tokens per row (symlit
+  gets an EOS id that never matches; BART gets min = max new tokens). This removes symlit's
+  advantage of dropping finished rows from the batch: what is left is the per-step cost.
 
-Throughput is the batch size over the median step time (robust to brief load spikes on a
-shared machine); each measurement is repeated, interleaving the two models, and the best repeat
-is kept. The ratios symlit/BART are checked against the targets of the issue (train >= 1.0x,
-greedy >= 1.5x); the script prints PASS/FAIL and exits 0 either way. Needs the ``bench`` extra
-(``pip install -e .[bench]``, i.e. transformers).
+Timing is paired: every batch is run by both models back to back, alternating which goes first,
+so that drift in machine load hits both alike; the ratio reported is the median over batches of
+BART's time over symlit's (with its quartiles), and throughput is batch size over the median time.
+Ratios are checked against the targets of the issue (train >= 1.0x, greedy >= 1.5x); the script
+prints PASS/FAIL and exits 0 either way. Needs the ``bench`` extra (``pip install -e .[bench]``,
+i.e. transformers).
 
 Run from the repository root::
 
-    python benchmarks/bench_vs_bart.py [--batch-size 64 --steps 20 --threads 2 ...]
+    python benchmarks/bench_vs_bart.py [--batch-size 64 --threads 2 --train-steps 300 ...]
 """
 
 from __future__ import annotations
@@ -41,8 +48,7 @@ from symlit.model import Seq2SeqTransformer, TransformerConfig
 PAD, BOS, EOS = 0, 1, 2
 TRAIN_TARGET, GREEDY_TARGET = 1.0, 1.5
 Batch = tuple[Tensor, Tensor, Tensor]  # src, tgt_in, labels
-LogitsFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
-DecodeFn = Callable[[nn.Module, Tensor, int], Tensor]
+Step = Callable[[Batch], object]
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,11 +60,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--vocab", type=int, default=32)
     p.add_argument("--max-positions", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--src-len", type=int, default=24)
-    p.add_argument("--tgt-len", type=int, default=24, help="teacher-forced and generated target length")
-    p.add_argument("--steps", type=int, default=20, help="timed iterations per repeat")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--src-len", type=int, default=24, help="longest source; targets are one longer (EOS)")
+    p.add_argument("--train-steps", type=int, default=300, help="paired training steps (the models learn to copy)")
+    p.add_argument("--decode-batches", type=int, default=20, help="held-out batches per decoding repeat")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of each measurement")
+    p.add_argument("--repeats", type=int, default=3, help="passes over the decoding batches")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
@@ -81,112 +87,148 @@ def build_models(a: argparse.Namespace) -> tuple[Seq2SeqTransformer, BartForCond
     return symlit, bart
 
 
-def make_batches(a: argparse.Namespace, n: int) -> list[Batch]:
-    """``n`` batches of (src, tgt_in, labels); sources and targets are right-padded to random lengths."""
-    def padded(length: int) -> Tensor:
-        tokens = torch.randint(EOS + 1, a.vocab, (a.batch_size, length))
-        lengths = torch.randint(length // 2, length + 1, (a.batch_size, 1))
-        return tokens.masked_fill(torch.arange(length) >= lengths, PAD)
-
+def copy_batches(a: argparse.Namespace, n: int, generator: torch.Generator) -> list[Batch]:
+    """``n`` batches of the copy task: (src, tgt_in, labels), right-padded with PAD."""
     batches = []
+    rows, width = a.batch_size, a.src_len
     for _ in range(n):
-        src, tgt = padded(a.src_len), padded(a.tgt_len)
-        tgt_in = torch.cat([torch.full((a.batch_size, 1), BOS), tgt[:, :-1]], dim=1)
-        batches.append((src, tgt_in, tgt))
+        lengths = torch.randint(width // 2, width + 1, (rows, 1), generator=generator)
+        tokens = torch.randint(EOS + 1, a.vocab, (rows, width), generator=generator)
+        src = tokens.masked_fill(torch.arange(width) >= lengths, PAD)
+        labels = torch.cat([src, torch.full((rows, 1), PAD)], dim=1)
+        labels.scatter_(1, lengths, EOS)
+        tgt_in = torch.cat([torch.full((rows, 1), BOS), labels[:, :-1]], dim=1).masked_fill(labels == PAD, PAD)
+        batches.append((src, tgt_in, labels))
     return batches
 
 
-def symlit_logits(model: nn.Module, src: Tensor, tgt_in: Tensor) -> Tensor:
-    return model(src, tgt_in)
+def paired_times(steps: dict[str, Step], batches: list[Batch], warmup: int, repeats: int = 1) -> dict[str, list[float]]:
+    """Seconds per batch for each step function, run back to back on every batch (order alternating)."""
+    names = list(steps)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    i = 0
+    for _ in range(repeats):
+        for j, batch in enumerate(batches):
+            order = names if i % 2 == 0 else names[::-1]
+            for name in order:
+                start = time.perf_counter()
+                steps[name](batch)
+                if j >= warmup:
+                    times[name].append(time.perf_counter() - start)
+            i += 1
+    return times
 
 
-def bart_logits(model: nn.Module, src: Tensor, tgt_in: Tensor) -> Tensor:
-    return model(input_ids=src, attention_mask=src != PAD, decoder_input_ids=tgt_in, use_cache=False).logits
+def summarize(times: dict[str, list[float]], batch_size: int) -> tuple[dict[str, float], tuple[float, float, float]]:
+    """Samples/s per model (from the median time) and the quartiles of BART time / symlit time."""
+    throughput = {name: batch_size / statistics.median(t) for name, t in times.items()}
+    ratios = [b / s for s, b in zip(times["symlit"], times["BART"], strict=True)]
+    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    return throughput, (q1, median, q3)
 
 
-def step_throughput(step: Callable[[Tensor, Tensor, Tensor], None], batches: list[Batch], warmup: int) -> float:
-    """Samples/s from the median time of the steps after ``warmup`` (robust to brief load spikes)."""
-    times = []
-    for i, batch in enumerate(batches):
-        start = time.perf_counter()
-        step(*batch)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return batches[0][0].shape[0] / statistics.median(times)
-
-
-def train_throughput(model: nn.Module, logits_fn: LogitsFn, batches: list[Batch], warmup: int) -> float:
+def train_step(model: nn.Module, logits_fn: Callable[[Batch], Tensor]) -> Step:
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))
 
-    def step(src: Tensor, tgt_in: Tensor, labels: Tensor) -> None:
-        logits = logits_fn(model, src, tgt_in)
-        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=PAD)
+    def step(batch: Batch) -> None:
+        logits = logits_fn(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch[2].flatten(), ignore_index=PAD)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        schedule.step()
 
-    return step_throughput(step, batches, warmup)
-
-
-def symlit_greedy(model: nn.Module, src: Tensor, length: int) -> Tensor:
-    return greedy_decode(model, src, bos_id=BOS, eos_id=-1, max_len=length, use_cache=True).tokens
+    return step
 
 
-def bart_greedy(model: nn.Module, src: Tensor, length: int) -> Tensor:
+def symlit_generate(model: Seq2SeqTransformer, src: Tensor, length: int, eos: int) -> Tensor:
+    return greedy_decode(model, src, bos_id=BOS, eos_id=eos, max_len=length, use_cache=True).tokens
+
+
+def bart_generate(model: BartForConditionalGeneration, src: Tensor, length: int, fixed: bool) -> Tensor:
     out = model.generate(input_ids=src, attention_mask=src != PAD, num_beams=1, do_sample=False,
-                         max_new_tokens=length, min_new_tokens=length)
+                         max_new_tokens=length, min_new_tokens=length if fixed else 0)
     return out[:, 1:]  # drop the decoder start token
 
 
-def greedy_throughput(model: nn.Module, decode_fn: DecodeFn, batches: list[Batch], warmup: int, length: int) -> float:
-    model.eval()
-
-    def step(src: Tensor, _tgt_in: Tensor, _labels: Tensor) -> None:
-        tokens = decode_fn(model, src, length)
-        if tokens.shape != (src.shape[0], length):
-            raise RuntimeError(f"{decode_fn.__name__} produced {tuple(tokens.shape)}, expected length {length}")
-
-    with torch.inference_mode():
-        return step_throughput(step, batches, warmup)
+def copy_report(outputs: list[Tensor], batches: list[Batch]) -> tuple[float, float]:
+    """Exact-match accuracy (up to and including EOS) and mean generated length, in tokens."""
+    correct, lengths = [], []
+    for tokens, (_, _, labels) in zip(outputs, batches, strict=True):
+        for row, want in zip(tokens.tolist(), labels.tolist(), strict=True):
+            got = row[: row.index(EOS) + 1] if EOS in row else row
+            lengths.append(len(got))
+            correct.append(got == want[: want.index(EOS) + 1])
+    return sum(correct) / len(correct), sum(lengths) / len(lengths)
 
 
 def main() -> None:
     a = parse_args()
-    if a.tgt_len > a.max_positions or a.src_len > a.max_positions:
-        raise SystemExit(f"--src-len/--tgt-len must be <= --max-positions={a.max_positions}")
+    if a.src_len + 1 > a.max_positions:
+        raise SystemExit(f"--src-len + 1 must be <= --max-positions={a.max_positions}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    generator = torch.Generator().manual_seed(a.seed)
     symlit, bart = build_models(a)
-    batches = make_batches(a, a.warmup + a.steps)
-    n_params = {"symlit": symlit.num_parameters(), "BART": sum(p.numel() for p in bart.parameters())}
+    train = copy_batches(a, a.train_steps, generator)
+    held_out = copy_batches(a, a.decode_batches, generator)
+    length = a.src_len + 1
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
     print(f"d_model {a.d_model}, {a.layers}+{a.layers} layers, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; "
-          f"batch {a.batch_size}, src {a.src_len}, tgt {a.tgt_len}; median of {a.steps} steps "
-          f"(+{a.warmup} warmup), best of {a.repeats} repeats")
-    for name, count in n_params.items():
-        print(f"  {name:<7} parameters: {count:,}")
+          f"batch {a.batch_size}, copy task, source length {a.src_len // 2}..{a.src_len}")
+    print(f"  symlit  parameters: {symlit.num_parameters():,}")
+    print(f"  BART    parameters: {sum(p.numel() for p in bart.parameters()):,}")
 
-    runs = {
-        "symlit": (symlit, symlit_logits, symlit_greedy),
-        "BART": (bart, bart_logits, bart_greedy),
-    }
-    train = {name: 0.0 for name in runs}
-    greedy = {name: 0.0 for name in runs}
-    for _ in range(a.repeats):  # interleave the models so drift in machine load hits both
-        for name, (model, logits_fn, _) in runs.items():
-            train[name] = max(train[name], train_throughput(model, logits_fn, batches, a.warmup))
-        for name, (model, _, decode_fn) in runs.items():
-            greedy[name] = max(greedy[name], greedy_throughput(model, decode_fn, batches, a.warmup, a.tgt_len))
+    rows: list[tuple[str, dict[str, float], tuple[float, float, float], float]] = []
+    times = paired_times({
+        "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
+        "BART": train_step(bart, lambda b: bart(input_ids=b[0], attention_mask=b[0] != PAD,
+                                                decoder_input_ids=b[1], use_cache=False).logits),
+    }, train, a.warmup)
+    rows.append(("train", *summarize(times, a.batch_size), TRAIN_TARGET))
+    print(f"\ntrained {a.train_steps} steps")
 
-    print(f"\n{'model':<10}{'train samples/s':>18}{'greedy samples/s':>19}")
-    for name in runs:
-        print(f"{name:<10}{train[name]:>18.1f}{greedy[name]:>19.1f}")
-    ratios = {"train": train["symlit"] / train["BART"], "greedy": greedy["symlit"] / greedy["BART"]}
-    print(f"{'ratio':<10}{ratios['train']:>17.2f}x{ratios['greedy']:>18.2f}x   (symlit / BART)\n")
-    for kind, target in (("train", TRAIN_TARGET), ("greedy", GREEDY_TARGET)):
-        verdict = "PASS" if ratios[kind] >= target else "FAIL"
-        print(f"{verdict}: {kind} ratio {ratios[kind]:.2f}x (target >= {target:.1f}x)")
+    symlit.eval()
+    bart.eval()
+    with torch.inference_mode():
+        outputs: dict[str, list[Tensor]] = {"symlit": [], "BART": []}
+
+        def record(name: str, fn: Callable[[Tensor], Tensor]) -> Step:
+            return lambda batch: outputs[name].append(fn(batch[0]))
+
+        times = paired_times({
+            "symlit": record("symlit", lambda src: symlit_generate(symlit, src, length, EOS)),
+            "BART": record("BART", lambda src: bart_generate(bart, src, length, fixed=False)),
+        }, held_out, a.warmup, a.repeats)
+        rows.append(("greedy", *summarize(times, a.batch_size), GREEDY_TARGET))
+        for name, outs in outputs.items():
+            accuracy, mean_len = copy_report(outs[: len(held_out)], held_out)
+            print(f"  {name:<7} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
+
+        def fixed_length(name: str, fn: Callable[[Tensor], Tensor]) -> Step:
+            def step(batch: Batch) -> None:
+                tokens = fn(batch[0])
+                if tokens.shape != (batch[0].shape[0], length):
+                    raise RuntimeError(f"{name} produced {tuple(tokens.shape)}, expected length {length}")
+            return step
+
+        times = paired_times({
+            "symlit": fixed_length("symlit", lambda src: symlit_generate(symlit, src, length, eos=-1)),
+            "BART": fixed_length("BART", lambda src: bart_generate(bart, src, length, fixed=True)),
+        }, held_out, a.warmup, a.repeats)
+        rows.append(("greedy, fixed length", *summarize(times, a.batch_size), 0.0))
+
+    print(f"\n{'measurement':<22}{'symlit /s':>11}{'BART /s':>10}{'ratio':>8}{'quartiles':>16}")
+    for kind, throughput, (q1, median, q3), _ in rows:
+        print(f"{kind:<22}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
+              f"{f'[{q1:.2f}, {q3:.2f}]':>16}")
+    print()
+    for kind, _, (_, median, _), target in rows:
+        if target:
+            verdict = "PASS" if median >= target else "FAIL"
+            print(f"{verdict}: {kind} ratio {median:.2f}x (target >= {target:.1f}x)")
 
 
 if __name__ == "__main__":
