@@ -129,8 +129,9 @@ def _ancestral(
     for step in range(max_len):
         log_probs = _step_log_probs(model, step_input, prefix, memory, memory_mask, cache, never)
         token = pick(log_probs)
-        out[rows[alive], step] = token[alive]
-        scores[rows[alive]] += log_probs.gather(1, token[:, None]).squeeze(1)[alive]
+        live = rows[alive]
+        out[live, step] = token[alive]
+        scores[live] += log_probs.gather(1, token[:, None]).squeeze(1)[alive]
         done = alive & (token == eos_id)
         finished[rows[done]] = True
         alive &= ~done

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from symlit.tasks import ArithmeticTask, FileTask
 from symlit.notation import decode_int
+from symlit.tasks import ArithmeticTask, FileTask
 from symlit.tasks.arithmetic import evaluate
 
 
@@ -58,6 +58,7 @@ def test_zero_pad_puts_every_digit_at_a_fixed_position(encoding, operators, resu
                           zero_pad=True, n_train=2000, n_valid=10, n_test=10)
     plain = ArithmeticTask(operators=operators, n_operands=4, min_value=0, max_value=99, encoding=encoding,
                            n_train=2000, n_valid=10, n_test=10)
+
     def operand_values(source: str) -> list[int]:
         return [decode_int(o.split(), encoding) for o in source.split(f" {operators[0]} ")]
 

@@ -10,6 +10,7 @@ digits, more operands) are drawn from a modified task and exclude every in-distr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class ArithmeticTask(Task):
     def base_vocabulary(self) -> list[str]:
         return [*OPERATORS, *integer_vocabulary(self.encoding, self.base)]
 
+    @functools.cached_property
     def padded_widths(self) -> tuple[int, int]:
         """Digit counts operands and results are padded to (``(0, 0)`` without ``zero_pad``).
 
@@ -143,7 +145,7 @@ class ArithmeticTask(Task):
     def format_problem(self, problem: Problem) -> tuple[str, str]:
         """Source and target text of one problem."""
         operands, operators = problem
-        operand_width, result_width = self.padded_widths()
+        operand_width, result_width = self.padded_widths
         parts = encode_int(operands[0], self.encoding, self.base, operand_width)
         for op, value in zip(operators, operands[1:]):
             parts += [op, *encode_int(value, self.encoding, self.base, operand_width)]
