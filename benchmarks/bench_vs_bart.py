@@ -17,6 +17,14 @@ batches of a copy task (target = the source's tokens, then EOS; sources of rando
   gets an EOS id that never matches; BART gets min = max new tokens). This removes symlit's
   advantage of dropping finished rows from the batch: what is left is the per-step cost.
 
+Both greedy measurements are made for symlit's eager decoder and for its ``compile=True`` decoder
+(``torch.compile``-d steps over a fixed-shape KV cache), and for BART's eager ``generate`` and its
+compiled one (``cache_implementation="static"`` with transformers' automatic compilation, which it
+enables on GPUs only, extended to the CPU). Compilation happens in the untimed warm-up batches.
+The "compiled" rows compare symlit compiled with BART eager (what ``generate`` does on a CPU by
+default), the "both compiled" rows with BART compiled. The script reports in how many batches the compiled
+tokens equal the eager ones.
+
 Timing is paired: every batch is run by both models back to back, alternating which goes first,
 so that drift in machine load hits both alike; the ratio reported is the median over batches of
 BART's time over symlit's (with its quartiles), and throughput is batch size over the median time.
@@ -40,7 +48,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 from torch import Tensor, nn
-from transformers import BartConfig, BartForConditionalGeneration
+from transformers import BartConfig, BartForConditionalGeneration, CompileConfig
 
 from symlit.decoding import greedy_decode
 from symlit.model import Seq2SeqTransformer, TransformerConfig
@@ -119,10 +127,14 @@ def paired_times(steps: dict[str, Step], batches: list[Batch], warmup: int, repe
     return times
 
 
-def summarize(times: dict[str, list[float]], batch_size: int) -> tuple[dict[str, float], tuple[float, float, float]]:
-    """Samples/s per model (from the median time) and the quartiles of BART time / symlit time."""
-    throughput = {name: batch_size / statistics.median(t) for name, t in times.items()}
-    ratios = [b / s for s, b in zip(times["symlit"], times["BART"], strict=True)]
+def summarize(
+    times: dict[str, list[float]], batch_size: int, name: str = "symlit", baseline: str = "BART"
+) -> tuple[dict[str, float], tuple[float, float, float]]:
+    """Samples/s of symlit's ``name`` and BART's ``baseline`` (from the median times) and the quartiles
+    of the baseline's time over symlit's."""
+    throughput = {"symlit": batch_size / statistics.median(times[name]),
+                  "BART": batch_size / statistics.median(times[baseline])}
+    ratios = [b / s for s, b in zip(times[name], times[baseline], strict=True)]
     q1, median, q3 = statistics.quantiles(ratios, n=4)
     return throughput, (q1, median, q3)
 
@@ -143,13 +155,21 @@ def train_step(model: nn.Module, logits_fn: Callable[[Batch], Tensor]) -> Step:
     return step
 
 
-def symlit_generate(model: Seq2SeqTransformer, src: Tensor, length: int, eos: int) -> Tensor:
-    return greedy_decode(model, src, bos_id=BOS, eos_id=eos, max_len=length, use_cache=True).tokens
+def symlit_generate(model: Seq2SeqTransformer, src: Tensor, length: int, eos: int, compile: bool = False) -> Tensor:
+    return greedy_decode(model, src, bos_id=BOS, eos_id=eos, max_len=length, use_cache=True, compile=compile).tokens
 
 
-def bart_generate(model: BartForConditionalGeneration, src: Tensor, length: int, fixed: bool) -> Tensor:
+def bart_generate(
+    model: BartForConditionalGeneration, src: Tensor, length: int, fixed: bool, compile: bool = False
+) -> Tensor:
+    """BART's greedy ``generate``; ``compile``: its static cache with the forward through torch.compile."""
+    kwargs = {}
+    if compile:  # transformers compiles automatically on GPUs only; this flag extends it to the CPU
+        config = CompileConfig()
+        config._compile_all_devices = True
+        kwargs = {"cache_implementation": "static", "compile_config": config}
     out = model.generate(input_ids=src, attention_mask=src != PAD, num_beams=1, do_sample=False,
-                         max_new_tokens=length, min_new_tokens=length if fixed else 0)
+                         max_new_tokens=length, min_new_tokens=length if fixed else 0, **kwargs)
     return out[:, 1:]  # drop the decoder start token
 
 
@@ -193,19 +213,26 @@ def main() -> None:
     symlit.eval()
     bart.eval()
     with torch.inference_mode():
-        outputs: dict[str, list[Tensor]] = {"symlit": [], "BART": []}
+        outputs: dict[str, list[Tensor]] = {"symlit": [], "compiled": [], "BART": [], "BART compiled": []}
 
         def record(name: str, fn: Callable[[Tensor], Tensor]) -> Step:
             return lambda batch: outputs[name].append(fn(batch[0]))
 
         times = paired_times({
             "symlit": record("symlit", lambda src: symlit_generate(symlit, src, length, EOS)),
+            "compiled": record("compiled", lambda src: symlit_generate(symlit, src, length, EOS, compile=True)),
             "BART": record("BART", lambda src: bart_generate(bart, src, length, fixed=False)),
+            "BART compiled": record("BART compiled", lambda src: bart_generate(bart, src, length, False, True)),
         }, held_out, a.warmup, a.repeats)
         rows.append(("greedy", *summarize(times, a.batch_size), GREEDY_TARGET))
+        rows.append(("greedy, compiled", *summarize(times, a.batch_size, "compiled"), GREEDY_TARGET))
+        rows.append(("greedy, both compiled", *summarize(times, a.batch_size, "compiled", "BART compiled"), 0.0))
         for name, outs in outputs.items():
             accuracy, mean_len = copy_report(outs[: len(held_out)], held_out)
-            print(f"  {name:<7} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
+            print(f"  {name:<13} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
+        differ = sum(not torch.equal(c, e) for c, e in zip(outputs["compiled"], outputs["symlit"], strict=True))
+        print(f"  compiled tokens equal the eager ones in {len(outputs['symlit']) - differ} of "
+              f"{len(outputs['symlit'])} batches")
 
         def fixed_length(name: str, fn: Callable[[Tensor], Tensor]) -> Step:
             def step(batch: Batch) -> None:
@@ -216,13 +243,17 @@ def main() -> None:
 
         times = paired_times({
             "symlit": fixed_length("symlit", lambda src: symlit_generate(symlit, src, length, eos=-1)),
+            "compiled": fixed_length("compiled", lambda src: symlit_generate(symlit, src, length, -1, compile=True)),
             "BART": fixed_length("BART", lambda src: bart_generate(bart, src, length, fixed=True)),
+            "BART compiled": fixed_length("BART compiled", lambda src: bart_generate(bart, src, length, True, True)),
         }, held_out, a.warmup, a.repeats)
-        rows.append(("greedy, fixed length", *summarize(times, a.batch_size), 0.0))
+        rows.append(("fixed length", *summarize(times, a.batch_size), 0.0))
+        rows.append(("fixed length, compiled", *summarize(times, a.batch_size, "compiled"), 0.0))
+        rows.append(("fixed, both compiled", *summarize(times, a.batch_size, "compiled", "BART compiled"), 0.0))
 
-    print(f"\n{'measurement':<22}{'symlit /s':>11}{'BART /s':>10}{'ratio':>8}{'quartiles':>16}")
+    print(f"\n{'measurement':<26}{'symlit /s':>11}{'BART /s':>10}{'ratio':>8}{'quartiles':>16}")
     for kind, throughput, (q1, median, q3), _ in rows:
-        print(f"{kind:<22}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
+        print(f"{kind:<26}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
               f"{f'[{q1:.2f}, {q3:.2f}]':>16}")
     print()
     for kind, _, (_, median, _), target in rows:

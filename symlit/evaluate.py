@@ -83,7 +83,7 @@ def decode_texts(
     model: Seq2SeqTransformer, tokenizer: Seq2SeqTokenizer, src: torch.Tensor, config: DecodeConfig, nbest: bool
 ) -> tuple[list[Hypothesis], list[list[Hypothesis]] | None]:
     """Greedy hypotheses of a batch and, with ``nbest``, the n-best lists ``config`` asks for."""
-    greedy = greedy_decode(model, src, tokenizer.bos_id, tokenizer.eos_id, config.max_len)
+    greedy = greedy_decode(model, src, tokenizer.bos_id, tokenizer.eos_id, config.max_len, compile=config.compile)
     greedy_out = list(zip(_texts(tokenizer, greedy.tokens, greedy.finished), greedy.scores.tolist()))
     if not nbest:
         return greedy_out, None

@@ -11,7 +11,9 @@ Masks follow SDPA: a boolean ``True`` means "may attend".
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -66,18 +68,36 @@ class TransformerConfig:
 
 
 class DecoderCache:
-    """Per-layer key/value buffers for incremental decoding.
+    """Per-layer key/value buffers for incremental decoding, made by :meth:`Seq2SeqTransformer.new_cache`.
 
-    Self-attention keys and values are written into preallocated buffers of length
-    ``max_len`` (no re-concatenation per step); cross-attention keys and values are computed
-    once from the encoder output.
+    Cross-attention keys and values are projected from the encoder output once, when the cache is
+    made; self-attention keys and values are written into buffers of ``max_len`` positions as
+    tokens are fed. By default a step attends over the filled positions only. A ``static`` cache
+    attends over the whole buffer under a position mask instead, so that every step has the same
+    tensor shapes: what ``torch.compile`` needs to run all steps through one compiled graph
+    (``compiled``). The extra work is attention over empty positions, small next to the layers.
     """
 
-    def __init__(self, n_layers: int) -> None:
-        self.self_kv: list[tuple[Tensor, Tensor] | None] = [None] * n_layers
-        self.cross_kv: list[tuple[Tensor, Tensor] | None] = [None] * n_layers
-        self.length = 0
-        self.max_len = 0
+    def __init__(
+        self, self_kv: list[tuple[Tensor, Tensor]], cross_kv: list[tuple[Tensor, Tensor]], static: bool, compiled: bool
+    ) -> None:
+        self.self_kv = self_kv
+        self.cross_kv = cross_kv
+        self.static = static or compiled
+        self.compiled = compiled
+        self.length = 0  # positions fed so far
+
+    @property
+    def max_len(self) -> int:
+        return self.self_kv[0][0].shape[2]
+
+    def advance(self, new: int) -> Tensor:
+        """Claim the next ``new`` positions and return their indices ``(new,)``."""
+        if self.length + new > self.max_len:
+            raise ValueError(f"decoder cache holds {self.max_len} positions; step {self.length + new} exceeds it")
+        positions = torch.arange(self.length, self.length + new, device=self.self_kv[0][0].device)
+        self.length += new
+        return positions
 
     def select(self, index: Tensor, cross: bool = True) -> None:
         """Keep (and reorder) the batch rows ``index``: beam reordering and dropping finished rows.
@@ -85,9 +105,9 @@ class DecoderCache:
         ``cross=False`` leaves the cross-attention entries alone, for reorderings that stay inside
         groups of rows sharing one source (beams of the same input).
         """
-        self.self_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.self_kv]
+        self.self_kv = [(k[index], v[index]) for k, v in self.self_kv]
         if cross:
-            self.cross_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.cross_kv]
+            self.cross_kv = [(k[index], v[index]) for k, v in self.cross_kv]
 
 
 def _single_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
@@ -121,6 +141,12 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.n_heads, -1).transpose(1, 2)
 
+    def memory_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-attention keys and values ``(B, H, S, D / H)`` of the encoder output."""
+        # contiguous: the CPU attention kernels are ~2x slower on the chunked views
+        k, v = (self._heads(t).contiguous() for t in self.kv_proj(memory).chunk(2, dim=-1))
+        return k, v
+
     def forward(
         self,
         x: Tensor,
@@ -129,23 +155,18 @@ class Attention(nn.Module):
         causal: bool = False,
         cache: DecoderCache | None = None,
         layer: int = 0,
+        positions: Tensor | None = None,
     ) -> Tensor:
+        """Attention of ``x`` to itself, or to ``memory`` (cross). With a ``cache``, ``positions``
+        are the decoder positions of ``x``'s tokens."""
         if self.cross:
             q = self._heads(self.q_proj(x))
-            if cache is not None and cache.cross_kv[layer] is not None:
-                k, v = cache.cross_kv[layer]
-            else:
-                k, v = (self._heads(t) for t in self.kv_proj(memory).chunk(2, dim=-1))
-                if cache is not None:  # contiguous once: the CPU attention kernel is ~2x slower on views
-                    k, v = k.contiguous(), v.contiguous()
-                    cache.cross_kv[layer] = (k, v)
+            k, v = cache.cross_kv[layer] if cache is not None else self.memory_kv(memory)
         else:
             q, k, v = (self._heads(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
             if cache is not None:
-                if cache.length and q.shape[2] > 1:
-                    raise ValueError("a cached decoder step after the first must feed one token at a time")
-                k, v = self._append(cache, layer, k, v)
-                causal = causal and q.shape[2] > 1  # a single new query may see every cached key
+                k, v, mask = self._cached(cache, layer, positions, k, v)
+                causal = False  # the mask says which cached positions each query sees
         dropout = self.dropout if self.training else 0.0
         if q.shape[2] == 1 and not causal and dropout == 0.0 and q.device.type == "cpu":
             out = _single_query_attention(q, k, v, mask)
@@ -155,17 +176,19 @@ class Attention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, t, -1))
 
     @staticmethod
-    def _append(cache: DecoderCache, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        start, new = cache.length, k.shape[2]
-        if cache.self_kv[layer] is None:
-            shape = (k.shape[0], k.shape[1], cache.max_len, k.shape[3])
-            cache.self_kv[layer] = (k.new_empty(shape), v.new_empty(shape))
+    def _cached(
+        cache: DecoderCache, layer: int, positions: Tensor, k: Tensor, v: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Write the new keys and values at ``positions``; return the keys, values and mask to attend over."""
         k_buf, v_buf = cache.self_kv[layer]
-        if start + new > k_buf.shape[2]:
-            raise ValueError(f"decoder cache holds {k_buf.shape[2]} positions; step {start + new} exceeds it")
-        k_buf[:, :, start : start + new] = k
-        v_buf[:, :, start : start + new] = v
-        return k_buf[:, :, : start + new], v_buf[:, :, : start + new]
+        k_buf.index_copy_(2, positions, k)
+        v_buf.index_copy_(2, positions, v)
+        if not cache.static:  # the filled positions only (cache.length already counts the new ones)
+            k_buf, v_buf = k_buf[:, :, : cache.length], v_buf[:, :, : cache.length]
+            if positions.shape[0] == 1:  # a single new query sees every filled position
+                return k_buf, v_buf, None
+        visible = torch.arange(k_buf.shape[2], device=positions.device)
+        return k_buf, v_buf, visible[None, :] <= positions[:, None]
 
 
 class FeedForward(nn.Sequential):
@@ -202,10 +225,16 @@ class DecoderLayer(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: Tensor, memory: Tensor, memory_mask: Tensor, cache: DecoderCache | None, layer: int
+        self,
+        x: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor,
+        cache: DecoderCache | None,
+        layer: int,
+        positions: Tensor | None = None,
     ) -> Tensor:
         def self_block(h: Tensor) -> Tensor:
-            return self.drop(self.self_attn(h, causal=True, cache=cache, layer=layer))
+            return self.drop(self.self_attn(h, causal=True, cache=cache, layer=layer, positions=positions))
 
         def cross_block(h: Tensor) -> Tensor:
             return self.drop(self.cross_attn(h, memory, mask=memory_mask, cache=cache, layer=layer))
@@ -233,7 +262,7 @@ class Seq2SeqTransformer(nn.Module):
     """Encoder-decoder transformer sharing one token embedding between encoder and decoder.
 
     ``forward(src, tgt_in)`` returns logits ``(B, T, V)`` for teacher forcing; decoding uses
-    :meth:`encode` once and :meth:`decode_step` per token with a :class:`DecoderCache`.
+    :meth:`encode` once, then :meth:`decode` with a :class:`DecoderCache` (:meth:`new_cache`) per token.
     """
 
     def __init__(self, cfg: TransformerConfig) -> None:
@@ -273,14 +302,17 @@ class Seq2SeqTransformer(nn.Module):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
-    def _embed(self, tokens: Tensor, offset: int = 0) -> Tensor:
-        length = tokens.shape[1]
-        if offset + length > self.cfg.max_positions:
-            raise ValueError(
-                f"sequence of length {offset + length} exceeds model.max_positions={self.cfg.max_positions}"
-            )
-        positions = torch.arange(offset, offset + length, device=tokens.device)
-        pos = self.pos(positions) if self.cfg.positions == "learned" else self.pos_table[positions]
+    def _embed(self, tokens: Tensor, positions: Tensor | None = None) -> Tensor:
+        """Scaled token embeddings plus position encodings; ``positions`` default to ``0 .. T-1``."""
+        if positions is None:
+            length = tokens.shape[1]
+            if length > self.cfg.max_positions:
+                raise ValueError(f"sequence of length {length} exceeds model.max_positions={self.cfg.max_positions}")
+            positions = torch.arange(length, device=tokens.device)
+        if self.cfg.positions == "learned":
+            pos = self.pos(positions)
+        else:
+            pos = self.pos_table.index_select(0, positions)
         return self.drop(self.embed(tokens) * self.embed_scale + pos)
 
     def source_mask(self, src: Tensor) -> Tensor:
@@ -298,22 +330,40 @@ class Seq2SeqTransformer(nn.Module):
     def decode(
         self, tgt_in: Tensor, memory: Tensor, memory_mask: Tensor, cache: DecoderCache | None = None
     ) -> Tensor:
-        """Logits for ``tgt_in``; with a cache, ``tgt_in`` holds only the new positions."""
-        offset = cache.length if cache is not None else 0
-        x = self._embed(tgt_in, offset)
+        """Logits ``(B, T, V)`` for ``tgt_in``; with a cache, ``tgt_in`` holds only the new positions."""
+        if cache is None:
+            return self._decoder_stack(tgt_in, None, memory, memory_mask, None)
+        positions = cache.advance(tgt_in.shape[1])
+        stack = _compiled_decoder_stack() if cache.compiled else Seq2SeqTransformer._decoder_stack
+        return stack(self, tgt_in, positions, memory, memory_mask, cache)
+
+    def _decoder_stack(
+        self,
+        tgt_in: Tensor,
+        positions: Tensor | None,
+        memory: Tensor,
+        memory_mask: Tensor,
+        cache: DecoderCache | None,
+    ) -> Tensor:
+        x = self._embed(tgt_in, positions)
         for i, layer in enumerate(self.decoder):
-            x = layer(x, memory, memory_mask, cache, i)
-        if cache is not None:
-            cache.length += tgt_in.shape[1]
+            x = layer(x, memory, memory_mask, cache, i, positions)
         return self.lm_head(self.dec_norm(x))
 
-    def new_cache(self, max_len: int) -> DecoderCache:
-        """An empty cache able to hold ``max_len`` decoder positions."""
+    def new_cache(self, memory: Tensor, max_len: int, static: bool = False, compile: bool = False) -> DecoderCache:
+        """A cache for decoding up to ``max_len`` positions against the encoder output ``memory``.
+
+        ``compile=True`` runs every decoder step through one ``torch.compile``-d graph (a static
+        cache; the first steps of a process wait for the compiler). ``static=True`` alone gives the
+        same fixed-shape computation without compiling.
+        """
         if max_len > self.cfg.max_positions:
             raise ValueError(f"decode length {max_len} exceeds model.max_positions={self.cfg.max_positions}")
-        cache = DecoderCache(len(self.decoder))
-        cache.max_len = max_len
-        return cache
+        cross_kv = [layer.cross_attn.memory_kv(memory) for layer in self.decoder]
+        k = cross_kv[0][0]
+        shape = (k.shape[0], k.shape[1], max_len, k.shape[3])  # same dtype as the keys to come (autocast)
+        self_kv = [(k.new_zeros(shape), k.new_zeros(shape)) for _ in self.decoder]
+        return DecoderCache(self_kv, cross_kv, static, compile)
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         memory, mask = self.encode(src)
@@ -321,3 +371,14 @@ class Seq2SeqTransformer(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@functools.cache
+def _compiled_decoder_stack() -> Callable[..., Tensor]:
+    """``Seq2SeqTransformer._decoder_stack`` through ``torch.compile``, made once per process.
+
+    Compiled lazily, on the first call. Each model instance and each new shape (batch rows
+    dropped, another source length or ``max_len``) first costs a recompilation, after which the
+    dimensions that changed are compiled as dynamic.
+    """
+    return torch.compile(Seq2SeqTransformer._decoder_stack)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from symlit.decoding import DecodeConfig, Decoded, beam_search, decode, greedy_decode, sample_decode
 from symlit.model import Seq2SeqTransformer, TransformerConfig
@@ -145,6 +148,27 @@ def test_dropping_finished_rows_changes_nothing():
         alone_beam = beam_search(model, src[row : row + 1], BOS, EOS, max_len=12, beam_size=3)
         n = alone_beam.tokens.shape[2]
         assert batch_beam.tokens[row, :, :n].tolist() == alone_beam.tokens[0].tolist()
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_decoding_returns_the_eager_tokens():
+    """Decoder steps through torch.compile (a static cache: every step attends over the whole
+    buffer under a mask) give eager decoding's tokens, also when rows leave the batch (greedy)
+    and beams are reordered (beam search)."""
+    model = EosBiased(seed=7)
+    src = sources(seed=7)
+    eager = greedy_decode(model, src, BOS, EOS, max_len=12)
+    assert len(set(eager.tokens.ne(PAD).sum(1).tolist())) > 2  # rows end at several steps
+    counters.clear()
+    compiled = greedy_decode(model, src, BOS, EOS, max_len=12, compile=True)
+    assert counters["stats"]["unique_graphs"] >= 1  # the steps did go through the compiler
+    assert torch.equal(compiled.tokens, eager.tokens)
+    assert torch.equal(compiled.finished, eager.finished)
+    torch.testing.assert_close(compiled.scores, eager.scores)
+    eager_beam = beam_search(model, src, BOS, EOS, max_len=12, beam_size=3)
+    compiled_beam = decode(model, src, BOS, EOS, DecodeConfig(strategy="beam", beam_size=3, max_len=12, compile=True))
+    assert torch.equal(compiled_beam.tokens, eager_beam.tokens)
+    torch.testing.assert_close(compiled_beam.scores, eager_beam.scores)
 
 
 def test_max_len_guard():
