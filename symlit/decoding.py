@@ -167,7 +167,8 @@ def greedy_decode(
 
     Stops a row when it emits EOS, and the batch after ``max_len`` tokens. ``scores`` are the sums
     of the chosen tokens' log-probabilities. ``compile`` runs the decoder steps through
-    ``torch.compile`` (the same tokens, faster once compiled; see :meth:`Seq2SeqTransformer.new_cache`).
+    ``torch.compile`` (the same tokens up to rounding in near ties, faster once compiled; see
+    :meth:`~symlit.model.Seq2SeqTransformer.new_cache`).
     """
     return _ancestral(model, src, bos_id, eos_id, max_len, use_cache, lambda lp: lp.argmax(dim=-1), compile)
 

@@ -105,9 +105,8 @@ class Seq2SeqModule(L.LightningModule):
     def forward_model(self) -> torch.nn.Module:
         """The model for teacher-forced passes: ``torch.compile``-d when ``compile`` is on.
 
-        Kept outside the module tree, so checkpoints hold the plain weights. ``compile`` also
-        compiles the decoder steps of validation and test decoding (a static KV cache, see
-        :meth:`~symlit.model.Seq2SeqTransformer.new_cache`) unless ``test_decode.compile`` says otherwise.
+        Kept outside the module tree, so checkpoints hold the plain weights. (Decoding compiles its
+        own decoder steps when ``compile`` is on: see :meth:`_evaluate`.)
         """
         if not self.hparams.get("compile"):
             return self.model
@@ -172,6 +171,7 @@ class Seq2SeqModule(L.LightningModule):
         self.log(f"{prefix}/tok_acc", hits.sum() / mask.sum(), batch_size=int(mask.sum()), **log)
         if not decode:
             return []
+        # module.compile also compiles the decoder steps (static KV cache) unless test_decode says otherwise
         compile = bool(self.hparams.get("compile"))
         config = DecodeConfig(**{"compile": compile, **self.hparams.test_decode, "max_len": self._max_len(batch)})
         greedy, lists = decode_texts(self.model, self.tokenizer, batch["src"], config, nbest)

@@ -48,16 +48,16 @@ def test_source_padding_is_ignored():
 
 
 @pytest.mark.parametrize("static", [False, True])
-@pytest.mark.parametrize("norm_first", [True, False])
-def test_cached_steps_equal_full_forward(norm_first, static):
-    model = tiny(norm_first=norm_first)
-    src, tgt = random_batch()
+@pytest.mark.parametrize(("norm_first", "positions"), [(True, "learned"), (False, "learned"), (True, "sinusoidal")])
+def test_cached_steps_equal_full_forward(norm_first, positions, static):
+    model = tiny(norm_first=norm_first, positions=positions)
+    src, tgt = random_batch(tgt_len=9)
     with torch.no_grad():
         full = model(src, tgt)
         memory, mask = model.encode(src)
         cache = model.new_cache(memory, tgt.shape[1] + 3, static=static)  # room to spare: unfilled positions
-        # a prefix of 3 tokens at once, then single tokens and a pair
-        bounds = [0, 3, 4, 6, *range(7, tgt.shape[1] + 1)]
+        # a prefix of 3 tokens at once, a single token, a pair, then single tokens
+        bounds = [0, 3, 4, 6, 7, 8, 9]
         steps = [model.decode(tgt[:, a:b], memory, mask, cache) for a, b in zip(bounds, bounds[1:])]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
 
