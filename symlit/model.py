@@ -367,6 +367,8 @@ class Seq2SeqTransformer(nn.Module):
         cross_kv = [layer.cross_attn.memory_kv(memory) for layer in self.decoder]
         k = cross_kv[0][0]
         shape = (k.shape[0], k.shape[1], max_len, k.shape[3])  # same dtype as the keys to come (autocast)
+        # zeros, not empty: a static cache multiplies unfilled values by zero attention weights,
+        # and uninitialised memory may hold NaN (NaN * 0 = NaN)
         self_kv = [(k.new_zeros(shape), k.new_zeros(shape)) for _ in self.decoder]
         return DecoderCache(self_kv, cross_kv, static, compile)
 
