@@ -26,6 +26,7 @@ import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from torch.utils.data import DataLoader
 
+from symlit import leakage
 from symlit.tasks.base import Task
 from symlit.tokenizer import Seq2SeqTokenizer
 
@@ -80,6 +81,7 @@ def load_or_build(task: Task, cache_dir: str | Path, rebuild: bool = False) -> D
         splits = task.build()
         dataset = DatasetDict({name: Dataset.from_dict(rows) for name, rows in splits.items()})
         dataset.save_to_disk(str(tmp))
+        leakage.write(leakage.leakage_report(task, splits), tmp)  # part of the checksummed build
         manifest = {
             "fingerprint": fingerprint,
             "task": task.config(),
@@ -285,6 +287,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         bucket: bool = True,
         seed: int = 0,
         rebuild: bool = False,
+        leak_free: bool | str = False,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -292,6 +295,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
         self.task, self.cache_dir, self.rebuild = task, cache_dir, rebuild
+        self.leak_free = leak_free
+        self.leakage: dict[str, Any] | None = None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.bucket, self.seed = num_workers, bucket, seed
         self._dataset: DatasetDict | None = None
@@ -320,7 +325,28 @@ class Seq2SeqDataModule(L.LightningDataModule):
             for name in ("train", "valid", "test"):
                 if name not in self._dataset:
                     raise ValueError(f"task {self.task.name} produced no {name!r} split")
+            self._check_leakage()
         return self._dataset
+
+    # -- leakage report (symlit.leakage)
+    def _check_leakage(self) -> None:
+        """The build's leakage report (computed now for a cache that predates it); an error when
+        ``leak_free`` is set and a split overlaps train."""
+        stored = leakage.read(Path(self.cache_dir) / self.task.name / self.task.fingerprint())
+        self.leakage = stored or leakage.leakage_report(self.task, self._dataset)
+        leakage.check_leak_free(self.leakage, self.leak_free)
+
+    def _publish_leakage(self) -> None:
+        """Training start: the report in one log line, in the run directory and to the loggers."""
+        if self.trainer is None:
+            return
+        self.dataset  # noqa: B018 - loads the data and its report
+        assert self.leakage is not None
+        log.info("%s", leakage.summary(self.leakage))
+        if self.trainer.is_global_zero:
+            leakage.write(self.leakage, self.trainer.default_root_dir)
+        for logger in self.trainer.loggers:
+            logger.log_metrics(leakage.metrics(self.leakage), step=0)
 
     def prepare_data(self) -> None:
         self.dataset  # noqa: B018 - builds or validates the cache on one process
@@ -348,6 +374,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return self.splits[name]
 
     def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self._publish_leakage()
         names = {"fit": ["train", "valid"], "validate": ["valid"], "test": self.test_split_names}
         for name in names.get(stage or "fit", ["train", "valid", *self.test_split_names]):
             self.split(name)

@@ -47,8 +47,24 @@ def test_relative_path_is_found_from_the_repo_root(tmp_path, monkeypatch):
 def test_bad_row_is_named(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text('amp,sqamp\n"e^2*gamma_{\\INDEX_0,INDEX_1,INDEX_2}","e^2 +"\n')
-    with pytest.raises(ValueError, match=r"bad.csv: data row 1 field 'sqamp'"):
+    with pytest.raises(ValueError, match=r"bad.csv:2: field 'amp'"):  # no external legs: not a diagram
         QEDSymbaTask(path=str(bad)).build()
+
+
+@pytest.mark.parametrize("sqamp, problem", [("nan", r"unknown symbols \['nan'\]"),
+                                            ("hello*world", r"unknown symbols \['hello', 'world'\]"),
+                                            ("e^4*s_19", r"unknown symbols \['s_19'\]"),
+                                            ("e^4 +", "expression ends early")])
+def test_bad_sqamp_is_an_error_or_skipped_and_counted(tmp_path, sqamp, problem):
+    lines = SAMPLE.read_text().splitlines()
+    amp = next(iter(__import__("csv").reader([lines[2]])))[0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*lines[:4], f'"{amp.replace(chr(34), chr(34) * 2)}","{sqamp}"', *lines[4:8]]) + "\n")
+    with pytest.raises(ValueError, match=rf"bad.csv:5: field 'sqamp': {problem}.*data.task.skip_bad_rows"):
+        QEDSymbaTask(path=str(bad)).build()
+    task = QEDSymbaTask(path=str(bad), skip_bad_rows=True, split_by="row")
+    splits = task.build()
+    assert task.skipped_rows == 1 and sum(len(s["source"]) for s in splits.values()) == 7
 
 
 def test_verify_accepts_exact_and_equivalent_forms_only(splits):

@@ -374,13 +374,84 @@ def legs_from_tokens(tokens: list[str] | str) -> list[Leg]:
     return [found[p] for p in sorted(found)]
 
 
+def parse_tokens(tokens: list[str] | str) -> Node:
+    """The parse tree of an amplitude's token sequence (:func:`amplitude_tokens`, any notation;
+    scalar tokens become ``("sym", token)``, so ``m2mu`` stays one symbol): the inverse of the
+    tokenization up to the names of dummy indices, enough to read the diagram back."""
+    toks = tokens.split() if isinstance(tokens, str) else list(tokens)
+    pos = 0
+
+    def take(n: int = 1) -> list[str]:
+        nonlocal pos
+        if pos + n > len(toks):
+            raise NotationError(f"amplitude tokens end early: {' '.join(toks[-5:])!r}")
+        pos += n
+        return toks[pos - n:pos]
+
+    def lorentz(tok: str) -> tuple[bool, str]:
+        return (True, tok[1:]) if tok.startswith("^") else (False, tok)
+
+    def node() -> Node:
+        nonlocal pos
+        (tok,) = take()
+        if tok in ("add(", "mul("):
+            args = []
+            while pos < len(toks) and toks[pos] != ")":
+                args.append(node())
+            take()
+            return ("add" if tok == "add(" else "mul", args)
+        if tok in ("add", "mul"):
+            return (tok, [node(), node()])
+        if tok == "pow":
+            return ("pow", node(), node())
+        if tok in ("INT+", "INT-"):
+            start = pos
+            while pos < len(toks) and toks[pos].isdigit():
+                pos += 1
+            if pos == start:
+                raise NotationError(f"{tok} without digits at token {start}")
+            return ("num", Fraction(int("".join(toks[start:pos])) * (-1 if tok == "INT-" else 1)))
+        if tok == "RAT":
+            p, q = node(), node()
+            return ("num", p[1] / q[1])
+        if tok == "I":
+            return ("I",)
+        if tok == "gamma":
+            lor, a, b = take(3)
+            return ("gamma", *lorentz(lor), a, b)
+        if tok in _SPINOR_HEADS:
+            f, label, sidx, p = take(4)
+            kind, conj = _SPINOR_HEADS[tok]
+            return ("spinor", f, label, sidx, int(p[2:]), kind, conj)
+        if tok in ("pol", "pol_conj"):
+            f, label, lor, p = take(4)
+            return ("pol", f, label, *lorentz(lor), int(p[2:]), tok == "pol_conj")
+        if tok == "mom":
+            p, lor = take(2)
+            return ("mom", int(p[2:]), *lorentz(lor))
+        return ("sym", tok)
+
+    try:
+        out = node()
+    except (ValueError, IndexError) as err:
+        raise NotationError(f"cannot read amplitude tokens: {err}") from None
+    if pos != len(toks):
+        raise NotationError(f"{len(toks) - pos} amplitude tokens left over")
+    return out
+
+
 def read_symba_file(path: str) -> list[tuple[str, str]]:
-    """``(amp, sqamp)`` string pairs of a SYMBA file: a CSV with ``amp,sqamp`` columns or a text
-    file with one ``amp<sep>sqamp`` pair per line (``<sep>`` a tab, or `` > `` as in SYMBA's
-    exported text files)."""
+    """``(amp, sqamp)`` string pairs of a SYMBA file (see :func:`read_symba_rows`)."""
+    return [(amp, sqamp) for _, amp, sqamp in read_symba_rows(path)]
+
+
+def read_symba_rows(path: str) -> list[tuple[int, str, str]]:
+    """``(line, amp, sqamp)`` of every pair in a SYMBA file: a CSV with ``amp,sqamp`` columns or a
+    text file with one ``amp<sep>sqamp`` pair per line (``<sep>`` a tab, or `` > `` as in SYMBA's
+    exported text files); ``line`` is the 1-based line of the file where the pair ends."""
     import csv
 
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[int, str, str]] = []
     with open(path, newline="") as f:
         if path.endswith(".csv"):
             reader = csv.reader(f)
@@ -391,12 +462,12 @@ def read_symba_file(path: str) -> list[tuple[str, str]]:
             if "amp" not in cols or "sqamp" not in cols:
                 raise SymbaFormatError(f"{path}: the header {header} lacks the columns 'amp' and 'sqamp'")
             ia, isq = cols.index("amp"), cols.index("sqamp")
-            for line_no, row in enumerate(reader, start=2):
+            for row in reader:
                 if not row:
                     continue
                 if len(row) <= max(ia, isq):
-                    raise SymbaFormatError(f"{path}:{line_no}: expected {len(cols)} columns, got {len(row)}")
-                rows.append((row[ia], row[isq]))
+                    raise SymbaFormatError(f"{path}:{reader.line_num}: expected {len(cols)} columns, got {len(row)}")
+                rows.append((reader.line_num, row[ia], row[isq]))
         else:
             for line_no, line in enumerate(f, start=1):
                 line = line.strip()
@@ -405,5 +476,41 @@ def read_symba_file(path: str) -> list[tuple[str, str]]:
                 parts = line.split("\t") if "\t" in line else line.split(" > ")
                 if len(parts) != 2:
                     raise SymbaFormatError(f"{path}:{line_no}: expected 'amp<TAB>sqamp' or 'amp > sqamp'")
-                rows.append((parts[0], parts[1]))
+                rows.append((line_no, parts[0], parts[1]))
     return rows
+
+
+def relabel_momenta(text: str, perm: dict[int, int]) -> str:
+    """An amplitude or squared amplitude with momentum label ``i`` renamed ``perm[i]`` (``p_i``,
+    and ``s_ij`` written with its labels in order): the same diagram, other labels."""
+    text = re.sub(r"s_(\d)(\d)", lambda m: "s_{}{}".format(*sorted((perm[int(m[1])], perm[int(m[2])]))), text)
+    return re.sub(r"p_(\d)", lambda m: f"p_{perm[int(m[1])]}", text)
+
+
+def unknown_symbols(node: Node, n_legs: int) -> list[str]:
+    """Scalar symbols of a parse tree that SYMBA's QED data cannot contain: anything but ``e``,
+    ``reg_prop``, a fermion mass ``m_<name>`` and ``s_ij`` with ``1 <= i <= j <= n_legs``
+    (``nan``, ``hello``...)."""
+    bad: set[str] = set()
+
+    def walk(n: Node) -> None:
+        if n[0] in ("add", "mul"):
+            for a in n[1]:
+                walk(a)
+        elif n[0] == "pow":
+            walk(n[1])
+            walk(n[2])
+        elif n[0] == "sym" and not _known_symbol(n[1], n_legs):
+            bad.add(n[1])
+
+    walk(node)
+    return sorted(bad)
+
+
+def _known_symbol(name: str, n_legs: int) -> bool:
+    if name in ("e", "reg_prop"):
+        return True
+    if name.startswith("m_"):
+        return name[2:] in PARTICLES and PARTICLES[name[2:]].fermion
+    m = re.fullmatch(r"s_(\d)(\d)", name)
+    return bool(m) and 1 <= int(m.group(1)) <= int(m.group(2)) <= n_legs

@@ -177,6 +177,34 @@ class ArithmeticTask(Task):
         lo, hi = _as_range(self.n_operands, "n_operands")
         return label if lo == hi else f"{label} operands={len(values)}"
 
+    # ------------------------------------------------------------------ leakage (issue 16)
+    key_levels = ("operands",)
+
+    def canonical_key(self, source: str, target: str) -> dict[str, str]:
+        """``operands``: the problem up to commutativity: the signed terms of the sum, each the
+        sorted operands of its product, in sorted order (``7 + 45`` and ``45 + 7`` share it)."""
+        groups: list[list[str]] = [[]]
+        ops: list[str] = []
+        for token in source.split():
+            if token in OPERATORS:
+                groups.append([])
+                ops.append(token)
+            else:
+                groups[-1].append(token)
+        try:
+            values = [decode_int(g, self.encoding, self.base) for g in groups]
+        except NotationError:
+            return {}
+        terms, factors, sign = [], [values[0]], 1
+        for op, value in zip(ops, values[1:]):
+            if op == "*":
+                factors.append(value)
+            else:
+                terms.append((sign, tuple(sorted(factors))))
+                factors, sign = [value], 1 if op == "+" else -1
+        terms.append((sign, tuple(sorted(factors))))
+        return {"operands": repr(sorted(terms))}
+
     # ------------------------------------------------------------------ sampling
     def _operand_values(self) -> list[tuple[int, int]]:
         """Disjoint value ranges operands are drawn from, one per digit count (or one range)."""

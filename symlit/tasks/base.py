@@ -72,6 +72,22 @@ class Task(ABC):
         """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics."""
         return {}
 
+    #: the levels of :meth:`canonical_key`, finest first (empty: the task defines no key)
+    key_levels: tuple[str, ...] = ()
+
+    def canonical_key(self, source: str, target: str) -> dict[str, str]:
+        """Keys of one problem by level (see :attr:`key_levels`): equal keys mean the same problem
+        up to that level's symmetry (commuted operands, renamed coefficients, a relabelled Feynman
+        diagram...). The leakage report (:mod:`symlit.leakage`) counts evaluation rows whose key
+        occurs in train. Default: no key."""
+        return {}
+
+    @property
+    def leak_free_level(self) -> str | None:
+        """The key level at which this task's splits never share a key (what ``data.leak_free:
+        true`` checks, besides identical sources); ``None``: only sources are kept apart."""
+        return None
+
     def test_splits(self, split_names: Iterable[str]) -> list[str]:
         """The splits evaluated at test time: ``test`` first, then the extra ones."""
         names = [s for s in split_names if s not in ("train", "valid")]

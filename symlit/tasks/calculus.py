@@ -271,6 +271,22 @@ class CalculusTask(Task):
                                      timeout=self.verify_timeout)
         return verify.verify_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
 
+    # ------------------------------------------------------------------ leakage (issue 16)
+    key_levels = ("expression",)
+
+    def canonical_key(self, source: str, target: str) -> dict[str, str]:
+        """``expression``: the input up to renaming the coefficients ``a0..a9`` and reordering the
+        arguments of ``add``/``mul`` (:func:`symlit.leakage.canonical_prefix`)."""
+        from symlit.calculus.prefix import COEFFICIENTS, OPERATORS
+        from symlit.leakage import canonical_prefix
+        from symlit.notation import DIGIT_SYMBOLS
+
+        try:
+            return {"expression": canonical_prefix(source.split(), OPERATORS, ("add", "mul"), COEFFICIENTS,
+                                                   digits=DIGIT_SYMBOLS)}
+        except ValueError:
+            return {}
+
     def bucket(self, source: str, target: str) -> str:
         """Operators in the input, in bins of 5 (``ops 05-09``)."""
         n = count_operators(source.split())

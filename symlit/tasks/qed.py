@@ -4,10 +4,21 @@ Source: the amplitude of a Feynman diagram as tokens (:func:`symlit.qed.symba_fo
 target: its spin-summed squared amplitude in ``notation`` (``prefix``, ``hybrid`` or
 ``hybrid_short``, see :mod:`symlit.qed.tokens`).
 
-Splits never leak: rows are grouped by their normalized amplitude (``split_by: amplitude``) or by
-their process (``split_by: process``: whole processes are held out) and a group lands in one split
-by a hash of its key. ``holdout_particles`` moves every row involving one of those particles into
-an extra test split ``holdout``.
+Splits (``split_by``) keep every canonical key of one level on one side (:mod:`symlit.qed.keys`);
+a group lands in a split by a hash of its key:
+
+* ``row``: each row on its own, a random row split: comparable with SYMBA's published numbers,
+  and leaky, since MARTY writes one diagram many times (momentum labellings, on-shell variants,
+  reordered factors);
+* ``diagram``: no labelled diagram (squared-amplitude function) in two splits;
+* ``diagram_class``: nor a diagram up to momentum relabelling and swaps of identical particles;
+* ``diagram_family``: nor a diagram class up to charge conjugation;
+* ``process``: whole processes held out (implies ``diagram_class``);
+* ``process_family``: whole processes with their charge conjugates (implies every level above).
+
+``holdout_particles`` moves every row involving one of those particles into an extra test split
+``holdout``. The leakage report (:mod:`symlit.leakage`) counts, per split, the rows whose keys
+occur in train at every level.
 
 A hypothesis is correct when its tokens equal the target's or, decoded to SymPy, it agrees with
 the target numerically at ``n_points`` random kinematic points (``s_ij`` from physical momenta of
@@ -28,14 +39,17 @@ import sympy
 
 from symlit.notation import NotationError
 from symlit.qed import generator as gen
-from symlit.qed import kinematics
+from symlit.qed import keys, kinematics
 from symlit.qed import symba_format as sf
 from symlit.qed.particles import FERMIONS, LEPTONS, PARTICLES
 from symlit.qed.tokens import DIGITS, OPERATOR_TOKENS, check_notation, from_tokens, to_tokens, token_score
 from symlit.tasks.base import Rows, Task, exact_match
 
 log = logging.getLogger(__name__)
-SPLIT_BY = ("amplitude", "process")
+SPLIT_BY = ("row", *keys.LEVELS, "process", "process_family")
+# the diagram-key level every split_by keeps apart (process: the class; process_family: the family)
+LEAK_FREE_LEVEL = {"row": None, "diagram": "diagram", "diagram_class": "diagram_class",
+                   "diagram_family": "diagram_family", "process": "process", "process_family": "process_family"}
 SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,8 +77,9 @@ class _QEDTask(Task):
     """Shared splitting, vocabulary and verification of the QED tasks."""
 
     score_names = ("token_score", "numeric_equiv")  # class attribute (no annotation): not a config field
+    key_levels = (*keys.LEVELS, "process", "process_family")
     notation: str = "hybrid_short"
-    split_by: str = "amplitude"
+    split_by: str = "diagram_family"
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
     holdout_particles: list[str] = field(default_factory=list)
@@ -76,7 +91,8 @@ class _QEDTask(Task):
         check_notation(self.notation)
         self.holdout_particles = [str(p) for p in self.holdout_particles]
         if self.split_by not in SPLIT_BY:
-            raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}")
+            hint = " (the old 'amplitude' split leaked: use 'row' for a random row split)" if self.split_by == "amplitude" else ""
+            raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}{hint}")
         for name in ("valid_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
@@ -88,21 +104,48 @@ class _QEDTask(Task):
         if self.n_points < 1:
             raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
 
+    @property
+    def leak_free_level(self) -> str | None:
+        """The key level ``split_by`` keeps apart (``None`` for a row split)."""
+        return LEAK_FREE_LEVEL[self.split_by]
+
+    def canonical_key(self, source: str, target: str) -> dict[str, str]:
+        """Every level of :mod:`symlit.qed.keys`, read back from the amplitude tokens."""
+        try:
+            return keys.amplitude_keys(sf.parse_tokens(source))
+        except (NotationError, sf.SymbaFormatError, KeyError, ValueError):
+            return {}
+
     # ------------------------------------------------------------------ rows and splits
-    def _row(self, amp: str, sqamp: sympy.Expr | str, where: str) -> dict[str, Any]:
+    def _row(self, amp: str, sqamp: sympy.Expr | str, where: str, index: int) -> dict[str, Any]:
+        """One row; ``ValueError`` naming ``where``, the field and the problem for a bad one."""
         try:
             tree = sf.parse(amp)
             legs = sf.legs(tree)
+            if not legs:
+                raise ValueError("no external legs (spinors or polarizations): not a Feynman diagram")
+            unknown = sf.unknown_symbols(tree, len(legs))
+            if unknown:
+                raise ValueError(f"unknown symbols {unknown}")
             source = " ".join(sf.amplitude_tokens(tree, self.notation))
+            row_keys = keys.amplitude_keys(tree)
         except (sf.SymbaFormatError, KeyError, ValueError) as err:
             raise ValueError(f"{where} field 'amp': {err}") from None
         try:
-            expr = sf.parse_sqamp(sqamp) if isinstance(sqamp, str) else sqamp
+            if isinstance(sqamp, str):
+                parsed = sf.parse(sqamp)
+                unknown = sf.unknown_symbols(parsed, len(legs))
+                if unknown:
+                    raise ValueError(f"unknown symbols {unknown} (a squared amplitude has e, reg_prop, "
+                                     f"m_<fermion> and s_ij with i <= j <= {len(legs)})")
+                expr = sf.to_sympy(parsed)
+            else:
+                expr = sqamp
             target = " ".join(to_tokens(expr, self.notation))
         except (sf.SymbaFormatError, NotationError, ValueError) as err:
             raise ValueError(f"{where} field 'sqamp': {err}") from None
-        return {"source": source, "target": target, "process": process_key(legs),
-                "group": process_key(legs) if self.split_by == "process" else " ".join(sf.amplitude_tokens(tree))}
+        group = f"row {index}" if self.split_by == "row" else row_keys[self.split_by]
+        return {"source": source, "target": target, "process": process_key(legs), "group": group}
 
     def _split(self, rows: list[dict[str, Any]]) -> dict[str, Rows]:
         names = ["train", "valid", "test"] + (["holdout"] if self.holdout_particles else [])
@@ -196,6 +239,7 @@ class QEDSymbaTask(_QEDTask):
     ``data_samples/symba-qed-2to2/valid.csv`` is found from anywhere)."""
 
     path: str = "???"
+    skip_bad_rows: bool = False
 
     def __post_init__(self) -> None:
         self._check()
@@ -215,12 +259,27 @@ class QEDSymbaTask(_QEDTask):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def build(self) -> dict[str, Rows]:
-        pairs = sf.read_symba_file(self.path)
+        """Every row is validated (parsed, legs and symbols known); a bad row is an error naming
+        the file, the line and the problem, or, with ``skip_bad_rows``, skipped and counted."""
+        pairs = sf.read_symba_rows(self.path)
         if self.max_rows is not None:
             pairs = pairs[: self.max_rows]
         if not pairs:
             raise ValueError(f"data.task.path={self.path}: no rows")
-        rows = [self._row(a, s, f"{self.path}: data row {k}") for k, (a, s) in enumerate(pairs, start=1)]
+        rows, bad = [], []
+        for k, (line, a, s) in enumerate(pairs):
+            try:
+                rows.append(self._row(a, s, f"{self.path}:{line}:", k))
+            except ValueError as err:
+                if not self.skip_bad_rows:
+                    raise ValueError(f"{err} (fix the row, or set data.task.skip_bad_rows=true to skip bad rows)") from None
+                bad.append(str(err))
+        if bad:
+            log.warning("skipped %d bad rows of %d in %s (data.task.skip_bad_rows=true); first: %s",
+                        len(bad), len(pairs), self.path, bad[0])
+        if not rows:
+            raise ValueError(f"data.task.path={self.path}: every row is bad")
+        self.skipped_rows = len(bad)
         return self._split(rows)
 
 
@@ -282,7 +341,8 @@ class QEDGeneratedTask(_QEDTask):
         if slow:
             log.warning("%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
                         slow, len(generated), self.simplify_timeout)
-        rows = [self._row(r.amp, r.sqamp, f"generated {r.process} diagram {r.diagram}") for r in generated]
+        rows = [self._row(r.amp, r.sqamp, f"generated {r.process} diagram {r.diagram}", k)
+                for k, r in enumerate(generated)]
         return self._split(rows)
 
 
