@@ -12,6 +12,10 @@
 (b) Mean and max sequence length of the squared amplitudes (and amplitudes) in each notation.
 (c) Throughput: every 2->2 process of the particle table generated, squared and factored;
     2->3 diagrams squared per second (without and with factor).
+(d) ``--scale 2to3 --work-dir DIR``: every process of that shape generated, squared and factored in
+    resumable shards (``QEDGeneratedTask(work_dir=DIR)``, the shards the training data is read from),
+    then statistics: processes, diagrams, distinct squared amplitudes and diagram keys, token
+    lengths per notation, factor timeouts, generation time; the dataset is cached under DIR/cache.
 """
 
 from __future__ import annotations
@@ -116,6 +120,66 @@ def throughput(workers: int, timeout: float) -> None:
           f"({sum(not r.simplified for r in rows3)} not factored within {timeout:.0f} s)")
 
 
+def scale(shape: str, work_dir: str, workers: int, timeout: float) -> None:
+    from symlit.data import load_or_build
+    from symlit.qed.keys import amplitude_keys
+    from symlit.tasks import QEDGeneratedTask
+
+    print(f"\n(d) {shape} at scale ({workers} workers, factor limit {timeout:.0f} s, shards in {work_dir})")
+    task = QEDGeneratedTask(shapes=[shape], workers=workers, work_dir=work_dir, simplify_timeout=timeout)
+    t0 = time.perf_counter()
+    rows = task._generated()
+    dt = time.perf_counter() - t0
+    procs = {r["process"] for r in rows}
+    slow = sum(not r["simplified"] for r in rows)
+    print(f"    {len(procs)} processes, {len(rows)} diagrams, {len({r['sqamp'] for r in rows})} distinct squared "
+          f"amplitudes (as text), {slow} factor timeouts; {dt:.1f} s wall-clock for this call "
+          f"(0 if every shard existed); sum of per-diagram times {sum(r['seconds'] for r in rows):.1f} s")
+    trees = [sf.parse(r["amp"]) for r in rows]
+    keys = [amplitude_keys(t) for t in trees]
+    for level in ("diagram", "diagram_class", "diagram_family", "process", "process_family"):
+        print(f"    distinct {level} keys: {len({k[level] for k in keys})}")
+    exprs = [sf.parse_sqamp(r["sqamp"]) for r in rows]
+    print(f"    {'notation':14s} {'sqamp mean':>10s} {'median':>7s} {'p95':>6s} {'max':>6s} {'amp mean':>9s} {'max':>6s}")
+    for notation in NOTATIONS:
+        sq = sorted(len(to_tokens(e, notation)) for e in exprs)
+        am = [len(sf.amplitude_tokens(t, notation)) for t in trees]
+        print(f"    {notation:14s} {statistics.mean(sq):10.1f} {statistics.median(sq):7.0f} "
+              f"{sq[int(0.95 * (len(sq) - 1))]:6d} {sq[-1]:6d} {statistics.mean(am):9.1f} {max(am):6d}")
+    t0 = time.perf_counter()
+    data = load_or_build(task, Path(work_dir) / "cache")
+    print(f"    cached dataset {dict((k, v.num_rows) for k, v in data.items())} in {time.perf_counter() - t0:.1f} s")
+
+
+def histograms(data: str, out: str, split_by: str) -> None:
+    """Token-length histograms of the three notations on one split of a SYMBA file (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from symlit.tasks import QEDSymbaTask
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    print(f"\n(e) token lengths per notation, {data}, split_by={split_by}")
+    for notation, colour in zip(NOTATIONS, ("tab:blue", "tab:orange", "tab:green")):
+        splits = QEDSymbaTask(path=data, split_by=split_by, notation=notation).build()
+        for ax, column in zip(axes, ("target", "source")):
+            lengths_ = [len(t.split()) for s in splits.values() for t in s[column]]
+            ax.hist(lengths_, bins=40, range=(0, 440), histtype="step", linewidth=1.6, color=colour,
+                    label=f"{notation} (mean {statistics.mean(lengths_):.0f}, max {max(lengths_)})")
+            print(f"    {notation:14s} {column:7s} mean {statistics.mean(lengths_):6.1f} max {max(lengths_):4d}")
+    for ax, what in zip(axes, ("squared amplitude (target)", "amplitude (source)")):
+        ax.set_xlabel(f"{what} length, tokens")
+        ax.set_ylabel("rows")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Sequence lengths by notation: {Path(data).name}, all {sum(len(s['source']) for s in splits.values())} rows")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"    -> {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT / "data_samples" / "symba-qed-2to2" / "valid.csv"))
@@ -123,7 +187,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--scale", choices=["2to2", "2to3"], help="only (d): generate every process of this shape")
+    ap.add_argument("--work-dir", default="qed-shards", help="shard directory of --scale")
+    ap.add_argument("--histograms", metavar="PNG", help="only (e): token-length histograms per notation")
+    ap.add_argument("--split-by", default="diagram_family")
     args = ap.parse_args()
+    if args.histograms:
+        histograms(args.data, args.histograms, args.split_by)
+        return
+    if args.scale:
+        scale(args.scale, args.work_dir, args.workers, args.timeout)
+        return
     rows = sf.read_symba_file(args.data)
     marty_agreement(rows, args.points)
     lengths(rows)

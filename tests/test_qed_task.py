@@ -117,3 +117,24 @@ def test_experiments_compose(make_cfg):
     assert make_cfg("experiment=qed_symba").model.n_heads == 8
     cfg = make_cfg("experiment=qed_symba_cpu", "data=qed_generated")
     assert instantiate(cfg.data.task).shapes == ["2to2"]
+
+
+def test_sharded_generation_resumes_losing_at_most_the_shard_in_progress(tmp_path):
+    from symlit.qed.generator import generate, generate_sharded, row_record
+
+    procs = enumerate_processes(2, 2, particles=["e", "mu", "A"])[:7]
+    def timeless(rows) -> list[dict]:  # noqa: ANN001
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    full = timeless(generate_sharded(procs, str(tmp_path), shard_size=3))
+    assert full == timeless(row_record(r) for r in generate(procs))
+    shards = sorted(tmp_path.glob("shard-*.jsonl"))
+    assert len(shards) == 3
+    stamp = {p.name: p.stat().st_mtime_ns for p in shards}
+    # an interrupted run: the shard in progress was never renamed into place, a temporary file is left
+    shards[1].rename(tmp_path / "shard-00001.tmp999")
+    assert timeless(generate_sharded(procs, str(tmp_path), shard_size=3)) == full
+    assert {p.name: p.stat().st_mtime_ns for p in sorted(tmp_path.glob("shard-*.jsonl"))} != stamp
+    assert all(p.stat().st_mtime_ns == stamp[p.name] for p in (shards[0], shards[2]))  # finished shards kept
+    with pytest.raises(ValueError, match="holds shards of other processes or settings"):
+        generate_sharded(procs[:5], str(tmp_path), shard_size=3)

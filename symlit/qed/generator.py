@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -204,13 +204,6 @@ class Diagram:
     @property
     def n_vertices(self) -> int:
         return sum(len(ln.slots) for ln in self.lines)
-
-    def channel(self) -> str:
-        """A readable label of the propagators, e.g. ``"A(p1+p2)"`` or ``"e(p1-p3)"``."""
-        parts = [f"A({combo_text(q)})" for q in self.photon_propagators()]
-        for i in range(len(self.lines)):
-            parts += [f"{self.line_flavour(i)}({combo_text(q)})" for q in self.fermion_propagators(i)]
-        return " ".join(parts)
 
     def key(self) -> tuple:
         """Identity of the diagram, independent of how it was enumerated."""
@@ -654,6 +647,64 @@ def generate(processes: Sequence[Process], level: str = "diagram", simplify_time
     jobs = [(p, level, simplify_timeout, reg_prop, identical_factor) for p in processes]
     with ctx.Pool(workers) as pool:
         return [r for rows in pool.imap(_worker, jobs, chunksize=2) for r in rows]
+
+
+def row_record(r: GeneratedRow) -> dict:
+    """A row as JSON-ready fields, the squared amplitude as SYMBA text."""
+    from symlit.qed.symba_format import sqamp_text
+
+    return {"process": r.process, "diagram": r.diagram, "amp": r.amp, "sqamp": sqamp_text(r.sqamp),
+            "simplified": r.simplified, "seconds": r.seconds}
+
+
+def generate_sharded(processes: Sequence[Process], out_dir: str, shard_size: int = 10, level: str = "diagram",
+                     simplify_timeout: float | None = 10.0, reg_prop: bool = False, identical_factor: bool = True,
+                     workers: int = 0, log: Callable[[str], None] | None = None) -> list[dict]:
+    """:func:`generate` in shards of ``shard_size`` processes written to ``out_dir`` as
+    ``shard-NNNNN.jsonl`` (each renamed into place when complete), so an interrupted run resumes
+    from its finished shards and loses at most the shard in progress. Returns every row as a dict
+    (``process diagram amp sqamp simplified seconds``, ``sqamp`` as SYMBA text). ``out_dir`` must
+    belong to one list of processes and settings: a ``meta.json`` there refuses another."""
+    import json
+    import multiprocessing as mp
+    import os
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"processes": [p.name for p in processes], "shard_size": shard_size, "level": level,
+            "simplify_timeout": simplify_timeout, "reg_prop": reg_prop, "identical_factor": identical_factor}
+    meta_path = out / "meta.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
+        raise ValueError(f"{out} holds shards of other processes or settings; use another directory")
+    meta_path.write_text(json.dumps(meta))
+    chunks = [processes[i:i + shard_size] for i in range(0, len(processes), shard_size)]
+    pool = None
+    if workers > 0:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        pool = ctx.Pool(workers)
+    engine = dirac.TraceEngine()
+    try:
+        for k, chunk in enumerate(chunks):
+            path = out / f"shard-{k:05d}.jsonl"
+            if path.exists():
+                continue
+            jobs = [(p, level, simplify_timeout, reg_prop, identical_factor) for p in chunk]
+            if pool is None:
+                rows = [r for job in jobs for r in generate_process(*job, engine=engine)]
+            else:
+                rows = [r for rs in pool.imap(_worker, jobs) for r in rs]
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text("".join(json.dumps(row_record(r)) + "\n" for r in rows))
+            os.replace(tmp, path)
+            if log:
+                log(f"shard {k + 1}/{len(chunks)}: {len(chunk)} processes, {len(rows)} rows")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return [json.loads(line) for k in range(len(chunks))
+            for line in (out / f"shard-{k:05d}.jsonl").read_text().splitlines()]
 
 
 # ---------------------------------------------------------------------------- reading diagrams back

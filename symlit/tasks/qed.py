@@ -300,9 +300,13 @@ class QEDGeneratedTask(_QEDTask):
     identical_factor: bool = True
     seed: int = 0
     workers: int = 0
+    work_dir: str | None = None
+    shard_size: int = 10
 
     def __post_init__(self) -> None:
         self._check()
+        if self.shard_size < 1:
+            raise ValueError(f"data.task.shard_size={self.shard_size} must be >= 1")
         self.shapes = [str(s) for s in self.shapes]
         bad = [s for s in self.shapes if s not in SHAPES]
         if not self.shapes or bad:
@@ -317,8 +321,29 @@ class QEDGeneratedTask(_QEDTask):
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
-        cfg.pop("workers", None)  # how many processes build the data does not change it
+        for name in ("workers", "work_dir", "shard_size"):  # how and where the data is made does not change it
+            cfg.pop(name, None)
         return cfg
+
+    def _generated(self) -> list[dict[str, Any]]:
+        """Rows of every shape; with ``work_dir``, generated in resumable shards under
+        ``work_dir/<shape>-<hash of the generation settings>`` (shared by every task that asks
+        for that shape with those settings, whatever its split)."""
+        if self.work_dir is None:
+            rows = gen.generate(self.processes(), self.level, self.simplify_timeout, self.reg_prop,
+                                self.identical_factor, self.workers)
+            return [{"process": r.process, "diagram": r.diagram, "amp": r.amp, "sqamp": r.sqamp,
+                     "simplified": r.simplified} for r in rows]
+        out = []
+        for shape in self.shapes:
+            settings = [shape, self.particles, self.level, self.max_processes, self.seed, self.simplify_timeout,
+                        self.reg_prop, self.identical_factor, self.shard_size]
+            digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+            procs = [p for p in self.processes() if p.shape == shape]
+            out += gen.generate_sharded(procs, str(Path(self.work_dir) / f"{shape}-{digest}"), self.shard_size,
+                                        self.level, self.simplify_timeout, self.reg_prop, self.identical_factor,
+                                        self.workers, log=log.info)
+        return out
 
     def processes(self) -> list[gen.Process]:
         """The processes to generate, per shape in enumeration order (sampled by ``seed``)."""
@@ -331,17 +356,16 @@ class QEDGeneratedTask(_QEDTask):
         return out
 
     def build(self) -> dict[str, Rows]:
-        generated = gen.generate(self.processes(), self.level, self.simplify_timeout, self.reg_prop,
-                                 self.identical_factor, self.workers)
+        generated = self._generated()
         if self.max_rows is not None:
             generated = generated[: self.max_rows]
         if not generated:
             raise ValueError("data.task: the generator produced no rows (check shapes and particles)")
-        slow = sum(not r.simplified for r in generated)
+        slow = sum(not r["simplified"] for r in generated)
         if slow:
             log.warning("%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
                         slow, len(generated), self.simplify_timeout)
-        rows = [self._row(r.amp, r.sqamp, f"generated {r.process} diagram {r.diagram}", k)
+        rows = [self._row(r["amp"], r["sqamp"], f"generated {r['process']} diagram {r['diagram']}", k)
                 for k, r in enumerate(generated)]
         return self._split(rows)
 
