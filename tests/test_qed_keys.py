@@ -29,13 +29,18 @@ def all_2to2():
 
 
 def test_relabelled_momenta_share_the_class_not_the_labelled_key():
-    amp, _ = sf.read_symba_file(str(SAMPLE))[1]  # t t~ -> A A, a fermion-exchange diagram
-    base = amplitude_keys(sf.parse(amp))
-    for perm in itertools.permutations(range(1, 5)):
-        moved = amplitude_keys(sf.parse(sf.relabel_momenta(amp, dict(zip(range(1, 5), perm)))))
-        assert moved["diagram_class"] == base["diagram_class"] and moved["process"] == base["process"]
-        if perm not in ((1, 2, 3, 4), (1, 2, 4, 3)):  # p_3 <-> p_4 swaps the two photons: another labelled diagram
-            assert moved["diagram"] != base["diagram"]
+    rows = sf.read_symba_file(str(SAMPLE))
+    for amp, _ in rows[:: len(rows) // 25]:  # 26 MARTY diagrams of many processes
+        base = amplitude_keys(sf.parse(amp))
+        legs = sf.legs(sf.parse(amp))
+        for perm in itertools.permutations(range(1, 5)):
+            mapping = dict(zip(range(1, 5), perm))
+            moved = amplitude_keys(sf.parse(sf.relabel_momenta(amp, mapping)))
+            assert moved["diagram_class"] == base["diagram_class"] and moved["process"] == base["process"]
+            # a relabelling that moves a leg onto one of another species or direction is another labelled diagram
+            kind = {l.p: (l.species, l.incoming) for l in legs}
+            if any(kind[i] != kind[mapping[i]] for i in kind):
+                assert moved["diagram"] != base["diagram"]
     # the same process written with its legs in another order
     a = gen.Process.make(["e", "e~"], ["mu", "mu~"])
     b = gen.Process.make(["e~", "e"], ["mu~", "mu"])

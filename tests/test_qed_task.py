@@ -117,6 +117,10 @@ def test_experiments_compose(make_cfg):
     assert make_cfg("experiment=qed_symba").model.n_heads == 8
     cfg = make_cfg("experiment=qed_symba_cpu", "data=qed_generated")
     assert instantiate(cfg.data.task).shapes == ["2to2"]
+    cfg = make_cfg("experiment=qed_generated_cpu")
+    task = instantiate(cfg.data.task)
+    assert task.shapes == ["2to2", "2to3"] and task.split_by == "process_family" and cfg.data.leak_free
+    assert instantiate(make_cfg("experiment=qed_generated_cpu", "debug=fast_dev_run").data.task).smoke is True
 
 
 def test_sharded_generation_resumes_losing_at_most_the_shard_in_progress(tmp_path):

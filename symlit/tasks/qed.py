@@ -27,6 +27,7 @@ the process read from the source, on-shell masses, ``reg_prop = 0``), so an equi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -106,8 +107,8 @@ class _QEDTask(Task):
 
     @property
     def leak_free_level(self) -> str | None:
-        """The key level ``split_by`` keeps apart (``None`` for a row split)."""
-        return LEAK_FREE_LEVEL[self.split_by]
+        """The key level ``split_by`` keeps apart (``None`` for a row split or a smoke build)."""
+        return None if getattr(self, "smoke", False) else LEAK_FREE_LEVEL[self.split_by]
 
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
         """Every level of :mod:`symlit.qed.keys`, read back from the amplitude tokens."""
@@ -289,7 +290,9 @@ class QEDGeneratedTask(_QEDTask):
     Feynman diagram (``level: diagram``, as SYMBA) or per process with interference
     (``level: process``). ``shapes`` picks ``1to2``, ``2to1``, ``2to2``, ``2to3``; ``particles``
     restricts the particle table; ``max_processes`` draws that many processes per shape (by
-    ``seed``). The build is cached as a dataset by the task fingerprint (``workers`` excluded)."""
+    ``seed``). The build is cached as a dataset by the task fingerprint (``workers`` excluded).
+    ``smoke`` (set from ``trainer.fast_dev_run`` by the data config) builds three processes per
+    shape of ``e mu A`` with a row split instead: a pipeline check, not the experiment's data."""
 
     shapes: list[str] = field(default_factory=lambda: ["2to2"])
     particles: list[str] | None = None
@@ -302,6 +305,7 @@ class QEDGeneratedTask(_QEDTask):
     workers: int = 0
     work_dir: str | None = None
     shard_size: int = 10
+    smoke: bool = False
 
     def __post_init__(self) -> None:
         self._check()
@@ -356,6 +360,9 @@ class QEDGeneratedTask(_QEDTask):
         return out
 
     def build(self) -> dict[str, Rows]:
+        if self.smoke:  # a pipeline check (trainer.fast_dev_run): three processes per shape of e, mu, A
+            return dataclasses.replace(self, smoke=False, particles=["e", "mu", "A"], max_processes=3, split_by="row",
+                                       valid_fraction=0.3, test_fraction=0.3, work_dir=None).build()
         generated = self._generated()
         if self.max_rows is not None:
             generated = generated[: self.max_rows]
