@@ -89,6 +89,7 @@ def test_arithmetic_key_is_the_operands_up_to_commutativity():
     key = lambda s: task.canonical_key(s, "")["operands"]
     assert key("INT+ 7 + INT+ 4 5") == key("INT+ 4 5 + INT+ 7")
     assert key("INT+ 2 * INT+ 3 + INT+ 5") == key("INT+ 5 + INT+ 3 * INT+ 2")
+    assert key("INT+ 3 * INT+ 2 + INT+ 5") == key("INT+ 5 + INT+ 2 * INT+ 3")
     assert key("INT+ 4 5 - INT+ 7") != key("INT+ 7 - INT+ 4 5")
     assert key("INT+ 2 * INT+ 3 + INT+ 5") != key("INT+ 2 + INT+ 3 * INT+ 5")
     splits = {"train": {"source": ["INT+ 7 + INT+ 4 5", "INT+ 1 + INT+ 2"], "target": ["INT+ 5 2", "INT+ 3"]},

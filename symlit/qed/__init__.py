@@ -6,6 +6,9 @@
 * :mod:`symlit.qed.dirac`: our own gamma-matrix trace and Lorentz contraction engine.
 * :mod:`symlit.qed.generator`: processes, diagrams, amplitude text and squared amplitudes.
 * :mod:`symlit.qed.kinematics`: random phase-space points for numeric checks.
+* :mod:`symlit.qed.keys`: canonical keys of diagrams (labelled, up to relabelling, up to charge
+  conjugation) for leak-free splits; generic tree-level Feynman graphs, reusable by other theories.
 
-``python -m symlit.qed --shapes 2to2 --out qed_2to2.csv`` writes a SYMBA-format CSV (``amp,sqamp``).
+``python -m symlit.qed --shapes 2to2 --out qed_2to2.csv`` writes a SYMBA-format CSV (``amp,sqamp``);
+``--work-dir DIR`` generates in resumable shards.
 """
