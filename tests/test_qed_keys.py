@@ -112,3 +112,25 @@ def test_marty_rows_share_keys_with_the_generator_diagram():
         proc = gen.Process(tuple(legs))
         want = amplitude_keys(tree)["diagram"]
         assert sum(generated_keys(d)["diagram"] == want for d in gen.diagrams(proc)) == 1
+
+
+def test_keys_do_not_depend_on_how_a_graph_is_listed(all_2to2):
+    """The generic API: edges in any order, either direction, vertices numbered anyhow."""
+    import random
+
+    from symlit.qed.keys import Edge, ExternalLeg, FeynmanGraph, keys, qed_graph
+
+    rng = random.Random(0)
+    for p, ds in list(all_2to2.items())[::7]:
+        for d, _ in ds:
+            legs = [ExternalLeg(l.p, str(l.species), l.incoming) for l in p.legs]
+            g = qed_graph(legs, gen.topology(d))
+            vertices = sorted({n for e in g.edges for n in (e.a, e.b) if n[0] == "v"})
+            renumber = dict(zip(vertices, rng.sample(vertices, len(vertices))))
+            edges = []
+            for e in rng.sample(list(g.edges), len(g.edges)):
+                a, b = renumber.get(e.a, e.a), renumber.get(e.b, e.b)
+                flip = rng.random() < 0.5
+                edges.append(Edge(b, a, e.field, None if e.arrow is None else not e.arrow) if flip else Edge(a, b, e.field, e.arrow))
+            listed = FeynmanGraph(tuple(rng.sample(legs, len(legs))), tuple(edges))
+            assert keys(listed) == keys(g)
