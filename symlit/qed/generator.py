@@ -27,13 +27,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy
 
 from symlit.qed import dirac
-from symlit.qed.particles import FERMIONS, Species, all_species, particle
+from symlit.qed.particles import Species, all_species, particle
 from symlit.qed.symba_format import Leg, process_name
 
 Combo = tuple  # sorted tuple of (momentum label, integer coefficient): a linear combination of p_i
