@@ -114,8 +114,7 @@ def length_heatmap(
 
     size = min(4 + 0.35 * n, 14)
     fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=110)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     extent = (lo - 0.5, hi + 0.5, lo - 0.5, hi + 0.5)
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap=cmap, vmin=0, vmax=100, extent=extent)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="exact match (%)")
