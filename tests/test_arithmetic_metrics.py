@@ -210,10 +210,13 @@ def test_tally_keys_are_fixed_per_split_and_cover_every_tally():
 
 
 def test_length_heatmap_writes_a_png(tmp_path):
-    records = [(a, b, (a + b) % 3 != 0) for a in range(1, 9) for b in range(1, 9) for _ in range(3)]
+    # right exactly when operand 1 has at most 2 digits; operand 2 (3 digits) 2 of 3 times
+    records = [(a, b, a <= 2 and (b != 3 or i < 2)) for a in range(1, 9) for b in range(1, 9) for i in range(3)]
     fig = length_heatmap(records, (1, 5), tmp_path / "heat.png")
     assert (tmp_path / "heat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    image = fig.axes[0].get_images()[0].get_array()
-    assert image.shape == (8, 8) and image[0, 0] == pytest.approx(100.0) and image[0, 1] == pytest.approx(0.0)
+    image = fig.axes[0].get_images()[0].get_array()  # rows: operand 2 length, columns: operand 1 length
+    assert image.shape == (8, 8)
+    assert image[7, 0] == pytest.approx(100.0) and image[0, 7] == pytest.approx(0.0)
+    assert image[2, 1] == pytest.approx(200 / 3)
     with pytest.raises(ValueError, match="at least one"):
         length_heatmap([], (1, 5))
