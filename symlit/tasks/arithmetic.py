@@ -16,11 +16,25 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from symlit.notation import NotationError, check_encoding, decode_int, encode_int, integer_vocabulary, to_digits
+from symlit.notation import (
+    NotationError,
+    check_encoding,
+    decode_int,
+    encode_int,
+    hint_token,
+    integer_vocabulary,
+    significant_digits,
+    to_digits,
+)
+from symlit.tasks.arithmetic_metrics import Tally, count_carries, position_hits
 from symlit.tasks.base import Rows, Task
 
 OPERATORS = ("+", "-", "*")
 MAX_ENUMERATION = 2_000_000
+BALANCE_KINDS = ("lengths", "carries")
+#: the data-format options and their "off" values: left out of the fingerprint when off, so caches
+#: built before these options existed stay valid
+FORMAT_DEFAULTS: dict[str, Any] = {"reverse_output": False, "index_hints": False, "balance": []}
 
 Problem = tuple[tuple[int, ...], tuple[str, ...]]
 
@@ -35,6 +49,15 @@ def evaluate(operands: tuple[int, ...], operators: tuple[str, ...]) -> int:
             terms.append(value)
             signs.append(1 if op == "+" else -1)
     return terms[0] + sum(s * t for s, t in zip(signs, terms[1:]))
+
+
+@functools.lru_cache(maxsize=64)
+def _tuples_by_sum(lows: tuple[int, ...], base: int) -> dict[int, list[tuple[int, ...]]]:
+    """Digit tuples (digit ``i`` in ``lows[i]..base-1``) grouped by their sum."""
+    groups: dict[int, list[tuple[int, ...]]] = {}
+    for digits in itertools.product(*(range(low, base) for low in lows)):
+        groups.setdefault(sum(digits), []).append(digits)
+    return groups
 
 
 def _as_range(value: int | list[int] | tuple[int, int], name: str) -> tuple[int, int]:
@@ -60,6 +83,17 @@ class ArithmeticTask(Task):
     the k-th digit of every number sits at a fixed position (``7 + 45 -> INT+ 0 7 + INT+ 4 5``,
     target ``INT+ 0 5 2``): the format with which Lee et al. (2023, "Teaching arithmetic to small
     transformers") made small models learn addition from few examples, with ``reversed`` output.
+
+    Formats and sampling for length-generalisation studies (all off by default):
+
+    * ``reverse_output``: the result least significant digit first, the operands as written by
+      ``encoding=digits`` (Lee et al.'s "reversed" format); ``encoding=reversed`` reverses both.
+    * ``index_hints``: a hint token before every digit names its significance
+      (:func:`~symlit.notation.hint_token`; Zhou et al. 2024), the same in operands and result.
+    * ``balance``: a list of ``lengths`` (every combination of operand digit counts equally often)
+      and/or ``carries`` (every number of carries equally often; ``+`` only). Each split is
+      balanced on its own, as far as the distinct problems of a combination allow: a combination
+      with too few problems gives all it has and the others share the rest.
     """
 
     operators: list[str] = field(default_factory=lambda: ["+"])
@@ -77,6 +111,9 @@ class ArithmeticTask(Task):
     ood: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
     bpe_vocab_size: int = 64
+    reverse_output: bool = False
+    index_hints: bool = False
+    balance: Any = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.operators = list(self.operators)
@@ -119,6 +156,7 @@ class ArithmeticTask(Task):
             unknown = set(overrides) - {f.name for f in dataclasses.fields(self)} - {"n"}
             if unknown:
                 raise ValueError(f"data.task.ood.{split} has unknown fields {sorted(unknown)}")
+        self._check_formats()
 
     # ------------------------------------------------------------------ vocabulary / tokenization
     @property
@@ -126,7 +164,11 @@ class ArithmeticTask(Task):
         return "bpe" if self.encoding == "text" else "word"
 
     def base_vocabulary(self) -> list[str]:
-        return [*OPERATORS, *integer_vocabulary(self.encoding, self.base)]
+        vocabulary = [*OPERATORS, *integer_vocabulary(self.encoding, self.base)]
+        if self.index_hints:  # every significance any split can write, out-of-distribution ones too
+            widest = max(max(self.split_task(s).widest_digits) for s in ("test", *sorted(self.ood)))
+            vocabulary += [hint_token(i) for i in range(widest)]
+        return vocabulary
 
     @functools.cached_property
     def padded_widths(self) -> tuple[int, int]:
@@ -135,8 +177,11 @@ class ArithmeticTask(Task):
         The result width bounds ``|result|`` by ``n * max|operand|`` for sums and differences and
         by ``max|operand| ** n`` when ``*`` is among the operators.
         """
-        if not self.zero_pad:
-            return 0, 0
+        return self.widest_digits if self.zero_pad else (0, 0)
+
+    @functools.cached_property
+    def widest_digits(self) -> tuple[int, int]:
+        """Most digits an operand and a result of this configuration can have."""
         largest = max(max(abs(lo), abs(hi)) for lo, hi in self._operand_values())
         n_max = _as_range(self.n_operands, "n_operands")[1]
         bound = largest**n_max if "*" in self.operators else n_max * largest
@@ -146,31 +191,27 @@ class ArithmeticTask(Task):
         """Source and target text of one problem."""
         operands, operators = problem
         operand_width, result_width = self.padded_widths
-        parts = encode_int(operands[0], self.encoding, self.base, operand_width)
+        hints = self.index_hints
+        parts = encode_int(operands[0], self.encoding, self.base, operand_width, hints)
         for op, value in zip(operators, operands[1:]):
-            parts += [op, *encode_int(value, self.encoding, self.base, operand_width)]
-        target = encode_int(evaluate(operands, operators), self.encoding, self.base, result_width)
+            parts += [op, *encode_int(value, self.encoding, self.base, operand_width, hints)]
+        target = encode_int(evaluate(operands, operators), self.target_encoding, self.base, result_width, hints)
         return " ".join(parts), " ".join(target)
 
     def verify(self, source: str, target: str, hypothesis: str) -> bool:
         """Correct when the hypothesis spells the same integer as the target."""
+        encoding, hints = self.target_encoding, self.index_hints
         try:
-            return decode_int(hypothesis.split(), self.encoding, self.base) == decode_int(
-                target.split(), self.encoding, self.base
+            return decode_int(hypothesis.split(), encoding, self.base, hints) == decode_int(
+                target.split(), encoding, self.base, hints
             )
         except NotationError:
             return False
 
     def bucket(self, source: str, target: str) -> str:
         """``digits=D`` (the longest operand), plus ``operands=N`` when the operand count varies."""
-        groups: list[list[str]] = [[]]
-        for token in source.split():
-            if token in OPERATORS:
-                groups.append([])
-            else:
-                groups[-1].append(token)
         try:
-            values = [decode_int(g, self.encoding, self.base) for g in groups]
+            values = self.operands(source)
         except NotationError:
             return "unparsed"
         label = f"digits={max(len(to_digits(v, self.base)) for v in values)}"
@@ -251,6 +292,8 @@ class ArithmeticTask(Task):
         )
         if n > space:
             raise too_many
+        if self.balance:
+            return self._sample_balanced(n, rng, exclude, too_many)
         lo, hi = _as_range(self.n_operands, "n_operands")
         uniform = self.digits is None and lo == hi
         out: dict[str, tuple[str, Problem]] = {}
@@ -287,7 +330,12 @@ class ArithmeticTask(Task):
 
     def build(self) -> dict[str, Rows]:
         rng = random.Random(self.seed)
-        samples = self.sample(self.n_test + self.n_valid + self.n_train, rng)
+        if self.balance:  # each split balanced on its own
+            samples: list[tuple[str, str, Problem]] = []
+            for n in (self.n_test, self.n_valid, self.n_train):
+                samples += self.sample(n, rng, exclude={s for s, _, _ in samples})
+        else:
+            samples = self.sample(self.n_test + self.n_valid + self.n_train, rng)
         test, valid, train = (
             samples[: self.n_test],
             samples[self.n_test : self.n_test + self.n_valid],
@@ -296,8 +344,265 @@ class ArithmeticTask(Task):
         splits = {"train": self._rows(train), "valid": self._rows(valid), "test": self._rows(test)}
         used = {s for s, _, _ in samples}
         for name, overrides in sorted(self.ood.items()):
-            overrides = dict(overrides)
-            n = int(overrides.pop("n", self.n_test))
-            shifted = dataclasses.replace(self, ood={}, **overrides)
+            n = int(overrides.get("n", self.n_test))
+            shifted = self.split_task(name)
             splits[name] = self._rows(shifted.sample(n, random.Random(f"{self.seed}/{name}"), exclude=used))
         return splits
+
+    def split_task(self, split: str) -> ArithmeticTask:
+        """The configuration a split is drawn from: this task, or it with an ``ood`` split's overrides."""
+        if split not in self.ood:
+            return self
+        overrides = {k: v for k, v in self.ood[split].items() if k != "n"}
+        return dataclasses.replace(self, ood={}, **overrides)
+
+    # ------------------------------------------------------------------ length-generalisation formats
+    def config(self) -> dict[str, Any]:
+        """The task's fields, leaving out format options that are off (see :data:`FORMAT_DEFAULTS`)."""
+        config = super().config()
+        for key, off in FORMAT_DEFAULTS.items():
+            if config[key] == off:
+                del config[key]
+        return config
+
+    @property
+    def target_encoding(self) -> str:
+        """How the result is written: ``reversed`` with ``reverse_output``, else ``encoding``."""
+        return "reversed" if self.reverse_output else self.encoding
+
+    def _check_formats(self) -> None:
+        if isinstance(self.balance, str):
+            self.balance = [self.balance]
+        self.balance = list(self.balance or [])
+        if self.reverse_output and self.encoding != "digits":
+            raise ValueError(
+                f"data.task.reverse_output=true writes only the result reversed and needs data.task.encoding=digits, "
+                f"not {self.encoding!r} (encoding=reversed already reverses operands and result)"
+            )
+        if self.index_hints and self.encoding not in ("digits", "reversed"):
+            raise ValueError(
+                f"data.task.index_hints=true needs a digit encoding (digits or reversed), not "
+                f"data.task.encoding={self.encoding!r}"
+            )
+        unknown = [kind for kind in self.balance if kind not in BALANCE_KINDS]
+        if unknown or len(set(self.balance)) != len(self.balance):
+            raise ValueError(f"data.task.balance={self.balance} must list distinct entries of {list(BALANCE_KINDS)}")
+        if "lengths" in self.balance and self.digits is None:
+            raise ValueError("data.task.balance=[lengths] balances digit counts: set data.task.digits (e.g. [1, 10])")
+        if "carries" in self.balance and (self.operators != ["+"] or self.negative_operands or self.min_value < 0):
+            raise ValueError(
+                "data.task.balance=[carries] counts the carries of sums of non-negative operands: set "
+                "data.task.operators=['+'] and no negative operands (negative_operands=false, min_value >= 0)"
+            )
+        if "carries" in self.balance and self.base ** _as_range(self.n_operands, "n_operands")[1] > 1_000_000:
+            raise ValueError(
+                f"data.task.balance=[carries] supports at most {max(k for k in range(1, 21) if self.base**k <= 1_000_000)} operands "
+                f"in base {self.base}; lower data.task.n_operands={self.n_operands} or drop carries from balance"
+            )
+
+    def operands(self, source: str) -> list[int]:
+        """The operand values of a source text (raises :class:`NotationError` if it does not parse)."""
+        groups: list[list[str]] = [[]]
+        for token in source.split():
+            if token in OPERATORS:
+                groups.append([])
+            else:
+                groups[-1].append(token)
+        return [decode_int(g, self.encoding, self.base, self.index_hints) for g in groups]
+
+    def _result_digits(self, text: str) -> list[int]:
+        """Digits of a result text, least significant first (leading zeros kept)."""
+        if self.target_encoding in ("digits", "reversed"):
+            return significant_digits(text.split(), self.target_encoding, self.base, self.index_hints)[1]
+        return to_digits(decode_int(text.split(), self.target_encoding, self.base), self.base)[::-1]
+
+    # sampling balanced by operand lengths and/or carries
+    def _strata(self) -> list[tuple[tuple[int, ...] | None, int | None]]:
+        """``(operand digit counts or None, carry count or None)`` for every stratum to balance."""
+        lengths: list[tuple[int, ...] | None] = [None]
+        if "lengths" in self.balance:
+            dlo, dhi = _as_range(self.digits, "digits")
+            klo, khi = _as_range(self.n_operands, "n_operands")
+            lengths = [c for k in range(klo, khi + 1) for c in itertools.product(range(dlo, dhi + 1), repeat=k)]
+        carries: list[int | None] = [None]
+        if "carries" in self.balance:
+            carries = list(range(self.widest_digits[1]))  # a carry needs a column above it
+        # no more carries than columns
+        return [(ls, c) for ls, c in itertools.product(lengths, carries) if ls is None or c is None or c <= max(ls)]
+
+    def _draw_stratum(self, stratum: tuple[tuple[int, ...] | None, int | None], rng: random.Random) -> Problem | None:
+        """One problem of the stratum, or ``None`` when this attempt missed it."""
+        lengths, carries = stratum
+        if lengths is None and self.digits is not None:
+            klo, khi = _as_range(self.n_operands, "n_operands")
+            dlo, dhi = _as_range(self.digits, "digits")
+            lengths = tuple(rng.randint(dlo, dhi) for _ in range(rng.randint(klo, khi)))
+        if lengths is None:  # a value range: draw, then keep only the wanted carry count
+            problem = self._draw(rng)
+            return problem if count_carries(problem[0], self.base) == carries else None
+        if carries is not None:
+            operands = self._operands_with_carries(lengths, carries, rng)
+            return None if operands is None else (operands, ("+",) * (len(operands) - 1))
+        values = []
+        for d in lengths:
+            value = rng.randint(0 if d == 1 else self.base ** (d - 1), self.base**d - 1)
+            values.append(-value if self.negative_operands and rng.random() < 0.5 else value)
+        return tuple(values), tuple(rng.choice(self.operators) for _ in range(len(lengths) - 1))
+
+    def _carry_table(self, lengths: tuple[int, ...]) -> tuple[list[dict[int, int]], list[list[dict[int, int]]]]:
+        """Counting tables for operands of the given digit counts (a leading digit is never 0).
+
+        ``sums[col][s]``: digit tuples of column ``col`` that add up to ``s``;
+        ``rest[col][carry_in][c]``: digit assignments of columns ``col..`` with ``c`` carries.
+        """
+        cache = self.__dict__.setdefault("_carry_tables", {})
+        if lengths in cache:
+            return cache[lengths]
+        base, width = self.base, max(lengths)
+        sums = []
+        for col in range(width):
+            dist = {0: 1}
+            for d in lengths:
+                if col < d:
+                    low = 1 if col == d - 1 and d > 1 else 0
+                    new: dict[int, int] = {}
+                    for total, ways in dist.items():
+                        for digit in range(low, base):
+                            new[total + digit] = new.get(total + digit, 0) + ways
+                    dist = new
+            sums.append(dist)
+        n_states = len(lengths) + 1  # a column carries at most len(lengths) - 1 (< base) onward
+        rest = [[{} for _ in range(n_states)] for _ in range(width)] + [[{0: 1} for _ in range(n_states)]]
+        for col in range(width - 1, -1, -1):
+            for carry_in in range(n_states):
+                table = rest[col][carry_in]
+                for total, ways in sums[col].items():
+                    carry_out = (total + carry_in) // base
+                    for c, n in rest[col + 1][min(carry_out, n_states - 1)].items():
+                        key = c + (carry_out > 0)
+                        table[key] = table.get(key, 0) + ways * n
+        cache[lengths] = (sums, rest)
+        return sums, rest
+
+    def _operands_with_carries(self, lengths: tuple[int, ...], carries: int, rng: random.Random) -> tuple[int, ...] | None:
+        """Operands of the given digit counts whose sum has exactly ``carries`` carries, drawn
+        uniformly among all such problems (by counting, column by column), or ``None`` if none exist."""
+        sums, rest = self._carry_table(lengths)
+        if not rest[0][0].get(carries):
+            return None
+        base, digits = self.base, [[] for _ in lengths]
+        carry, left = 0, carries
+        for col, dist in enumerate(sums):
+            # the column's digit sum, weighted by the completions that keep `left` carries reachable
+            options = []
+            for total, ways in dist.items():
+                carry_out = (total + carry) // base
+                options.append((total, carry_out, ways * rest[col + 1][carry_out].get(left - (carry_out > 0), 0)))
+            pick = rng.randrange(sum(w for _, _, w in options))
+            for total, carry_out, weight in options:
+                if pick < weight:
+                    break
+                pick -= weight
+            # the column's digits: uniform among the tuples with that sum
+            active = [j for j, d in enumerate(lengths) if col < d]
+            lows = tuple(1 if col == lengths[j] - 1 and lengths[j] > 1 else 0 for j in active)
+            for j, x in zip(active, rng.choice(_tuples_by_sum(lows, base)[total])):
+                digits[j].append(x)
+            left -= carry_out > 0
+            carry = carry_out
+        return tuple(sum(d * base**i for i, d in enumerate(ds)) for ds in digits)
+
+    def _sample_balanced(
+        self, n: int, rng: random.Random, exclude: set[str], too_many: ValueError
+    ) -> list[tuple[str, str, Problem]]:
+        """``n`` distinct problems spread equally over :meth:`_strata`.
+
+        A stratum that cannot give its share (too few distinct problems left, or none at all) is
+        closed once it misses, and the shortfall is shared among the open strata in the next round.
+        """
+        out: dict[str, tuple[str, Problem]] = {}
+        open_strata = self._strata()
+        while len(out) < n and open_strata:
+            need = n - len(out)
+            rng.shuffle(open_strata)  # which strata take the remainder
+            still_open = []
+            for i, stratum in enumerate(open_strata):
+                quota = need // len(open_strata) + (i < need % len(open_strata))
+                got = 0
+                for _ in range(20 * quota + 200 if quota else 0):
+                    problem = self._draw_stratum(stratum, rng)
+                    if problem is None:
+                        continue
+                    source, target = self.format_problem(problem)
+                    if source not in exclude and source not in out:
+                        out[source] = (target, problem)
+                        got += 1
+                        if got == quota:
+                            break
+                if got == quota:
+                    still_open.append(stratum)
+            open_strata = still_open
+        if len(out) < n:
+            raise too_many
+        samples = [(s, t, p) for s, (t, p) in out.items()]
+        rng.shuffle(samples)
+        return samples
+
+    # ------------------------------------------------------------------ metrics for length generalisation
+    def tally_keys(self, split: str) -> tuple[str, ...]:
+        """The fixed metric keys of ``split`` (the same on every rank and every epoch).
+
+        ``acc_by_pos/<i>``: accuracy of the result digit worth ``base**i`` (0 = units, whatever the
+        output order); ``acc_by_len/<d>``: exact match by the longest operand's digit count;
+        ``acc_by_carries/<c>``: exact match by the number of carries (sums of non-negative
+        operands only).
+        """
+        task = self.split_task(split)
+        operand_digits, result_digits = task.widest_digits
+        if task.digits is not None:
+            shortest = _as_range(task.digits, "digits")[0]
+        else:
+            lo, hi = task.min_value, task.max_value
+            shortest = 1 if lo <= 0 <= hi else len(to_digits(min(abs(lo), abs(hi)), task.base))
+        keys = [f"acc_by_pos/{i}" for i in range(result_digits)]
+        keys += [f"acc_by_len/{d}" for d in range(shortest, operand_digits + 1)]
+        if task.counts_carries:
+            keys += [f"acc_by_carries/{c}" for c in range(result_digits)]
+        return tuple(keys)
+
+    @property
+    def counts_carries(self) -> bool:
+        """Whether carries are defined for every problem (sums of non-negative operands)."""
+        return self.operators == ["+"] and not self.negative_operands and (self.digits is not None or self.min_value >= 0)
+
+    def tally(self, source: str, target: str, hypothesis: str | None, correct: bool) -> dict[str, tuple[int, int]]:
+        """``(hits, count)`` of one greedy hypothesis under :meth:`tally_keys` (``None``: no EOS).
+
+        Sum these over a split (and over DDP ranks) and divide at the end; ``correct`` is the
+        verifier's verdict.
+        """
+        operands = self.operands(source)
+        counts: dict[str, tuple[int, int]] = {
+            f"acc_by_len/{max(len(to_digits(v, self.base)) for v in operands)}": (int(correct), 1)
+        }
+        if self.counts_carries:
+            counts[f"acc_by_carries/{count_carries(operands, self.base)}"] = (int(correct), 1)
+        try:
+            guess = None if hypothesis is None else self._result_digits(hypothesis)
+        except NotationError:
+            guess = None
+        for i, hit in enumerate(position_hits(self._result_digits(target), guess)):
+            counts[f"acc_by_pos/{i}"] = (int(hit), 1)
+        return counts
+
+    def tally_split(self, split: str, rows: list[tuple[str, str, str | None, bool]]) -> Tally:
+        """A :class:`Tally` of ``(source, target, hypothesis, correct)`` rows of one split."""
+        tally = Tally(self.tally_keys(split))
+        for source, target, hypothesis, correct in rows:
+            for key, (hits, count) in self.tally(source, target, hypothesis, correct).items():
+                tally.add(key, hits, count)
+        return tally
+
+    def operand_lengths(self, source: str) -> tuple[int, ...]:
+        """Digit counts of the operands of a source (the heat map's axes)."""
+        return tuple(len(to_digits(v, self.base)) for v in self.operands(source))
