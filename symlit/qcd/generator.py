@@ -35,6 +35,7 @@ convention of the per-diagram rows. A single external gluon, and photons, take `
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -55,7 +56,7 @@ from symlit.qed.generator import (
     square_of,
     symmetry_factor,
 )
-from symlit.qed.symba_format import Leg, process_name
+from symlit.qed.symba_format import Leg, process_name, sqamp_text
 
 GS = sympy.Symbol("g_s")
 E = sympy.Symbol("e")
@@ -114,16 +115,37 @@ def _combo(d: dict[int, int]) -> Combo:
     return tuple(sorted(d.items()))
 
 
-def enumerate_processes(particles: Sequence[str] | None = None) -> list[Process]:
+def _canonical(process: Process, combo: dict[int, int]) -> dict[int, int]:
+    """Eliminate the last momentum label with momentum conservation (as the QED generator does)."""
+    last = process.legs[-1]
+    c = combo.get(last.p, 0)
+    if not c:
+        return combo
+    total = {l.p: 1 if l.incoming else -1 for l in process.legs}
+    return {k: v for k in total if (v := combo.get(k, 0) - c * total[last.p] * total[k])}
+
+
+def enumerate_processes(particles: Sequence[str] | None = None, orderings: bool = False) -> list[Process]:
     """Every 2 -> 2 process of ``particles`` (default: quarks, ``G``, ``A``) with at least one
-    QCD vertex at tree level, each multiset of incoming and outgoing species once."""
+    QCD vertex at tree level: each multiset of incoming and outgoing species once (species sorted),
+    or with ``orderings`` every distinct order of the incoming and of the outgoing legs (momentum
+    labellings, as in MARTY's data)."""
     species = sorted(all_species(list(particles) if particles else None))
     out = []
     for ins in itertools.combinations_with_replacement(species, 2):
         for outs in itertools.combinations_with_replacement(species, 2):
             proc = Process.make(ins, outs)
-            if next(iter(diagrams(proc)), None) is not None:
+            if next(iter(diagrams(proc)), None) is None:
+                continue
+            if not orderings:
                 out.append(proc)
+                continue
+            seen = set()
+            for i in itertools.permutations(ins):
+                for o in itertools.permutations(outs):
+                    if (i, o) not in seen:
+                        seen.add((i, o))
+                        out.append(Process.make(i, o))
     return out
 
 
@@ -300,7 +322,7 @@ def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
         terms = [Term(c, [lor], []) for c, lor in zip(colours, four_gluon(mu, nu, rho, sigma))]
         return Amplitude(d, -1j, GS**2, terms, [], registry)
     # momentum of the internal line flowing from side b into side a's vertex
-    q_into_a = _add(*(_mom(legs[i]) for i in b))
+    q_into_a = _canonical(d.process, _add(*(_mom(legs[i]) for i in b)))
     if d.internal == GLUON:
         phase *= -1j  # gluon propagator -i g_{μν} δ^{ab}: indices identified ("r", "c")
         dens.append(square_of(d.process, _combo(q_into_a)) + reg)
@@ -338,7 +360,7 @@ def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
                 q = flavour.particle.charge
                 coupling *= E * sympy.Rational(q.numerator, q.denominator)
             if k < len(ln.slots) - 1:  # quark propagator: momentum along the arrow
-                qmom = _add(_mom(legs[ln.unbar]), *(_mom(legs[s[1]]) for s in ln.slots[k + 1:]))
+                qmom = _canonical(d.process, _add(_mom(legs[ln.unbar]), *(_mom(legs[s[1]]) for s in ln.slots[k + 1:])))
                 name = combo_text(_combo(qmom))
                 registry[name] = _combo(qmom)
                 factors.append(dirac.slash(name, mass, 1))
@@ -515,3 +537,234 @@ def squared_process(process: Process, engine: dirac.TraceEngine | None = None, p
             term = squared_pair(a, amps[j], engine, physical, identical_factor, n_colours)
             total += term if i == j else 2 * term
     return total
+
+
+# ---------------------------------------------------------------------------- SYMBA-style text
+def amplitude_text(d: Diagram, reg_prop: bool = False) -> str:
+    """``i M`` of diagram ``d`` in SYMBA-style text (format: :mod:`symlit.qcd.symba_text`).
+
+    Quark propagator numerators are expanded into a sum of products (as in the QED generator);
+    three- and four-gluon vertices stay one parenthesized factor each. Colour indices are numbered
+    by first appearance (``COL_k``, ``GLU_k``); Lorentz and spinor indices share one counter.
+    """
+    amp = amplitude(d, reg_prop)
+    legs = d.process.legs
+    counter = itertools.count()
+    lor_ids: dict[str, int] = {}
+    col_ids: dict[str, int] = {}
+    glu_ids: dict[str, int] = {}
+
+    def lor(name: str) -> str:
+        if name not in lor_ids:
+            lor_ids[name] = next(counter)
+        return f"+\\INDEX_{lor_ids[name]}"
+
+    def col(name: str) -> str:
+        return f"COL_{col_ids.setdefault(name, len(col_ids))}"
+
+    def glu(name: str) -> str:
+        return f"GLU_{glu_ids.setdefault(name, len(glu_ids))}"
+
+    def vertex_text(poly: dirac.Poly) -> str:
+        parts = []
+        for mono, c in sorted(poly.items()):
+            atoms = []
+            for at in mono:
+                if at[0] == "g":
+                    atoms.append(f"g_{{{lor(at[1])},{lor(at[2])}}}")
+                else:
+                    atoms.append(f"p_{at[1][1:]}_{lor(at[2])}")
+            head = ("-" if c < 0 else "+") + (f"{abs(c)}*" if abs(c) != 1 else "")
+            parts.append(head + "*".join(atoms))
+        text = "".join(parts).lstrip("+")
+        return f"({text})" if len(parts) > 1 else text
+
+    products = []
+    for term in amp.terms:
+        per_line = []
+        for ln, factors in zip(d.lines, term.lines):
+            flavour = legs[ln.bar].species.name
+            choices = []
+            for f in factors:
+                if f[0][2][0] == "i":
+                    choices.append([("gamma", f[0][2][1], 1)])
+                else:
+                    combo = amp.registry[f[0][2][1]]
+                    choices.append([("m", None, 1)] + [("p", k, c) for k, c in combo])
+            per_line.append((ln, flavour, list(itertools.product(*choices))))
+        for picks in itertools.product(*(c for _, _, c in per_line)):
+            sign, scalars, gammas, spinors = 1, [], [], []
+            for (ln, flavour, _), pick in zip(per_line, picks):
+                left = cur = next(counter)
+                for kind, x, c in pick:
+                    if kind == "m":
+                        scalars.append(f"m_{flavour}")
+                        continue
+                    nxt = next(counter)
+                    if kind == "gamma":
+                        gammas.append(f"gamma_{{{lor(x)},INDEX_{cur},INDEX_{nxt}}}")
+                    else:
+                        sign *= 1 if c > 0 else -1
+                        li = next(counter)
+                        scalars.append((f"{abs(c)}*" if abs(c) != 1 else "") + f"p_{x}_+\\INDEX_{li}")
+                        gammas.append(f"gamma_{{+\\INDEX_{li},INDEX_{cur},INDEX_{nxt}}}")
+                    cur = nxt
+                for pos, index, bar in ((ln.bar, left, True), (ln.unbar, cur, False)):
+                    leg = legs[pos]
+                    spinors.append(f"{leg.species.name}_{{MOMENTUM_{pos},INDEX_{index},{col(_col(leg))}}}"
+                                   f"(p_{leg.p})_{'v' if leg.species.anti else 'u'}{'^(*)' if bar else ''}")
+            vertices = [vertex_text(v) for v in term.vertices]
+            colours = []
+            for o in term.colour[0][1]:
+                if o[0] == "T":
+                    colours.append(f"T_{{{glu(o[1])},{col(o[2])},{col(o[3])}}}")
+                elif o[0] == "f":
+                    colours.append(f"f_{{{glu(o[1])},{glu(o[2])},{glu(o[3])}}}")
+                else:
+                    raise ValueError(f"{d.process}: a colour delta has no SYMBA text")
+            pols = []
+            for pos, leg in enumerate(legs):
+                if leg.species.is_quark:
+                    continue
+                adj = f",{glu(_adj(leg))}" if leg.species.is_gluon else ""
+                pols.append(f"{leg.species.name}_{{MOMENTUM_{pos},{lor(_lor(leg))}{adj}}}(p_{leg.p})"
+                            f"{'' if leg.incoming else '^(*)'}")
+            products.append(("-" if sign < 0 else "") + "*".join(scalars + vertices + gammas + colours + pols + spinors))
+    body = "+".join(products).replace("+-", "-")
+    if len(products) > 1:
+        body = f"({body})"
+    coeff, rest = amp.coupling.as_coeff_Mul()
+    ph = _phase(amp.phase)
+    negative = (ph.is_real and ph < 0) or (not ph.is_real and sympy.im(ph) < 0)
+    if coeff < 0:
+        negative, coeff = not negative, -coeff
+    head = ("-" if negative else "") + (f"{coeff}*" if coeff != 1 else "") + ("" if ph.is_real else "i*")
+    head += sqamp_text(rest) + "*"
+    text = head + body
+    if amp.denominators:
+        text += "/(" + "*".join(f"({sqamp_text(x)})" for x in amp.denominators) + ")"
+    return _renumber(_renumber(text, "COL"), "GLU")
+
+
+def _renumber(text: str, kind: str) -> str:
+    """``kind_k`` names renumbered 0, 1, … by first appearance in ``text``."""
+    order: dict[str, int] = {}
+    for m in re.finditer(rf"\b{kind}_(\d+)", text):
+        order.setdefault(m.group(1), len(order))
+    return re.sub(rf"\b{kind}_(\d+)", lambda m: f"{kind}_{order[m.group(1)]}", text)
+
+
+# ---------------------------------------------------------------------------- keys for leak-free splits
+def _species_key(sp: Species, conjugate: bool) -> str:
+    return str(sp.conjugate() if conjugate else sp)
+
+
+def _flavour_blind(names: list[str]) -> list[str]:
+    """Quark flavours renamed ``q0, q1, …`` by first appearance (``~`` kept)."""
+    seen: dict[str, str] = {}
+    out = []
+    for n in names:
+        base, bar = (n[:-1], "~") if n.endswith("~") else (n, "")
+        if base in QUARKS:
+            base = seen.setdefault(base, f"q{len(seen)}")
+        out.append(base + bar)
+    return out
+
+
+def diagram_keys(d: Diagram) -> dict[str, str]:
+    """Canonical keys of ``d`` at four levels, for splits that keep a key on one side:
+
+    * ``diagram``: the labelled diagram (process in momentum order and channel);
+    * ``diagram_class``: the diagram up to relabelling of momenta, swaps of identical particles
+      and charge conjugation (vertices as multisets of (species, in/out), the propagator species);
+    * ``process``: the process up to leg order and charge conjugation;
+    * ``process_family``: the process up to quark flavours as well (``u d -> u d`` = ``c s -> c s``).
+    """
+    legs = d.process.legs
+
+    def side(l: Leg, conj: bool) -> str:
+        return ("in " if l.incoming else "out ") + _species_key(l.species, conj)
+
+    def process_text(conj: bool, blind: bool) -> str:
+        ins = sorted(_species_key(l.species, conj) for l in legs if l.incoming)
+        outs = sorted(_species_key(l.species, conj) for l in legs if not l.incoming)
+        if blind:
+            names = _flavour_blind(ins + outs)
+            ins, outs = sorted(names[:len(ins)]), sorted(names[len(ins):])
+        return f"{' '.join(ins)} -> {' '.join(outs)}"
+
+    def cls(conj: bool) -> str:
+        if d.channel == "c":
+            vertices = "contact"
+        else:
+            verts = sorted(" + ".join(sorted(side(legs[i], conj) for i in pair)) for pair in d.pair)
+            vertices = " | ".join(verts) + f" via {d.internal}"
+        return f"{process_text(conj, False)} :: {vertices}"
+
+    return {"diagram": f"{d.process.name} :: {d.label()}",
+            "diagram_class": min(cls(False), cls(True)),
+            "process": min(process_text(False, False), process_text(True, False)),
+            "process_family": min(process_text(False, True), process_text(True, True))}
+
+
+# ---------------------------------------------------------------------------- generation
+@dataclass
+class GeneratedRow:
+    """One example: amplitude text, squared amplitude, its process, diagram and split keys."""
+
+    process: str
+    diagram: str  # diagram label, or "process" for a whole-process row
+    amp: str
+    sqamp: sympy.Expr
+    simplified: bool
+    seconds: float
+    keys: dict[str, str]
+
+
+def generate_process(process: Process, level: str = "diagram", simplify_timeout: float | None = 10.0,
+                     identical_factor: bool = True, n_colours: int | None = 3, reg_prop: bool = False,
+                     engine: dirac.TraceEngine | None = None) -> list[GeneratedRow]:
+    """Rows of one process: one per diagram (``level="diagram"``) or one with every diagram and
+    their interference (``level="process"``). ``identical_factor``: MARTY's 1/n! for identical
+    final particles; ``n_colours``: N (``None`` keeps the symbol ``N``)."""
+    if level not in ("diagram", "process"):
+        raise ValueError(f"level={level!r} must be 'diagram' or 'process'")
+    engine = engine or dirac.TraceEngine()
+    ds = list(diagrams(process))
+    rows = []
+    if level == "diagram":
+        for d in ds:
+            t0 = time.perf_counter()
+            sq, ok = factor_with_timeout(squared_diagram(d, engine, True, identical_factor, n_colours, reg_prop),
+                                         simplify_timeout)
+            rows.append(GeneratedRow(process.name, d.label(), amplitude_text(d, reg_prop), sq, ok,
+                                     time.perf_counter() - t0, diagram_keys(d)))
+    elif ds:
+        t0 = time.perf_counter()
+        sq = squared_process(process, engine, True, identical_factor, n_colours, reg_prop)
+        sq, ok = factor_with_timeout(sq, simplify_timeout)
+        amp = "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds)
+        keys = diagram_keys(ds[0])
+        keys["diagram"] = keys["diagram_class"] = f"{keys['process']} :: process"
+        rows.append(GeneratedRow(process.name, "process", amp, sq, ok, time.perf_counter() - t0, keys))
+    return rows
+
+
+def _worker(args: tuple) -> list[GeneratedRow]:
+    return generate_process(*args)
+
+
+def generate(processes: Sequence[Process], level: str = "diagram", simplify_timeout: float | None = 10.0,
+             identical_factor: bool = True, n_colours: int | None = 3, reg_prop: bool = False,
+             workers: int = 0) -> list[GeneratedRow]:
+    """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
+    main thread makes the ``factor`` time limit effective)."""
+    jobs = [(p, level, simplify_timeout, identical_factor, n_colours, reg_prop) for p in processes]
+    if workers <= 0:
+        engine = dirac.TraceEngine()
+        return [r for job in jobs for r in generate_process(*job, engine)]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(workers) as pool:
+        return [r for rows in pool.imap(_worker, jobs, chunksize=1) for r in rows]
