@@ -105,6 +105,7 @@ def test_task_builds_leak_free_and_verifies(tmp_path):
             by_class.setdefault(row["diagram_class"], set()).update(where[src])
     assert all(len(v) == 1 for v in by_class.values())
     assert task.leakage["test"]["rows"] == len(splits["test"]["source"])
+    assert task.leakage["test"]["targets_in_train"] == task.leakage["valid"]["targets_in_train"] == 0
     # verification: the target itself, an equivalent form, and not a wrong one
     src, tgt = splits["train"]["source"][0], splits["train"]["target"][0]
     assert task.verify(src, tgt, tgt)
@@ -136,5 +137,5 @@ def test_experiments_compose(make_cfg):
         cfg = make_cfg(f"experiment={exp}")
         assert cfg.data.task._target_ == "symlit.tasks.qcd.QCDGeneratedTask"
         task = instantiate(cfg.data.task)
-        assert task.split_by == "diagram_class"
+        assert task.split_by == "diagram_class" and task.path.endswith("qcd_2to2_diagrams.csv")
     assert make_cfg("experiment=qcd").model.n_heads == 8

@@ -10,7 +10,9 @@ Splits keep every key of one level on one side (``split_by``, keys from
 relabelling, swaps of identical particles and charge conjugation), ``process_family`` (a process up
 to quark flavours), ``process``, ``diagram`` (the labelled diagram), or ``row`` (random rows, as in
 SYMBA's published numbers: leaky, since one diagram appears under several momentum labellings).
-The build logs how many evaluation targets also occur in train.
+Rows that share a target are kept together as well (two diagram classes can square to the same
+function), so with any level but ``row`` no evaluation target occurs in train; the build logs the
+overlap counts (``leakage``).
 
 A hypothesis is correct when its tokens equal the target's or it agrees numerically at
 ``n_points`` random physical phase-space points of the source's process (random masses and
@@ -51,6 +53,30 @@ def _unit(text: str) -> float:
 
 def _leg_class(leg: sf.Leg) -> str:
     return "q~" if leg.species.anti else ("q" if leg.species.name in QUARKS else leg.species.name)
+
+
+def _components(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Row index -> a group name, where rows sharing a split key *or* a target are one group: a
+    squared amplitude shared by two diagram classes (e.g. ``u c -> u c`` and ``u c~ -> u c~`` by
+    t-channel gluon exchange) then never appears on two sides."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(rows):
+        for key in (("group", r["group"]), ("target", r["target"])):
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    name: dict[int, str] = {}
+    for i, r in enumerate(rows):
+        root = find(i)
+        name[root] = min(name.get(root, r["group"]), r["group"])
+    return {i: name[find(i)] for i in range(len(rows))}
 
 
 @dataclass
@@ -173,8 +199,9 @@ class QCDGeneratedTask(Task):
             log.info("max_tokens=%d keeps %d of %d rows", self.max_tokens, len(kept), len(rows))
             rows = kept
         splits: dict[str, Rows] = {n: {"source": [], "target": [], "process": []} for n in ("train", "valid", "test")}
-        for row in rows:
-            u = _unit(row["group"])
+        group = _components(rows) if self.split_by != "row" else {i: r["group"] for i, r in enumerate(rows)}
+        for i, row in enumerate(rows):
+            u = _unit(group[i])
             dest = "valid" if u < self.valid_fraction else ("test" if 1 - u <= self.test_fraction else "train")
             for k in ("source", "target", "process"):
                 splits[dest][k].append(row[k])
