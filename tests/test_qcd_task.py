@@ -139,3 +139,17 @@ def test_experiments_compose(make_cfg):
         task = instantiate(cfg.data.task)
         assert task.split_by == "diagram_class" and task.path.endswith("qcd_2to2_diagrams.csv")
     assert make_cfg("experiment=qcd").model.n_heads == 8
+
+
+def test_rows_sharing_a_target_stay_together():
+    """Two diagram classes can square to the same function (conjugating one quark line of a
+    t-channel exchange), so the split groups rows by class *and* target."""
+    from symlit.tasks.qcd import _components
+
+    same = {r.sqamp for r in gen.generate([gen.Process.parse("u c -> u c")])} & \
+        {r.sqamp for r in gen.generate([gen.Process.parse("u c~ -> u c~")])}
+    assert same  # the physics that makes the target grouping necessary
+    rows = [{"group": "u c -> u c :: t", "target": "x"}, {"group": "u c~ -> u c~ :: t", "target": "x"},
+            {"group": "u c~ -> u c~ :: t", "target": "y"}, {"group": "G G -> G G :: c", "target": "z"}]
+    comp = _components(rows)
+    assert comp[0] == comp[1] == comp[2] != comp[3]
