@@ -38,7 +38,7 @@ def _plus(a, b, sign=1):
     return [x + sign * y for x, y in zip(a, b)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def squared(name: str, physical: bool = True) -> sympy.Expr:
     return gen.squared_process(gen.Process.parse(name), physical=physical)
 

@@ -37,10 +37,8 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import sympy
 
@@ -331,7 +329,6 @@ def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
     for side, q_in in ((a, q_into_a), (b, {k: -v for k, v in q_into_a.items()})):
         pair = [legs[i] for i in side]
         if d.internal == GLUON and all(l.species.is_gluon for l in pair):
-            phase *= 1  # g_s f^{abc} V
             coupling *= GS
             colour_objs.append(("f", _adj(pair[0]), _adj(pair[1]), "c"))
             vertices.append(three_gluon([(_lor(pair[0]), _mom(pair[0])), (_lor(pair[1]), _mom(pair[1])),

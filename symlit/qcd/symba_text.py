@@ -86,7 +86,7 @@ def _lex(text: str) -> list[tuple[str, Any]]:
 
 
 class _Parser(sf._Parser):  # the QED grammar, with the QCD lexer
-    def __init__(self, text: str) -> None:  # noqa: D107
+    def __init__(self, text: str) -> None:
         self.text = text
         self.toks = _lex(text)
         self.pos = 0

@@ -38,7 +38,14 @@ from symlit.qcd import symba_text as st
 from symlit.qcd.particles import MASS_NAMES, PARTICLES, QUARKS
 from symlit.qed import kinematics
 from symlit.qed import symba_format as sf
-from symlit.qed.tokens import DIGITS, OPERATOR_TOKENS, check_notation, from_tokens, to_tokens, token_score
+from symlit.qed.tokens import (
+    DIGITS,
+    OPERATOR_TOKENS,
+    check_notation,
+    from_tokens,
+    to_tokens,
+    token_score,
+)
 from symlit.tasks.base import Rows, Task, exact_match
 
 log = logging.getLogger(__name__)
