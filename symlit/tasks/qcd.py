@@ -1,0 +1,286 @@
+"""QCD amplitudes -> squared amplitudes, from symlit's tree-level QCD generator (:mod:`symlit.qcd`).
+
+Source: the amplitude of one Feynman diagram (or of a whole process) as tokens, colour and
+dummy indices renumbered by first appearance (:func:`symlit.qcd.symba_text.amplitude_tokens`);
+target: its colour- and spin-summed squared amplitude in ``notation`` (``prefix``, ``hybrid`` or
+``hybrid_short``, :mod:`symlit.qed.tokens`).
+
+Splits keep every key of one level on one side (``split_by``, keys from
+:func:`symlit.qcd.generator.diagram_keys`): ``diagram_class`` (default: a diagram up to momentum
+relabelling, swaps of identical particles and charge conjugation), ``process_family`` (a process up
+to quark flavours), ``process``, ``diagram`` (the labelled diagram), or ``row`` (random rows, as in
+SYMBA's published numbers: leaky, since one diagram appears under several momentum labellings).
+Rows that share a target are kept together as well (two diagram classes can square to the same
+function), so with any level but ``row`` no evaluation target occurs in train; the build logs the
+overlap counts (``leakage``).
+
+A hypothesis is correct when its tokens equal the target's or it agrees numerically at
+``n_points`` random physical phase-space points of the source's process (random masses and
+couplings), so an equivalent form counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+from symlit.notation import NotationError
+from symlit.qcd import generator as gen
+from symlit.qcd import symba_text as st
+from symlit.qcd.particles import MASS_NAMES, PARTICLES, QUARKS
+from symlit.qed import kinematics
+from symlit.qed import symba_format as sf
+from symlit.qed.tokens import (
+    DIGITS,
+    OPERATOR_TOKENS,
+    check_notation,
+    from_tokens,
+    to_tokens,
+    token_score,
+)
+from symlit.tasks.base import Rows, Task, exact_match
+
+log = logging.getLogger(__name__)
+SPLIT_BY = ("diagram_class", "process_family", "process", "diagram", "row")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _unit(text: str) -> float:
+    """A deterministic number in [0, 1) from ``text``."""
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
+
+
+def _leg_class(leg: sf.Leg) -> str:
+    return "q~" if leg.species.anti else ("q" if leg.species.name in QUARKS else leg.species.name)
+
+
+def _components(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Row index -> a group name, where rows sharing a split key *or* a target are one group: a
+    squared amplitude shared by two diagram classes (e.g. ``u c -> u c`` and ``u c~ -> u c~`` by
+    t-channel gluon exchange) then never appears on two sides."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(rows):
+        for key in (("group", r["group"]), ("target", r["target"])):
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    name: dict[int, str] = {}
+    for i, r in enumerate(rows):
+        root = find(i)
+        name[root] = min(name.get(root, r["group"]), r["group"])
+    return {i: name[find(i)] for i in range(len(rows))}
+
+
+@dataclass
+class QCDGeneratedTask(Task):
+    """Pairs made by :mod:`symlit.qcd.generator`: every 2 -> 2 process of ``particles`` (default:
+    quarks, ``G``, ``A``), with every momentum labelling when ``orderings``; one row per diagram
+    (``level: diagram``) or per process with interference (``level: process``). ``path`` reads a
+    CSV written by ``python -m symlit.qcd`` instead of generating (the same rows, made once).
+    The build is cached as a dataset by the task fingerprint (``workers`` excluded)."""
+
+    score_names = ("token_score", "numeric_equiv")
+    particles: list[str] | None = None
+    orderings: bool = True
+    level: str = "diagram"
+    path: str | None = None
+    max_processes: int | None = None
+    simplify_timeout: float = 10.0
+    identical_factor: bool = True
+    n_colours: int = 3
+    max_tokens: int | None = None
+    seed: int = 0
+    workers: int = 0
+    notation: str = "hybrid_short"
+    split_by: str = "diagram_class"
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    n_points: int = 3
+    tolerance: float = 1e-6
+    max_rows: int | None = None
+    leakage: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_notation(self.notation)
+        if self.split_by not in SPLIT_BY:
+            raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}")
+        if self.level not in ("diagram", "process"):
+            raise ValueError(f"data.task.level={self.level!r} must be 'diagram' or 'process'")
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
+        if self.particles is not None:
+            self.particles = [str(p) for p in self.particles]
+            unknown = [p for p in self.particles if p not in PARTICLES]
+            if unknown:
+                raise ValueError(f"data.task.particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
+        if self.n_points < 1:
+            raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
+        if self.path is not None:
+            p = Path(self.path).expanduser()
+            found = next((c for c in (p, REPO_ROOT / p) if c.is_file()), None)
+            if found is None:
+                raise FileNotFoundError(f"data.task.path={self.path} does not exist (write it with python -m symlit.qcd)")
+            self.path = str(found.resolve())
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg.pop("workers", None)
+        cfg.pop("leakage", None)
+        return cfg
+
+    def fingerprint(self) -> str:
+        """Configuration, plus the CSV's size and modification time when ``path`` is set."""
+        if self.path is None:
+            return super().fingerprint()
+        st_ = Path(self.path).stat()
+        blob = json.dumps({"base": super().fingerprint(), "file": [st_.st_size, st_.st_mtime_ns]})
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ rows and splits
+    def _raw_rows(self) -> list[dict[str, str]]:
+        if self.path is not None:
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            need = {"amp", "sqamp", "process", "diagram_class", "process_key", "process_family"}
+            if rows and not need <= set(rows[0]):
+                raise ValueError(f"data.task.path={self.path}: columns {sorted(need - set(rows[0]))} missing "
+                                 "(write the file with python -m symlit.qcd)")
+            return rows
+        procs = gen.enumerate_processes(self.particles, self.orderings)
+        if self.max_processes is not None and len(procs) > self.max_processes:
+            procs = random.Random(f"{self.seed}/qcd").sample(procs, self.max_processes)
+        generated = gen.generate(procs, self.level, self.simplify_timeout, self.identical_factor,
+                                 self.n_colours, False, self.workers)
+        slow = sum(not r.simplified for r in generated)
+        if slow:
+            log.warning("%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
+                        slow, len(generated), self.simplify_timeout)
+        return [{"amp": r.amp, "sqamp": r.sqamp, "process": r.process, "diagram": r.keys["diagram"],
+                 "diagram_class": r.keys["diagram_class"], "process_key": r.keys["process"],
+                 "process_family": r.keys["process_family"]} for r in generated]
+
+    def _row(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
+        try:
+            tree = st.parse(raw["amp"])
+            source = " ".join(st.amplitude_tokens(tree, self.notation))
+        except (sf.SymbaFormatError, KeyError, ValueError) as err:
+            raise ValueError(f"{where} field 'amp': {err}") from None
+        try:
+            expr = sf.parse_sqamp(raw["sqamp"]) if isinstance(raw["sqamp"], str) else raw["sqamp"]
+            target = " ".join(to_tokens(expr, self.notation))
+        except (sf.SymbaFormatError, NotationError, ValueError) as err:
+            raise ValueError(f"{where} field 'sqamp': {err}") from None
+        key = {"diagram_class": raw["diagram_class"], "process_family": raw["process_family"],
+               "process": raw["process_key"], "diagram": f"{raw['process']} :: {raw.get('diagram', '')}",
+               "row": f"{where}"}[self.split_by]
+        return {"source": source, "target": target, "process": raw["process"], "group": key}
+
+    def build(self) -> dict[str, Rows]:
+        raw = self._raw_rows()
+        if self.max_rows is not None:
+            raw = raw[: self.max_rows]
+        if not raw:
+            raise ValueError("data.task: no rows (check particles, or the CSV at data.task.path)")
+        rows = [self._row(r, f"{r['process']} diagram {r.get('diagram', '')} (row {k})") for k, r in enumerate(raw)]
+        if self.max_tokens is not None:
+            kept = [r for r in rows if len(r["source"].split()) <= self.max_tokens
+                    and len(r["target"].split()) <= self.max_tokens]
+            log.info("max_tokens=%d keeps %d of %d rows", self.max_tokens, len(kept), len(rows))
+            rows = kept
+        splits: dict[str, Rows] = {n: {"source": [], "target": [], "process": []} for n in ("train", "valid", "test")}
+        group = _components(rows) if self.split_by != "row" else {i: r["group"] for i, r in enumerate(rows)}
+        for i, row in enumerate(rows):
+            u = _unit(group[i])
+            dest = "valid" if u < self.valid_fraction else ("test" if 1 - u <= self.test_fraction else "train")
+            for k in ("source", "target", "process"):
+                splits[dest][k].append(row[k])
+        if not splits["train"]["source"]:
+            raise ValueError(f"{self.name}: no training rows left after splitting")
+        train_targets, train_sources = set(splits["train"]["target"]), set(splits["train"]["source"])
+        self.leakage = {name: {"rows": len(splits[name]["target"]),
+                               "targets_in_train": sum(t in train_targets for t in splits[name]["target"]),
+                               "sources_in_train": sum(s in train_sources for s in splits[name]["source"])}
+                        for name in ("valid", "test")}
+        log.info("QCD split by %s: %s", self.split_by, self.leakage)
+        return splits
+
+    # ------------------------------------------------------------------ vocabulary
+    def base_vocabulary(self) -> list[str]:
+        dots = [f"s_{i}{j}" for i in range(1, 5) for j in range(i, 5)]
+        vocab = [*OPERATOR_TOKENS, *DIGITS, "g_s", "e", "N", "reg_prop", *MASS_NAMES, *dots]
+        vocab += ["gamma", "T", "f", "metric", "spinor_u", "spinor_ubar", "spinor_v", "spinor_vbar", "pol",
+                  "pol_conj", "mom", *PARTICLES, *(f"p_{i}" for i in range(1, 5)), *(f"MOMENTUM_{i}" for i in range(4))]
+        if self.notation == "hybrid_short":
+            vocab += [f"m{n}{q}" for q in QUARKS for n in (2, 4)]
+            vocab += [f"m2{q}*{s}" for q in QUARKS for s in dots]
+        return vocab
+
+    # ------------------------------------------------------------------ verification
+    def decode(self, tokens: str) -> sympy.Expr:
+        """A target or hypothesis token string as SymPy."""
+        return from_tokens(tokens, self.notation)
+
+    def numeric_equal(self, source: str, target: str, hypothesis: str) -> bool:
+        """Target and hypothesis agree at ``n_points`` random physical points of the source's process."""
+        want, got = self.decode(target), self.decode(hypothesis)
+        legs = st.legs_from_tokens(source)
+        rng = random.Random(_unit(source + target))
+        checked = 0
+        for _ in range(self.n_points):
+            values = kinematics.point(legs, rng)
+            values.update({"g_s": rng.uniform(0.2, 1.5), "N": self.n_colours})
+            try:
+                a = kinematics.evaluate(want, values)
+            except (ZeroDivisionError, OverflowError):
+                continue
+            try:
+                b = kinematics.evaluate(got, values)
+            except (ZeroDivisionError, OverflowError, KeyError):
+                return False
+            if kinematics.relative_difference(a, b) > self.tolerance:
+                return False
+            checked += 1
+        return checked > 0
+
+    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+        """Exact token match, or numeric equivalence (may raise on a malformed hypothesis)."""
+        return exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
+
+    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
+        """SYMBA's token score and numeric equivalence (0/1) of one hypothesis."""
+        try:
+            numeric = self.verify(source, target, hypothesis)
+        except Exception:  # noqa: BLE001 - an undecodable hypothesis is simply not equivalent
+            numeric = False
+        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(numeric)}
+
+    def bucket(self, source: str, target: str) -> str:
+        """Process class, e.g. ``"q q~ -> G G"``."""
+        try:
+            legs = st.legs_from_tokens(source)
+        except (NotationError, KeyError, ValueError, IndexError):
+            return "unknown"
+        ins = sorted(_leg_class(l) for l in legs if l.incoming)
+        outs = sorted(_leg_class(l) for l in legs if not l.incoming)
+        return f"{' '.join(ins)} -> {' '.join(outs)}"
+
+
+__all__ = ["QCDGeneratedTask"]
