@@ -97,11 +97,12 @@ def _block(name: str) -> str:
 
 
 def plot_attention(maps: list[AttentionMap], queries: list[str], keys: list[str], title: str,
-                   path: str | Path | None = None):
+                   path: str | Path | None = None, xlabel: str = "key", ylabel: str = "query"):
     """One heat map per layer (rows) and head (columns); queries down, keys across."""
     n_layers, n_heads = len(maps), maps[0].weights.shape[0]
     size = max(1.6, 0.28 * max(len(queries), len(keys)))
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads + 1, size * n_layers + 0.8), squeeze=False)
+    fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads + 1.5, size * n_layers + 1.2), squeeze=False,
+                             layout="constrained")
     for layer, m in enumerate(maps):
         for head in range(n_heads):
             ax = axes[layer][head]
@@ -111,6 +112,8 @@ def plot_attention(maps: list[AttentionMap], queries: list[str], keys: list[str]
             ax.set_title(f"layer {layer} head {head}", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(title)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
     return _save(fig, path)
 
 
@@ -174,6 +177,7 @@ def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, 
     labels = {"encoder": (src_tokens, src_tokens), "decoder_self": (tgt_tokens, tgt_tokens), "cross": (tgt_tokens, src_tokens)}
     what = {"encoder": "encoder self-attention", "decoder_self": "decoder self-attention (causal)",
             "cross": "cross-attention (decoder queries, encoder keys)"}
+    axis = {"encoder": ("input", "input"), "decoder_self": ("answer", "answer"), "cross": ("answer", "input")}
     answer_text = render.render(task, tok.decode(out_ids))
     out_dir = Path(out_dir)
     written = {}
@@ -182,7 +186,8 @@ def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, 
         if chosen:
             queries, keys = labels[block]
             path = out_dir / f"attention_{block}.png"
-            plot_attention(chosen, queries, keys, f"{what[block]}: {render.render(task, source)} -> {answer_text}", path)
+            plot_attention(chosen, queries, keys, f"{what[block]}: {render.render(task, source)} -> {answer_text}", path,
+                           xlabel=f"key: {axis[block][1]} token", ylabel=f"query: {axis[block][0]} token")
             written[f"attention_{block}"] = path
     return written
 

@@ -122,7 +122,9 @@ def plot_reliability(
         cells = [[str(r["agreement"]), str(r["n"]), f"{r['accuracy']:.3f}"] for r in agreement]
         table = side.table(cellText=cells, colLabels=["beam agreement", "n", "top-1 accuracy"], loc="center",
                            cellLoc="center")
-        table.scale(1, 1.4)
+        table.auto_set_font_size(False)
+        table.set_fontsize(9)
+        table.scale(1, 1.5)
         side.set_title("Top-1 accuracy by beam agreement\n(top-k hypotheses the verifier accepts\n"
                        "with the top-1 as reference)", fontsize=9)
     else:
@@ -152,15 +154,17 @@ def plot_lengths(
     data = {name: {col: lengths(list(split[col])) for col in ("source", "target")} for name, split in splits.items()}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, col in zip(axes, ("source", "target")):
-        top = max(int(d[col].max()) for d in data.values() if len(d[col])) if data else 1
-        edges = np.arange(0, top + 2) - 0.5 if top <= 60 else np.linspace(0, top + 1, 41)
-        for name, d in data.items():
-            ax.hist(d[col], bins=edges, alpha=0.5, density=True,
-                    label=f"{name} (n={len(d[col])}, mean {d[col].mean():.1f}, max {d[col].max()})")
+        series = [d[col] for d in data.values()]
+        lo, hi = min(int(x.min()) for x in series), max(int(x.max()) for x in series)
+        edges = np.arange(lo, hi + 2) - 0.5 if hi - lo <= 60 else np.linspace(lo, hi + 1, 41)
+        # one group of bars per length bin, a bar per split (side by side, not overlaid)
+        ax.hist(series, bins=edges, density=True, label=[
+            f"{name} (n={len(x)}, mean {x.mean():.1f}, max {x.max()})" for name, x in zip(data, series)])
         ax.set_xlabel(f"{col} length (tokens{'' if tokenizer is not None else ', whitespace-separated'})")
         ax.set_ylabel("fraction of examples")
         ax.set_title(f"{col.capitalize()} lengths")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend above the bars
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -143,7 +143,7 @@ def _example(task: object) -> str:
     from symlit.tasks.calculus import CalculusTask
 
     if isinstance(task, ArithmeticTask):
-        return " ".join(f"{n} {op}" for n, op in zip((23, 15, 7), task.operators)) + " 4"
+        return "23" + "".join(f" {op} {n}" for op, n in zip(task.operators, (15, 7, 4)))
     if isinstance(task, CalculusTask):
         return "x*Y' - Y = 0" if task.order else "x*cos(x)"
     return "an amplitude in SYMBA's format" if isinstance(task, render.QED_TASKS) else "space-separated tokens"

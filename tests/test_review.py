@@ -49,15 +49,25 @@ def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """A real 2-job multirun (two learning rates) and symlit-eval (beam 3) on its first job."""
-    root = tmp_path_factory.mktemp("review")
+    """A real 2-job multirun (two learning rates) and symlit-eval (beam 3) on its first job.
+
+    ``SYMLIT_TEST_REVIEW_ROOT=<dir>`` keeps the sweep in ``<dir>`` and reuses it when it is
+    complete (for iterating on these tests; the suite itself always starts from nothing).
+    """
+    keep = os.environ.get("SYMLIT_TEST_REVIEW_ROOT")
+    root = Path(keep) if keep else tmp_path_factory.mktemp("review")
+    done = root / "outputs" / "addition" / "eval-done"
+    if keep and done.exists():
+        return done.parent
     _run(root, "-m", "symlit.train", "-m", f"optim.optimizer.lr={','.join(LRS)}", "logger=none",
-         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=3",
-         "data.task.n_train=2000", "data.task.n_valid=60", "data.task.n_test=60", "data.task.ood.three_digits.n=40",
-         "optim.scheduler.warmup_steps=20")
+         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=2",
+         "data.task.n_train=1000", "data.task.n_valid=40", "data.task.n_test=40", "data.task.ood.three_digits.n=20",
+         "optim.scheduler.warmup_steps=10")
     sweep_dir = root / "outputs" / "addition"
     _run(root, "-m", "symlit.evaluate", f"ckpt={run_dir(sweep_dir, LRS[0]) / 'checkpoints' / 'best.ckpt'}",
          "decode.beam_size=3", "verify.workers=0")
+    if keep:
+        done.touch()
     return sweep_dir
 
 
@@ -163,7 +173,8 @@ def test_length_histograms_of_the_dataset_and_a_wandb_image(ckpt, tmp_path):
     assert f"n={data[first].num_rows}," in labels[0]
     # the first split's bars are the fraction of its sources of each length (unit-width bins)
     lengths = np.array([len(ids) for ids in loaded.tokenizer.encode_batch(data[first]["source"])])
-    bars = [p for p in src_ax.patches][: len(np.arange(0, lengths.max() + 2)) - 1]
+    bars = src_ax.containers[0]
+    assert sum(round(bar.get_height() * len(lengths)) for bar in bars) == len(lengths)
     for bar in bars:
         centre = round(bar.get_x() + bar.get_width() / 2)
         assert bar.get_height() == pytest.approx((lengths == centre).mean())
