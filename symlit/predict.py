@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -177,7 +178,9 @@ def _quote_input(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         if arg.startswith("input=") and not arg[6:].startswith(("'", '"')) and arg[6:] != "null":
-            arg = "input='" + arg[6:].replace("\\", "\\\\").replace("'", "\\'") + "'"
+            # Hydra quoted strings: backslashes are literal except before a quote or at the end
+            text = re.sub(r"(\\+)(?='|$)", lambda m: 2 * m.group(1), arg[6:])
+            arg = "input='" + text.replace("'", "\\'") + "'"
         out.append(arg)
     return out
 

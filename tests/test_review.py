@@ -106,16 +106,22 @@ def test_compare_a_real_multirun(sweep):
     assert png.stat().st_size > 10_000
 
 
-def test_compare_plot_shows_each_runs_metric(sweep):
-    comparison = compare([sweep], "val/seq_acc")
+def test_compare_sorts_and_plots_each_runs_metric(sweep):
     from symlit.compare import plot_metric
 
-    fig = plot_metric(comparison, "val/seq_acc", "optim.optimizer.lr")
+    by_loss = compare([sweep], "val/loss", minimize=True)
+    losses = [r.metrics["val/loss"] for r in by_loss.runs]
+    assert losses == sorted(losses) and losses[0] < losses[1]  # the two learning rates end differently
+    by_acc = compare([sweep], "val/tok_acc", metrics=["val/*"])
+    accs = [r.metrics["val/tok_acc"] for r in by_acc.runs]
+    assert accs == sorted(accs, reverse=True)
+    assert by_acc.metrics == ["val/loss", "val/seq_acc", "val/tok_acc"] and by_acc.varying == ["optim.optimizer.lr"]
+    fig = plot_metric(by_acc, "val/tok_acc", "optim.optimizer.lr")
     (line,) = fig.axes[0].get_lines()
     got = sorted(zip(line.get_xdata(), line.get_ydata()))
-    want = sorted((float(r.overrides["optim.optimizer.lr"]), r.metrics["val/seq_acc"]) for r in comparison.runs)
+    want = sorted((float(r.overrides["optim.optimizer.lr"]), r.metrics["val/tok_acc"]) for r in by_acc.runs)
     assert got == pytest.approx(want)
-    assert fig.axes[0].get_xlabel() == "optim.optimizer.lr" and fig.axes[0].get_ylabel() == "val/seq_acc"
+    assert fig.axes[0].get_xlabel() == "optim.optimizer.lr" and fig.axes[0].get_ylabel() == "val/tok_acc"
 
 
 def test_compare_bad_input_is_one_line(sweep, tmp_path):
@@ -156,6 +162,35 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     table = fig.axes[1].tables[0]
     cells = [[table[r, c].get_text().get_text() for c in range(3)] for r in range(1, len(summary["confidence"]["by_agreement"]) + 1)]
     assert cells == [[str(r["agreement"]), str(r["n"]), f"{r['accuracy']:.3f}"] for r in summary["confidence"]["by_agreement"]]
+
+
+def test_pictures_of_known_numbers(tmp_path):
+    """Bars and reliability bins equal numbers computed by hand (the tiny model's are all zero)."""
+    from symlit.decoding import DecodeConfig
+    from symlit.evaluate import Prediction, summarize
+    from symlit.plots import plot_bucket_accuracy, plot_reliability
+
+    # (bucket, P(greedy answer), greedy verdict, beam verdicts, agreement)
+    made = [("digits=1", 0.95, "correct", ["correct", "wrong"], 2), ("digits=1", 0.91, "correct", ["correct", "wrong"], 1),
+            ("digits=1", 0.35, "wrong", ["wrong", "correct"], 1), ("digits=2", 0.55, "correct", ["correct", "wrong"], 1),
+            ("digits=2", 0.52, "wrong", ["wrong", "wrong"], 1), ("digits=2", 0.05, "wrong", ["wrong", "wrong"], 2)]
+    preds = [Prediction("s", "t", bucket=b, greedy="h", greedy_score=math.log(p), greedy_verdict=v,
+                        hypotheses=["h", "h2"], scores=[math.log(p), -5.0], verdicts=vs, agreement=a)
+             for b, p, v, vs, a in made]
+    summary = summarize(preds, DecodeConfig(strategy="beam", beam_size=2))
+    fig = plot_bucket_accuracy(summary, tmp_path / "buckets.png")
+    heights = [round(p.get_height(), 4) for p in fig.axes[0].patches]
+    assert heights == [round(2 / 3, 4), round(1 / 3, 4), round(2 / 3, 4), round(1 / 3, 4), 1.0, round(1 / 3, 4)]
+    bins = reliability_bins(preds)
+    assert [(b["lo"], b["n"], b["accuracy"]) for b in bins] == [(0.0, 1, 0.0), (0.3, 1, 0.0), (0.5, 2, 0.5),
+                                                                 (0.9, 2, 1.0)]
+    assert bins[2]["confidence"] == pytest.approx(0.535)
+    fig = plot_reliability(preds, summary, tmp_path / "reliability.png")
+    ece = (0.05 + 0.35 + 2 * abs(0.5 - 0.535) + 2 * abs(1 - 0.93)) / 6
+    assert f"ECE {ece:.3f}" in fig.axes[0].get_title()
+    table = fig.axes[1].tables[0]
+    assert [[table[r, c].get_text().get_text() for c in range(3)] for r in (1, 2)] == [
+        ["1", "4", "0.500"], ["2", "2", "0.500"]]
 
 
 def test_length_histograms_of_the_dataset_and_a_wandb_image(ckpt, tmp_path):
@@ -344,3 +379,15 @@ def test_notebook_runs(ckpt, tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(code, "predict.ipynb", "exec"), scope)  # noqa: S102 - our own notebook
     assert scope["result"].reference == "38" and math.isfinite(scope["result"].answers[0].score)
+
+
+def test_free_text_input_survives_hydra_parsing():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from symlit.predict import _quote_input
+    from symlit.qed import symba_format as sf
+
+    amplitude = sf.read_symba_file(str(REPO / "data_samples/symba-qed-2to2/valid.csv"))[0][0]
+    for text in ["23 + 15", "x*cos(x) + sin(x)", "a, b", "it's", amplitude, "end\\"]:
+        (override,) = OverridesParser.create().parse_overrides(_quote_input([f"input={text}"]))
+        assert override.value() == text
