@@ -227,10 +227,10 @@ def main() -> None:
     """Console entry point ``symlit-inspect``."""
     import sys
 
-    from symlit.predict import _quote_input
+    from symlit.predict import quote_free_text
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    sys.argv = [sys.argv[0], *_quote_input(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
     _hydra_main()
 
 

@@ -173,14 +173,19 @@ def run_predict(cfg: DictConfig) -> Result | None:
         predictor.close()
 
 
-def _quote_input(argv: list[str]) -> list[str]:
-    """``input=x*cos(x)`` -> ``input='x*cos(x)'``: the input is free text, not Hydra override syntax."""
+FREE_TEXT_KEYS = ("input", "ckpt", "output_dir")
+
+
+def quote_free_text(argv: list[str], keys: tuple[str, ...] = FREE_TEXT_KEYS) -> list[str]:
+    """``input=x*cos(x)`` -> ``input='x*cos(x)'``: inputs and paths are free text, not Hydra override
+    syntax (a sweep's run directory holds ``=`` and ``,``; an input holds parentheses)."""
     out = []
     for arg in argv:
-        if arg.startswith("input=") and not arg[6:].startswith(("'", '"')) and arg[6:] != "null":
+        key, sep, value = arg.partition("=")
+        if sep and key in keys and not value.startswith(("'", '"')) and value != "null":
             # Hydra quoted strings: backslashes are literal except before a quote or at the end
-            text = re.sub(r"(\\+)(?='|$)", lambda m: 2 * m.group(1), arg[6:])
-            arg = "input='" + text.replace("'", "\\'") + "'"
+            value = re.sub(r"(\\+)(?='|$)", lambda m: 2 * m.group(1), value)
+            arg = f"{key}='" + value.replace("'", "\\'") + "'"
         out.append(arg)
     return out
 
@@ -193,7 +198,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point ``symlit-predict``."""
     os.environ.setdefault("WANDB_SILENT", "true")
-    sys.argv = [sys.argv[0], *_quote_input(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
     _hydra_main()
 
 

@@ -56,18 +56,20 @@ def sweep(tmp_path_factory) -> Path:
     """
     keep = os.environ.get("SYMLIT_TEST_REVIEW_ROOT")
     root = Path(keep) if keep else tmp_path_factory.mktemp("review")
-    done = root / "outputs" / "addition" / "eval-done"
-    if keep and done.exists():
-        return done.parent
-    _run(root, "-m", "symlit.train", "-m", f"optim.optimizer.lr={','.join(LRS)}", "logger=none",
-         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=2",
-         "data.task.n_train=1000", "data.task.n_valid=40", "data.task.n_test=40", "data.task.ood.three_digits.n=20",
-         "optim.scheduler.warmup_steps=10")
     sweep_dir = root / "outputs" / "addition"
-    _run(root, "-m", "symlit.evaluate", f"ckpt={run_dir(sweep_dir, LRS[0]) / 'checkpoints' / 'best.ckpt'}",
+    trained, evaluated = sweep_dir / "train-done", sweep_dir / "eval-done"
+    if keep and evaluated.exists():
+        return sweep_dir
+    if not trained.exists():
+        _run(root, "-m", "symlit.train", "-m", f"optim.optimizer.lr={','.join(LRS)}", "logger=none",
+             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=2",
+             "data.task.n_train=1000", "data.task.n_valid=40", "data.task.n_test=40",
+             "data.task.ood.three_digits.n=20", "optim.scheduler.warmup_steps=10")
+        trained.touch()
+    # the job directory holds '=' and ',': quoted for Hydra
+    _run(root, "-m", "symlit.evaluate", f"ckpt='{run_dir(sweep_dir, LRS[0]) / 'checkpoints' / 'best.ckpt'}'",
          "decode.beam_size=3", "verify.workers=0")
-    if keep:
-        done.touch()
+    evaluated.touch()
     return sweep_dir
 
 
@@ -384,10 +386,13 @@ def test_notebook_runs(ckpt, tmp_path, monkeypatch):
 def test_free_text_input_survives_hydra_parsing():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from symlit.predict import _quote_input
+    from symlit.predict import quote_free_text
     from symlit.qed import symba_format as sf
 
     amplitude = sf.read_symba_file(str(REPO / "data_samples/symba-qed-2to2/valid.csv"))[0][0]
     for text in ["23 + 15", "x*cos(x) + sin(x)", "a, b", "it's", amplitude, "end\\"]:
-        (override,) = OverridesParser.create().parse_overrides(_quote_input([f"input={text}"]))
+        (override,) = OverridesParser.create().parse_overrides(quote_free_text([f"input={text}"]))
         assert override.value() == text
+    sweep_job = "/o/addition/data.task.n_test=40,optim.optimizer.lr=0.002/checkpoints/best.ckpt"
+    (override,) = OverridesParser.create().parse_overrides(quote_free_text([f"ckpt={sweep_job}"]))
+    assert override.value() == sweep_job
