@@ -206,7 +206,7 @@ def plot_metric(comparison: Comparison, metric: str, param: str, path: Path | No
     categories = sorted({r.overrides[param] for r in runs}, key=lambda v: (_as_float(v) is None, _as_float(v) or 0, v))
     series: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
-        label = ", ".join(f"{k}={r.overrides.get(k, '')}" for k in others) or "runs"
+        label = ", ".join(r.overrides.get(k, "") for k in others) or "runs"  # the legend's title names the keys
         x = float(r.overrides[param]) if numeric else float(categories.index(r.overrides[param]))
         series.setdefault(label, []).append((x, r.metrics[metric]))
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -122,7 +122,7 @@ def test_compare_sorts_and_plots_each_runs_metric(sweep):
     (line,) = fig.axes[0].get_lines()
     got = sorted(zip(line.get_xdata(), line.get_ydata()))
     want = sorted((float(r.overrides["optim.optimizer.lr"]), r.metrics["val/tok_acc"]) for r in by_acc.runs)
-    assert got == pytest.approx(want)
+    assert np.allclose(got, want)
     assert fig.axes[0].get_xlabel() == "optim.optimizer.lr" and fig.axes[0].get_ylabel() == "val/tok_acc"
 
 
@@ -256,7 +256,7 @@ def test_inspect_writes_embedding_pca_and_attention_maps(ckpt, tmp_path):
         assert torch.allclose(m.weights.sum(-1), torch.ones(m.weights.shape[:2]), atol=1e-5)
     self_maps = [m for m in maps if m.name.startswith("decoder") and "cross" not in m.name]
     assert all(torch.all(m.weights.triu(1) == 0) for m in self_maps)  # causal
-    assert [tuple(m.weights.shape[1:]) for m in maps if "cross" in m.name] == [(4, 6)] * cfg.n_decoder_layers
+    assert [tuple(m.weights.shape[1:]) for m in maps if "cross" in m.name] == [(4, 7)] * cfg.n_decoder_layers
 
 
 def test_embedding_groups():
