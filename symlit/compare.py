@@ -217,6 +217,9 @@ def plot_metric(comparison: Comparison, metric: str, param: str, path: Path | No
         xs = [v for v in values if v is not None]
         if min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
+        ax.minorticks_off()
+        if len(categories) <= 12:  # ticks at the runs' values, written as in the overrides
+            ax.set_xticks([float(c) for c in categories], categories, rotation=30 if len(categories) > 4 else 0)
     else:
         ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_xlabel(param)

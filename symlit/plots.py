@@ -120,7 +120,7 @@ def plot_reliability(
     agreement = ((summary or {}).get("confidence") or {}).get("by_agreement") or []
     if agreement:
         cells = [[str(r["agreement"]), str(r["n"]), f"{r['accuracy']:.3f}"] for r in agreement]
-        table = side.table(cellText=cells, colLabels=["beam agreement", "n", "top-1 accuracy"], loc="center",
+        table = side.table(cellText=cells, colLabels=["agreement", "n", "top-1 accuracy"], loc="center",
                            cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(9)
