@@ -126,6 +126,20 @@ def test_compare_sorts_and_plots_each_runs_metric(sweep):
     assert fig.axes[0].get_xlabel() == "optim.optimizer.lr" and fig.axes[0].get_ylabel() == "val/tok_acc"
 
 
+def test_compare_finds_slurm_job_directories(sweep, tmp_path):
+    """Under sbatch a run lives in ``<overrides>/slurm-<job id>``: found at any depth, named by its path."""
+    import shutil
+
+    for lr, job in zip(LRS, ("slurm-101", "slurm-102")):
+        target = tmp_path / "addition" / f"optim.optimizer.lr={lr}" / job
+        shutil.copytree(run_dir(sweep, lr) / ".hydra", target / ".hydra")
+        shutil.copy(run_dir(sweep, lr) / "metrics.json", target / "metrics.json")
+    comparison = compare([tmp_path / "addition"], "val/loss", minimize=True)
+    assert sorted(r.name for r in comparison.runs) == [f"optim.optimizer.lr={LRS[0]}/slurm-101",
+                                                        f"optim.optimizer.lr={LRS[1]}/slurm-102"]
+    assert all(r.status == "finished" for r in comparison.runs)
+
+
 def test_compare_bad_input_is_one_line(sweep, tmp_path):
     for args, message in [
         ([str(tmp_path)], "no run directories"),
@@ -160,6 +174,8 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     assert sum(b["n"] * b["accuracy"] for b in bins) == pytest.approx(correct)
     for b in bins:
         assert b["lo"] <= b["confidence"] <= b["hi"]
+    # confidence is the model's probability of its greedy answer
+    assert sum(b["n"] * b["confidence"] for b in bins) == pytest.approx(sum(math.exp(p["greedy_score"]) for p in preds))
     fig = plot_reliability(preds, summary)
     table = fig.axes[1].tables[0]
     cells = [[table[r, c].get_text().get_text() for c in range(3)] for r in range(1, len(summary["confidence"]["by_agreement"]) + 1)]
