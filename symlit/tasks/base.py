@@ -93,6 +93,29 @@ class Task(ABC):
         names = [s for s in split_names if s not in ("train", "valid")]
         return sorted(names, key=lambda s: (s != "test", s))
 
+    # ------------------------------------------------------------------ interactive use (symlit-predict)
+    def parse_input(self, text: str) -> str:
+        """Source tokens of a user's input; by default the input is already whitespace-separated tokens.
+
+        Raises ``ValueError`` with a message for the user when ``text`` is not a valid input.
+        """
+        tokens = text.split()
+        if not tokens:
+            raise ValueError("empty input")
+        return " ".join(tokens)
+
+    def render(self, tokens: str) -> str:
+        """Readable text of a source or target token sequence; by default the tokens themselves."""
+        return tokens
+
+    def reference(self, source: str) -> str | None:
+        """The target to verify hypotheses for ``source`` against, when there is no dataset row.
+
+        The answer when the task can compute it cheaply, ``""`` when :meth:`verify` needs no
+        reference, ``None`` (the default) when hypotheses cannot be verified without one.
+        """
+        return None
+
 
 def exact_match(target: str, hypothesis: str) -> bool:
     """Token-sequence equality (whitespace-insensitive)."""
