@@ -224,18 +224,11 @@ class ArithmeticTask(Task):
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
         """``operands``: the problem up to commutativity: the signed terms of the sum, each the
         sorted operands of its product, in sorted order (``7 + 45`` and ``45 + 7`` share it)."""
-        groups: list[list[str]] = [[]]
-        ops: list[str] = []
-        for token in source.split():
-            if token in OPERATORS:
-                groups.append([])
-                ops.append(token)
-            else:
-                groups[-1].append(token)
         try:
-            values = [decode_int(g, self.encoding, self.base) for g in groups]
+            values = self.operands(source)
         except NotationError:
             return {}
+        ops = [token for token in source.split() if token in OPERATORS]
         terms, factors, sign = [], [values[0]], 1
         for op, value in zip(ops, values[1:]):
             if op == "*":
