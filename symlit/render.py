@@ -74,9 +74,8 @@ def arithmetic_parse_input(task: ArithmeticTask, text: str) -> str:
 
 def arithmetic_reference(task: ArithmeticTask, source: str) -> str:
     """The target (the exact value) of a source, computed."""
-    groups, ops = _split_operands(source.split())
-    operands = tuple(decode_int(g, task.encoding, task.base) for g in groups)
-    return task.format_problem((operands, tuple(ops)))[1]
+    _, ops = _split_operands(source.split())
+    return task.format_problem((tuple(task.operands(source)), tuple(ops)))[1]
 
 
 def _split_operands(tokens: list[str]) -> tuple[list[list[str]], list[str]]:
@@ -92,10 +91,16 @@ def _split_operands(tokens: list[str]) -> tuple[list[list[str]], list[str]]:
 
 
 def arithmetic_render(task: ArithmeticTask, tokens: str) -> str:
-    """``INT+ 2 3 + INT+ 1 5`` -> ``23 + 15``; tokens that spell no number are shown as they are."""
+    """``INT+ 2 3 + INT+ 1 5`` -> ``23 + 15``; tokens that spell no number are shown as they are.
+
+    A problem has at least two operands, so a single number is a result, written in the task's
+    result encoding (``reverse_output`` writes results reversed under a plain ``encoding``)."""
     groups, ops = _split_operands(tokens.split())
     try:
-        values = [str(decode_int(g, task.encoding, task.base)) for g in groups]
+        if ops:
+            values = [str(v) for v in task.operands(tokens)]
+        else:
+            values = [str(decode_int(groups[0], task.target_encoding, task.base, task.index_hints))]
     except NotationError:
         return tokens
     out = [values[0]]

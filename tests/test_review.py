@@ -296,6 +296,12 @@ def test_arithmetic_input_and_rendering():
     reversed_task = ArithmeticTask(encoding="reversed")
     assert render.parse_input(reversed_task, "23 + 15") == "INT+ 3 2 + INT+ 5 1"
     assert render.render(reversed_task, "INT+ 3 2 + INT+ 5 1") == "23 + 15"
+    # reversed result under plain operands, with index hints: the result is read in its own encoding
+    lee = ArithmeticTask(reverse_output=True, index_hints=True, digits=[1, 3])
+    source = render.parse_input(lee, "12 + 345")
+    assert source == "INT+ @1 1 @0 2 + INT+ @2 3 @1 4 @0 5"
+    assert render.reference(lee, source) == "INT+ @0 7 @1 5 @2 3"
+    assert render.render(lee, source) == "12 + 345" and render.render(lee, "INT+ @0 7 @1 5 @2 3") == "357"
 
 
 def test_calculus_input_and_rendering():
