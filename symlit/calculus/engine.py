@@ -117,14 +117,17 @@ def read_rows(out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """First row of each distinct source, with ``count`` = occurrences of that source."""
+    """First row of each distinct source, with ``count`` = the sum of the counts of the rows holding
+    that source (a row without ``count``, e.g. a generated one, counts 1; a reference-format line
+    keeps its own count)."""
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
+        count = int(row.get("count") or 1)
         kept = first.get(row["source"])
         if kept is None:
-            first[row["source"]] = {**row, "count": 1}
+            first[row["source"]] = {**row, "count": count}
         else:
-            kept["count"] += 1
+            kept["count"] += count
     return list(first.values())
 
 
