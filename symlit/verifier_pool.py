@@ -3,7 +3,8 @@
 SymPy can hang on an innocent-looking expression (a ``simplify`` that never returns, a huge
 power expanded). Evaluation must finish anyway: every hypothesis gets ``timeout`` seconds in a
 worker process; a worker that overruns is killed, the hypothesis is counted as ``"timeout"``,
-and a fresh worker takes its place. With ``workers=0`` verification runs in this process with no
+and a fresh worker takes its place. Workers die with their parent, however it is killed
+(:func:`symlit.processes.die_with_parent`). With ``workers=0`` verification runs in this process with no
 time limit (for fast verifiers such as integer arithmetic).
 
 A verdict is one of :data:`VERDICTS`; only ``"correct"`` counts as a correct answer.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from symlit.processes import die_with_parent
 from symlit.tasks.base import Task
 
 VERDICTS = ("correct", "wrong", "error", "timeout", "no_eos")
@@ -60,6 +62,7 @@ def run_check(task: Task, check: Check) -> Outcome:
 
 
 def _worker_main(conn: Connection, task_blob: bytes) -> None:
+    die_with_parent()  # the parent is the fork server (forkserver) or the evaluating process (spawn)
     task = pickle.loads(task_blob)
     conn.send("ready")  # time limits start once the task (and the modules it needs) is loaded
     while True:
