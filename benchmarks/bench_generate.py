@@ -19,6 +19,11 @@ operator) and the distinct-input fraction::
     python benchmarks/bench_generate.py --tasks prim_fwd --compare-distribution ref/prim_fwd.txt \
         --symlit side/prim_fwd.symlit
 
+``--check FILE`` (one task) verifies every pair of a file (symlit's or the reference's) with the
+task's verifier, which accepts only identities holding at every sampled point, and counts the
+verdicts (``structural``, ``numeric``, ``partial_domain``, ``no_derivative`` for a degenerate
+equation, ...).
+
 Round trip: ``--round-trip 10000`` draws random expressions (every operator, coefficients,
 constants, negative integers) and checks sympy -> prefix -> sympy is the identity on them and on
 their derivatives.
@@ -155,6 +160,26 @@ def compare(reference: dict, ours: dict, tolerance: float = 1.5) -> str:
     return "\n".join(lines)
 
 
+def check_file(task: str, path: Path) -> dict:
+    """Verdicts of the task's verifier on every distinct pair of ``path`` (see ``--check``)."""
+    from symlit.calculus import verify
+
+    order = {"ode1": 1, "ode2": 2}.get(task, 0)
+    verdicts: Counter = Counter()
+    failures = []
+    for source, target in dict.fromkeys(read_pairs(path)):
+        if order:
+            verdict = verify.check_ode(source, target, order=order, timeout=30.0)
+        else:
+            verdict = verify.check_integral(source, target, timeout=30.0)
+        verdicts[f"{'ok' if verdict.ok else 'rejected'}:{verdict.method}"] += 1
+        if not verdict.ok and len(failures) < 5:
+            failures.append(f"{verdict.method}: {source}\t{target}")
+    total = sum(verdicts.values())
+    return {"task": task, "file": str(path), "pairs": total, "verified": sum(v for k, v in verdicts.items() if k.startswith("ok:")),
+            "verdicts": dict(verdicts.most_common()), "examples": failures}
+
+
 def round_trip(n: int, seed: int) -> dict:
     """sympy -> prefix -> sympy on ``n`` random expressions and derivatives: exact with
     ``evaluate=False`` decoding; with the default (evaluating) decoding, also counts the trees that
@@ -240,9 +265,14 @@ def main() -> int:
                    help="compare symlit's pairs with this reference-format file (one task)")
     p.add_argument("--symlit", type=Path, default=None, metavar="FILE",
                    help="with --compare-distribution: symlit's pairs (else generated here for --seconds)")
+    p.add_argument("--check", type=Path, default=None, metavar="FILE", help="verify every pair of FILE (one task)")
     args = p.parse_args()
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
 
+    if args.check:
+        result = check_file(args.tasks[0], args.check)
+        print(json.dumps(result, indent=1))
+        return 0 if result["verified"] == result["pairs"] else 1
     if args.compare_distribution:
         if args.symlit is None:
             if len(args.tasks) != 1:

@@ -5,21 +5,22 @@ its parent is killed by ``SIGKILL`` (no cleanup code runs) or ``SIGTERM`` (Pytho
 action also skips ``finally`` blocks and ``atexit``): the orphan keeps burning a core beside the
 rerun. :func:`die_with_parent`, called first thing in the worker, ties its life to its parent's:
 
-* on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` asks the kernel to kill the worker the moment
-  its parent exits, whatever killed the parent and whatever the worker is doing (even stuck in C
-  code in SymPy or GMP, where a Python thread could not run);
-* elsewhere, a daemon thread polls ``os.getppid()`` every second and exits the process when the
-  parent has changed (the worker was re-parented).
-
-The kernel ties the signal to the parent *thread* that created the worker: workers must be started
-from a thread that lives as long as the pool (the main thread, in symlit). A forkserver worker's
-parent is the fork server, which exits as soon as the main process is gone, so the chain holds.
+* when the owner is the worker's parent (``spawn``, ``fork``) on Linux,
+  ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` asks the kernel to kill the worker the moment its parent
+  exits, whatever killed the parent and whatever the worker is doing (even stuck in C code in
+  SymPy or GMP, where a Python thread could not run). The kernel ties the signal to the parent
+  *thread* that created the worker: pools are started from the main thread in symlit;
+* when the owner is not the parent (a ``forkserver`` worker is the fork server's child, and the
+  fork server does not exit while its children hold its "alive" pipe, so it would never die
+  either), or off Linux, a daemon thread waits for the owner to exit (``pidfd_open`` + ``select``
+  where available, else polling every second) and ends the worker with ``os._exit``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
 import threading
@@ -28,18 +29,34 @@ import time
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _watch_parent(parent: int, interval: float) -> None:
+def _watch(owner: int, interval: float) -> None:
+    try:
+        fd = os.pidfd_open(owner)  # readable once the owner has exited (zombie or not)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os._exit(1)
     while True:
         time.sleep(interval)
-        if os.getppid() != parent:
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # pragma: no cover - the pid was reused by another user's process
             os._exit(1)
 
 
-def die_with_parent(expected_parent: int | None = None, interval: float = 1.0) -> str:
-    """Make the calling process die when its parent does; returns the mechanism used (``pdeathsig``
-    or ``watch``). ``expected_parent`` (the parent's pid, when the caller knows it) closes the race
-    where the parent dies before this call: the process then exits at once."""
-    parent = os.getppid() if expected_parent is None else expected_parent
+def die_with_parent(owner: int | None = None, interval: float = 1.0) -> str:
+    """Make the calling process die when ``owner`` (default: its parent) exits; returns the
+    mechanism used (``pdeathsig`` or ``watch``). Give ``owner`` (the pool owner's pid, passed
+    to the worker) whenever the caller knows it: it also closes the race where the owner dies
+    before this call (the process then exits at once)."""
+    parent = os.getppid()
+    if owner is not None and owner != parent:  # e.g. a forkserver worker
+        _exit_if_gone(owner)
+        threading.Thread(target=_watch, args=(owner, interval), daemon=True, name="watch-owner").start()
+        return "watch"
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -50,10 +67,17 @@ def die_with_parent(expected_parent: int | None = None, interval: float = 1.0) -
             if os.getppid() != parent:  # the parent died before the kernel could be told
                 os._exit(1)
             return "pdeathsig"
-    if os.getppid() != parent:
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent, interval), daemon=True, name="watch-parent").start()
+    threading.Thread(target=_watch, args=(parent, interval), daemon=True, name="watch-parent").start()
     return "watch"
+
+
+def _exit_if_gone(pid: int) -> None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        os._exit(1)
+    except PermissionError:
+        pass
 
 
 __all__ = ["die_with_parent"]

@@ -13,6 +13,7 @@ A verdict is one of :data:`VERDICTS`; only ``"correct"`` counts as a correct ans
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
 import time
 from collections import deque
@@ -61,8 +62,8 @@ def run_check(task: Task, check: Check) -> Outcome:
     return Outcome("correct" if ok else "wrong", scores)
 
 
-def _worker_main(conn: Connection, task_blob: bytes) -> None:
-    die_with_parent()  # the parent is the fork server (forkserver) or the evaluating process (spawn)
+def _worker_main(conn: Connection, task_blob: bytes, owner: int) -> None:
+    die_with_parent(owner)  # owner: the process verifying (with forkserver, not this worker's parent)
     task = pickle.loads(task_blob)
     conn.send("ready")  # time limits start once the task (and the modules it needs) is loaded
     while True:
@@ -79,7 +80,7 @@ def _worker_main(conn: Connection, task_blob: bytes) -> None:
 class _Worker:
     def __init__(self, ctx: Any, task_blob: bytes) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, task_blob), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, task_blob, os.getpid()), daemon=True)
         self.process.start()
         child.close()
         self.job: int | None = None
