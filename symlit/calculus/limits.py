@@ -29,8 +29,13 @@ SIGNAL = getattr(signal, "SIGPROF" if CPU_LIMITS else "SIGALRM", None)
 _clock = time.process_time if CPU_LIMITS else time.monotonic
 
 
-class SampleTimeout(Exception):
-    """A time-limited block ran out of time."""
+class SampleTimeout(BaseException):
+    """A time-limited block ran out of time.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so that the ``except Exception`` blocks inside
+    SymPy and around it (e.g. the prefix decoder's) cannot swallow it: a timeout that fired inside
+    ``prefix_to_sympy`` used to come out as an ``unsupported`` expression, and one inside a SymPy
+    routine that catches ``Exception`` let it run on past its limit."""
 
 
 def can_interrupt() -> bool:
