@@ -683,4 +683,4 @@ def generate_chunk(config: GeneratorConfig | dict[str, Any], seed: Any, attempts
     return samples, stats
 
 
-__all__ = ["GeneratorConfig", "Generator", "Reject", "TASKS", "generate_chunk", "primitive"]
+__all__ = ["TASKS", "Generator", "GeneratorConfig", "Reject", "generate_chunk", "primitive"]
