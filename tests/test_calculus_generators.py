@@ -129,7 +129,7 @@ def test_a_hanging_verifier_returns_false(monkeypatch):
 def test_a_stuck_worker_is_killed_and_replaced(tmp_path):
     """A worker whose chunk overruns the deadline (here: no per-sample limit and a slow task) is
     killed, counted as chunk_timeout, and the run goes on to the requested count."""
-    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    config = GeneratorConfig(task="prim_bwd", max_ops=4, fast=True)  # the engine, not the distribution
     report = engine.generate(config, tmp_path, n_unique=20, workers=1, seed=0, shard_size=10, chunk_attempts=8,
                              progress=False)
     assert report.unique >= 20
@@ -140,7 +140,7 @@ def test_a_stuck_worker_is_killed_and_replaced(tmp_path):
 
 
 def test_generation_resumes_from_shards(tmp_path):
-    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    config = GeneratorConfig(task="prim_bwd", max_ops=4, fast=True)  # the engine, not the distribution
     first = engine.generate(config, tmp_path, n_unique=20, workers=0, seed=5, shard_size=8, chunk_attempts=8,
                             progress=False)
     shards = sorted((tmp_path / "shards").glob("*.arrow"))

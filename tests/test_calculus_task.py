@@ -97,7 +97,7 @@ def test_reference_file_trains_fast_dev_run(make_cfg, reference_file):
 
 
 def test_generated_task_is_resumable_and_leak_free(tmp_path):
-    task = CalculusTask(generator="prim_bwd", max_ops=4, n_train=40, n_valid=5, n_test=5, workers=0,
+    task = CalculusTask(generator="prim_bwd", max_ops=4, n_train=40, n_valid=5, n_test=5, workers=0, fast=True,
                         work_dir=str(tmp_path), shard_size=10, progress=False)
     splits = task.build()
     assert [len(splits[k]["source"]) for k in ("train", "valid", "test")] == [40, 5, 5]
