@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from symlit.calculus import engine
 from symlit.calculus.reference_io import write_reference
 from symlit.config import config_dir
+from symlit.processes import die_with_parent
 from symlit.tasks.calculus import CalculusTask
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def audit(task: CalculusTask, rows: list[dict[str, Any]], workers: int = 1) -> t
     """Verify each pair's target as a hypothesis (no string shortcut); returns (verified, failures)."""
     jobs = [(task, r["source"], r["target"]) for r in rows]
     if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             results = pool.map(_verify_row, jobs, chunksize=16)
     else:
         results = [_verify_row(j) for j in jobs]

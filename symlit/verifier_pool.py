@@ -3,7 +3,8 @@
 SymPy can hang on an innocent-looking expression (a ``simplify`` that never returns, a huge
 power expanded). Evaluation must finish anyway: every hypothesis gets ``timeout`` seconds in a
 worker process; a worker that overruns is killed, the hypothesis is counted as ``"timeout"``,
-and a fresh worker takes its place. With ``workers=0`` verification runs in this process with no
+and a fresh worker takes its place. Workers die with their parent, however it is killed
+(:func:`symlit.processes.die_with_parent`). With ``workers=0`` verification runs in this process with no
 time limit (for fast verifiers such as integer arithmetic).
 
 A verdict is one of :data:`VERDICTS`; only ``"correct"`` counts as a correct answer.
@@ -12,6 +13,7 @@ A verdict is one of :data:`VERDICTS`; only ``"correct"`` counts as a correct ans
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
 import time
 from collections import deque
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from symlit.processes import die_with_parent
 from symlit.tasks.base import Task
 
 VERDICTS = ("correct", "wrong", "error", "timeout", "no_eos")
@@ -59,7 +62,8 @@ def run_check(task: Task, check: Check) -> Outcome:
     return Outcome("correct" if ok else "wrong", scores)
 
 
-def _worker_main(conn: Connection, task_blob: bytes) -> None:
+def _worker_main(conn: Connection, task_blob: bytes, owner: int) -> None:
+    die_with_parent(owner)  # owner: the process verifying (with forkserver, not this worker's parent)
     task = pickle.loads(task_blob)
     conn.send("ready")  # time limits start once the task (and the modules it needs) is loaded
     while True:
@@ -76,7 +80,7 @@ def _worker_main(conn: Connection, task_blob: bytes) -> None:
 class _Worker:
     def __init__(self, ctx: Any, task_blob: bytes) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, task_blob), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, task_blob, os.getpid()), daemon=True)
         self.process.start()
         child.close()
         self.job: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import time
 
@@ -9,9 +10,11 @@ import pytest
 import sympy as sp
 
 from symlit.calculus import engine, verify
-from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk, isolate, nested_exp_depth
+from symlit.calculus.generators import (
+    Generator, GeneratorConfig, Reject, finite_somewhere, generate_chunk, isolate, nested_exp_depth, primitive,
+)
 from symlit.calculus.limits import SampleTimeout, owns, time_limit
-from symlit.calculus.prefix import SYMBOLS
+from symlit.calculus.prefix import D2FX, DFX, SYMBOLS
 
 x, a8 = SYMBOLS["x"], SYMBOLS["a8"]
 SMALL = {"max_ops": 5}
@@ -126,7 +129,7 @@ def test_a_hanging_verifier_returns_false(monkeypatch):
 def test_a_stuck_worker_is_killed_and_replaced(tmp_path):
     """A worker whose chunk overruns the deadline (here: no per-sample limit and a slow task) is
     killed, counted as chunk_timeout, and the run goes on to the requested count."""
-    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    config = GeneratorConfig(task="prim_bwd", max_ops=4, fast=True)  # the engine, not the distribution
     report = engine.generate(config, tmp_path, n_unique=20, workers=1, seed=0, shard_size=10, chunk_attempts=8,
                              progress=False)
     assert report.unique >= 20
@@ -137,7 +140,7 @@ def test_a_stuck_worker_is_killed_and_replaced(tmp_path):
 
 
 def test_generation_resumes_from_shards(tmp_path):
-    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    config = GeneratorConfig(task="prim_bwd", max_ops=4, fast=True)  # the engine, not the distribution
     first = engine.generate(config, tmp_path, n_unique=20, workers=0, seed=5, shard_size=8, chunk_attempts=8,
                             progress=False)
     shards = sorted((tmp_path / "shards").glob("*.arrow"))
@@ -155,3 +158,52 @@ def test_generation_resumes_from_shards(tmp_path):
     parts = engine.split(rows, n_valid=5, n_test=5, seed=0)
     train_sources = {r["source"] for r in parts["train"]}
     assert not train_sources & {r["source"] for r in parts["valid"] + parts["test"]}
+
+
+def test_an_equation_without_the_highest_derivative_is_not_an_ode():
+    # the degenerate ode2 pair once generated: the equation simplified to 0, any answer "solved" it
+    assert not verify.verify_ode("INT+ 0", "add a8 mul a9 x", order=2)
+    assert verify.check_ode("INT+ 0", "add a8 mul a9 x", order=2).method == "no_derivative"
+    assert verify.check_ode("add Y' mul INT- 1 Y", "mul a8 exp x", order=2).method == "no_derivative"
+    assert not verify.verify_ode("sub Y x", "x", order=1, require_constants=False)
+
+
+def test_an_identity_on_part_of_the_domain_is_rejected():
+    # d/dx 4 asin(sin(x/4)) = 1 only for |x| < 2 pi: a narrow sampling range would accept it
+    verdict = verify.check_integral("sub Y' INT+ 1", "mul INT+ 4 asin sin div x INT+ 4")
+    assert verdict == verify.Verdict(False, "partial_domain")
+    assert verify.check_integral("sub Y' INT+ 1", "x").ok
+
+
+def test_simplification_to_a_degenerate_equation_is_rejected():
+    gen = Generator(GeneratorConfig(task="ode2", simplify_prob=1.0, simplify_seconds=60))
+    eq = DFX + D2FX * (x + 1) - D2FX * x - D2FX  # holds Y'' until simplified
+    with pytest.raises(Reject, match="degenerate"):
+        gen._ode_sample(eq, a8 * x + SYMBOLS["a9"], 5, D2FX, random.Random(0))
+
+
+def test_fwd_uses_doit_like_the_reference():
+    # Risch leaves these unevaluated; the reference's .doit() integrates them
+    f = 1 / sp.sqrt(1 - x**2)
+    assert primitive(f) == sp.asin(x)
+    with pytest.raises(Reject, match="unevaluated"):
+        primitive(f, "risch")
+    assert primitive(sp.sqrt(x)) == 2 * x ** sp.Rational(3, 2) / 3
+    assert GeneratorConfig(task="prim_fwd").fwd_method == "risch_doit"
+    assert GeneratorConfig(task="prim_fwd", fast=True).fwd_method == "risch"
+
+
+def test_defaults_are_the_reference_settings():
+    bwd, ibp, ode1 = (GeneratorConfig(task=t) for t in ("prim_bwd", "prim_ibp", "ode1"))
+    assert (bwd.simplify_prob, bwd.simplify_seconds, bwd.small_ops_prob) == (0.5, 2.0, 1 / 40)
+    assert ibp.simplify_prob == 1.0 and ode1.small_ops_prob == 0.0
+    assert GeneratorConfig(task="prim_bwd", fast=True).simplify_prob == 0.0
+    assert GeneratorConfig(task="prim_bwd", fast=True, simplify_prob=0.3).simplify_prob == 0.3
+
+
+def test_validity_check_strips_functions_like_the_reference():
+    # atanh(x**2 + 3) is nowhere real; the reference evaluates x**2 + 3 instead and keeps the tree
+    tree = ["atanh", "add", "pow2", "x", "INT+", "3"]
+    assert finite_somewhere(tree)
+    assert not finite_somewhere(tree, identity=frozenset())
+    assert not finite_somewhere(["sqrt", "sub", "INT-", "5", "pow2", "x"])  # sqrt is evaluated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -96,7 +97,7 @@ def test_reference_file_trains_fast_dev_run(make_cfg, reference_file):
 
 
 def test_generated_task_is_resumable_and_leak_free(tmp_path):
-    task = CalculusTask(generator="prim_bwd", max_ops=4, n_train=40, n_valid=5, n_test=5, workers=0,
+    task = CalculusTask(generator="prim_bwd", max_ops=4, n_train=40, n_valid=5, n_test=5, workers=0, fast=True,
                         work_dir=str(tmp_path), shard_size=10, progress=False)
     splits = task.build()
     assert [len(splits[k]["source"]) for k in ("train", "valid", "test")] == [40, 5, 5]
@@ -125,3 +126,45 @@ def test_symlit_generate_writes_dataset_reference_export_and_audit(tmp_path):
                              valid_path=str(out / "reference" / "prim_bwd.valid"),
                              test_path=str(out / "reference" / "prim_bwd.test"), n_train=None)
     assert sorted(file_task.build()["train"]["source"]) == sorted(splits["train"]["source"])
+
+
+def test_counts_round_trip_byte_for_byte_through_the_data_module(tmp_path):
+    from symlit.data import load_or_build
+
+    files = {}
+    for name, lines in (("train", PAIRS[:8]), ("valid", PAIRS[8:10]), ("test", PAIRS[10:])):
+        files[name] = tmp_path / f"prim_bwd.{name}"
+        files[name].write_text("".join(f"{7 * i + 2}|{s}\t{t}\n" for i, (s, t) in enumerate(lines)))  # counts > 1
+    task = CalculusTask(generator="prim_bwd", path=str(files["train"]), valid_path=str(files["valid"]),
+                        test_path=str(files["test"]), n_train=None)
+    dataset = load_or_build(task, tmp_path / "cache")
+    for name, path in files.items():
+        export = tmp_path / f"export.{name}"
+        split = dataset[name]
+        write_reference(export, zip(split["count"], split["source"], split["target"]))
+        assert export.read_bytes() == path.read_bytes(), name
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("sub Y' mul INT+ 2\tpow x INT+ 2", "input is not a prefix expression: incomplete"),
+    ("sub Y' mul INT+ 2 x\tpow x INT+", "output is not a prefix expression: integer without digits"),
+    ("sub Y' foo\tx", "unknown token 'foo'"),
+    ("mul INT+ 2 x\tpow x INT+ 2", "starts with \"sub Y'\""),
+])
+def test_a_bad_reference_line_is_an_error_or_skipped_and_counted(tmp_path, line, problem, caplog):
+    path = tmp_path / "bad.train"
+    good = [f"1|{s}\t{t}" for s, t in PAIRS]
+    path.write_text("\n".join([*good[:5], f"1|{line}", *good[5:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"bad.train:6: .*{re.escape(problem)}.*data.task.skip_bad_rows=true"):
+        CalculusTask(generator="prim_bwd", path=str(path), n_train=None, n_valid=2, n_test=2).build()
+    splits = CalculusTask(generator="prim_bwd", path=str(path), n_train=None, n_valid=2, n_test=2,
+                          skip_bad_rows=True).build()
+    assert sum(len(v["source"]) for v in splits.values()) == len(PAIRS)
+    assert "skipped 1 bad line(s)" in caplog.text
+
+
+def test_an_ode_file_needs_the_derivative_of_its_order(tmp_path):
+    path = tmp_path / "ode2.train"
+    path.write_text("1|add Y'' Y\tadd mul a8 sin x mul a9 cos x\n1|add Y' Y\tmul a8 exp mul INT- 1 x\n")
+    with pytest.raises(ValueError, match=r"ode2.train:2: an order-2 ODE input holds Y''"):
+        CalculusTask(generator="ode2", path=str(path), n_train=None, n_valid=0, n_test=0).build()

@@ -11,6 +11,8 @@ Time limits: each try runs under a per-sample limit inside its worker (``SIGALRM
 worker's main thread, see :mod:`symlit.calculus.limits`); a worker whose chunk overruns its
 deadline anyway (stuck in C code) is killed and replaced, and the chunk counted as
 ``chunk_timeout``. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
+Workers die with the run (:func:`symlit.processes.die_with_parent`), even when it is killed by
+``SIGKILL`` or ``SIGTERM``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk
+from symlit.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("n_ops", pa.int32()), ("chunk", pa.int64())])
@@ -117,19 +120,23 @@ def read_rows(out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """First row of each distinct source, with ``count`` = occurrences of that source."""
+    """First row of each distinct source, with ``count`` = the sum of the counts of the rows holding
+    that source (a row without ``count``, e.g. a generated one, counts 1; a reference-format line
+    keeps its own count)."""
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
+        count = int(row.get("count") or 1)
         kept = first.get(row["source"])
         if kept is None:
-            first[row["source"]] = {**row, "count": 1}
+            first[row["source"]] = {**row, "count": count}
         else:
-            kept["count"] += 1
+            kept["count"] += count
     return list(first.values())
 
 
 # ---------------------------------------------------------------------------- workers
-def _worker_main(conn: Connection, config: dict[str, Any]) -> None:
+def _worker_main(conn: Connection, config: dict[str, Any], parent: int) -> None:
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     generator = Generator(GeneratorConfig(**config))
@@ -148,7 +155,7 @@ def _worker_main(conn: Connection, config: dict[str, Any]) -> None:
 class _Worker:
     def __init__(self, ctx: Any, config: dict[str, Any]) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, config), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, config, os.getpid()), daemon=True)
         self.process.start()
         child.close()
         self.chunk: int | None = None

@@ -45,14 +45,25 @@ SPECIAL_FUNCTIONS = (sp.erf, sp.erfc, sp.erfi, sp.erfinv, sp.erfcinv, sp.expint,
                      sp.Shi, sp.Chi, sp.fresnelc, sp.fresnels, sp.polylog, sp.LambertW, sp.gamma, sp.uppergamma,
                      sp.lowergamma, sp.hyper, sp.meijerg)
 A8, A9 = SYMBOLS["a8"], SYMBOLS["a9"]
-# per task: smallest operator count, per-sample time limit (s), probability of simplifying
-TASK_DEFAULTS: dict[str, dict[str, float]] = {
-    "prim_fwd": {"min_ops": 3, "timeout": 3.0, "simplify_prob": 0.0},
-    "prim_bwd": {"min_ops": 4, "timeout": 5.0, "simplify_prob": 0.0},
-    "prim_ibp": {"min_ops": 4, "timeout": 8.0, "simplify_prob": 0.0},
-    "ode1": {"min_ops": 3, "timeout": 8.0, "simplify_prob": 0.5},
-    "ode2": {"min_ops": 5, "timeout": 8.0, "simplify_prob": 0.5},
+# per task, the reference's settings (src/envs/char_sp.py of facebookresearch/SymbolicMathematics):
+# smallest operator count, probability of 0..min_ops-1 operators, per-sample time limit (s),
+# probability and time limit (s) of sympy.simplify, and how prim_fwd integrates
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prim_fwd": {"min_ops": 3, "small_ops_prob": 1 / 40, "timeout": 3.0, "simplify_prob": 0.0, "simplify_seconds": 1.0},
+    "prim_bwd": {"min_ops": 4, "small_ops_prob": 1 / 40, "timeout": 5.0, "simplify_prob": 0.5, "simplify_seconds": 2.0},
+    "prim_ibp": {"min_ops": 4, "small_ops_prob": 1 / 40, "timeout": 8.0, "simplify_prob": 1.0, "simplify_seconds": 1.0},
+    "ode1": {"min_ops": 3, "small_ops_prob": 0.0, "timeout": 8.0, "simplify_prob": 0.5, "simplify_seconds": 1.0},
+    "ode2": {"min_ops": 5, "small_ops_prob": 0.0, "timeout": 8.0, "simplify_prob": 0.5, "simplify_seconds": 1.0},
 }
+# what ``fast: true`` changes (a different distribution, documented in experiments/calculus.md)
+FAST_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prim_fwd": {"fwd_method": "risch"},
+    "prim_bwd": {"simplify_prob": 0.0},
+    "prim_ibp": {"simplify_prob": 0.0},
+    "ode1": {},
+    "ode2": {},
+}
+FWD_METHODS = ("risch_doit", "risch", "full")
 
 
 class Reject(Exception):
@@ -63,18 +74,23 @@ class Reject(Exception):
 class GeneratorConfig:
     """Settings of one generator (the ``data.task`` fields of a calculus task).
 
-    ``min_ops``, ``timeout`` and ``simplify_prob`` default per task (``TASK_DEFAULTS``). The
-    number of operators of the random expression is uniform in ``[min_ops, max_ops]``, except
-    with probability ``small_ops_prob`` where it is uniform in ``[0, min_ops - 1]`` (reference
-    behaviour). ``simplify_prob`` is the probability of running ``sympy.simplify`` (at most
-    ``simplify_seconds``) on the generated derivative or equation: the reference uses 0.5 for
-    ``prim_bwd``; 0 here by default because it costs ~10x in throughput (see experiments/calculus.md).
+    Every ``None`` field defaults per task to the reference's setting (``TASK_DEFAULTS``), so the
+    default configuration produces the reference's distribution. The number of operators of the
+    random expression is uniform in ``[min_ops, max_ops]``, except with probability
+    ``small_ops_prob`` where it is uniform in ``[0, min_ops - 1]`` (integration only, like the
+    reference). ``simplify_prob`` is the probability of running ``sympy.simplify`` (at most
+    ``simplify_seconds``) on a derivative or equation (reference: BWD 0.5 within 2 s, IBP always,
+    ODE 0.5). ``fwd_method``: ``risch_doit`` (reference: ``integrate(f, x, risch=True).doit()``),
+    ``risch`` (no ``doit``: what Risch leaves unevaluated is rejected) or ``full``
+    (``integrate(f, x)``). ``fast: true`` swaps in the cheaper settings of ``FAST_DEFAULTS`` (BWD
+    and IBP without simplification, FWD without ``doit``): another distribution, see
+    experiments/calculus.md. Fields set explicitly always win.
     """
 
     task: str = "prim_bwd"
     max_ops: int = 15
     min_ops: int | None = None
-    small_ops_prob: float = 1 / 40
+    small_ops_prob: float | None = None
     max_ops_G: int = 4
     max_int: int = 5
     positive: bool = True
@@ -86,29 +102,30 @@ class GeneratorConfig:
     tree_weights: Sequence[float] = (1, 1, 1)
     max_len: int = 512
     simplify_prob: float | None = None
-    simplify_seconds: float = 1.0
+    simplify_seconds: float | None = None
     timeout: float | None = None
     solve_seconds: float = 1.0
-    fwd_method: str = "risch"
+    fwd_method: str | None = None
     ibp_cache_size: int = 100_000
     clean_prefix: bool = True
+    fast: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"data.task.generator={self.task!r} is not a calculus task; choose one of {TASKS}")
-        defaults = TASK_DEFAULTS[self.task]
+        defaults = {**TASK_DEFAULTS[self.task], "fwd_method": "risch_doit",
+                    **(FAST_DEFAULTS[self.task] if self.fast else {})}
+        for name in ("small_ops_prob", "timeout", "simplify_prob", "simplify_seconds", "fwd_method"):
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
         if self.min_ops is None:
             self.min_ops = min(int(defaults["min_ops"]), self.max_ops)
-        if self.timeout is None:
-            self.timeout = defaults["timeout"]
-        if self.simplify_prob is None:
-            self.simplify_prob = defaults["simplify_prob"]
         if not 0 <= self.min_ops <= self.max_ops:
             raise ValueError(f"data.task.min_ops={self.min_ops} must be between 0 and data.task.max_ops={self.max_ops}")
         if self.task == "ode2" and self.min_ops < 2:
             raise ValueError("data.task.min_ops must be >= 2 for ode2 (the solution needs x, a8 and a9)")
-        if self.fwd_method not in ("risch", "full"):
-            raise ValueError(f"data.task.fwd_method={self.fwd_method!r} must be 'risch' or 'full'")
+        if self.fwd_method not in FWD_METHODS:
+            raise ValueError(f"data.task.fwd_method={self.fwd_method!r} must be one of {FWD_METHODS}")
         if len(list(self.tree_weights)) != 3:
             raise ValueError(f"data.task.tree_weights={list(self.tree_weights)} needs 3 weights (leaf, unary, binary)")
         if self.max_len < 3:
@@ -314,16 +331,53 @@ def nested_exp_depth(tokens: Sequence[str]) -> int:
     return max(depths, default=0)
 
 
-def finite_somewhere(tokens: Sequence[str], base: int = 10, points: Sequence[float] = EVAL_POINTS) -> bool:
-    """Whether the expression has a finite real value at one of the reference evaluation points."""
+def finite_somewhere(tokens: Sequence[str], base: int = 10, points: Sequence[float] = EVAL_POINTS,
+                     identity: frozenset[str] = numeric.REFERENCE_STRIPPED) -> bool:
+    """The reference's validity check (``is_valid_expr``): whether the expression, with the functions
+    in ``identity`` replaced by their argument (by default those the reference strips: ``ln``, the
+    trigonometric and inverse functions, ``tanh``...), has a finite real value at one of the
+    reference evaluation points."""
     for v in points:
         values = {name: v + 1e-4 * i for i, name in enumerate(("x", "y", "z", "t", *COEFFICIENTS))}
         try:
-            if numeric.is_real_finite(numeric.evaluate_prefix(tokens, values, base=base)):
+            if numeric.is_real_finite(numeric.evaluate_prefix(tokens, values, base=base, identity=identity)):
                 return True
         except PrefixError:
             return False
     return False
+
+
+def _reject_unless(verdict: verify.Verdict) -> None:
+    """Reject a pair its verifier does not accept: ``partial_domain`` when it holds at some sampled
+    points but not all, ``check_failed`` otherwise."""
+    if not verdict.ok:
+        raise Reject("partial_domain" if verdict.method == "partial_domain" else "check_failed")
+
+
+def primitive(f: sp.Expr, method: str = "risch_doit") -> sp.Expr:
+    """An elementary primitive of ``f`` in ``x`` by SymPy, or :class:`Reject` with the cause.
+
+    ``risch_doit`` is the reference's ``integrate(f, x, risch=True).doit()``: what the Risch
+    algorithm leaves unevaluated (e.g. ``1/sqrt(1 - x**2)``, algebraic integrands) goes on to
+    SymPy's other methods. ``risch`` stops there (``unevaluated``); ``full`` is ``integrate(f, x)``.
+    """
+    if method == "full":
+        F = sp.integrate(f, X)
+    else:
+        F = sp.integrate(f, X, risch=True)
+        if isinstance(F, NonElementaryIntegral):
+            raise Reject("non_elementary")
+        if method == "risch_doit":
+            F = F.doit()
+    if isinstance(F, NonElementaryIntegral):
+        raise Reject("non_elementary")
+    if F.has(sp.Integral):
+        raise Reject("unevaluated")
+    if F.has(sp.Piecewise):
+        raise Reject("piecewise")
+    if any(isinstance(node, SPECIAL_FUNCTIONS) for node in sp.preorder_traversal(F)):
+        raise Reject("special_function")
+    return F
 
 
 # ---------------------------------------------------------------------------- the generator
@@ -427,13 +481,11 @@ class Generator:
         if cause:
             raise Reject(cause)
         f_tokens, F_tokens = self._prefix(f), self._prefix(F)
-        if not finite_somewhere(f_tokens, self.config.int_base) or not finite_somewhere(F_tokens, self.config.int_base):
-            raise Reject("not_finite")
         head = ["sub", "derivative", "f", "x", "x"]
         source = (clean_tokens(head) if self.config.clean_prefix else head) + f_tokens
         sample = self._finish(source, F_tokens, n_ops)
-        if check and not verify.verify_integral(sample["source"], sample["target"], base=self.config.int_base):
-            raise Reject("check_failed")
+        if check:
+            _reject_unless(verify.check_integral(sample["source"], sample["target"], base=self.config.int_base))
         return sample
 
     # -- the tasks
@@ -461,16 +513,7 @@ class Generator:
         f = self._clean_coefficients(f)
         if count_operators(self._prefix(f)) < n_ops / 2:
             raise Reject("too_few_ops")
-        F = sp.integrate(f, X, risch=True) if self.config.fwd_method == "risch" else sp.integrate(f, X)
-        if isinstance(F, NonElementaryIntegral):
-            raise Reject("non_elementary")
-        if F.has(sp.Integral):
-            raise Reject("unevaluated")
-        if F.has(sp.Piecewise):
-            raise Reject("piecewise")
-        if any(isinstance(node, SPECIAL_FUNCTIONS) for node in sp.preorder_traversal(F)):
-            raise Reject("special_function")
-        return self._integration_sample(f, F, n_ops, check=True)
+        return self._integration_sample(f, primitive(f, self.config.fwd_method), n_ops, check=True)
 
     def _remember(self, f: sp.Expr, F: sp.Expr) -> None:
         """Record ``F`` as a primitive of ``f`` (keyed without constant factors)."""
@@ -596,13 +639,14 @@ class Generator:
             raise Reject("no_equation")
         eq = drop_nonzero_factors(eq, required)
         eq = self._simplify(eq, rng)
+        if not eq.has(required):  # simplification can cancel the highest derivative (even to 0)
+            raise Reject("degenerate")
         cause = has_bad_values(eq)
         if cause:
             raise Reject(cause)
         sample = self._finish(self._prefix(eq), self._prefix(expr), n_ops)
         order = 1 if required == DFX else 2
-        if not verify.verify_ode(sample["source"], sample["target"], order=order, base=self.config.int_base):
-            raise Reject("check_failed")
+        _reject_unless(verify.check_ode(sample["source"], sample["target"], order=order, base=self.config.int_base))
         return sample
 
     def _ode1(self, rng: random.Random) -> dict[str, Any]:
@@ -639,4 +683,4 @@ def generate_chunk(config: GeneratorConfig | dict[str, Any], seed: Any, attempts
     return samples, stats
 
 
-__all__ = ["GeneratorConfig", "Generator", "Reject", "TASKS", "generate_chunk"]
+__all__ = ["TASKS", "Generator", "GeneratorConfig", "Reject", "generate_chunk", "primitive"]

@@ -22,15 +22,6 @@ def _sign(v: complex) -> complex:
     return 0.0 if v == 0 else v / abs(v)
 
 
-def _real(fn: Callable[[float], float]) -> Callable[[float], float]:
-    def wrapped(v: float) -> float:
-        if isinstance(v, complex):
-            return NAN
-        return fn(v)
-
-    return wrapped
-
-
 def _inv(fn):
     return lambda v: fn(1 / v)
 
@@ -57,6 +48,11 @@ COMPLEX_FUNCTIONS: dict[str, Callable] = {
     "asinh": cmath.asinh, "acosh": cmath.acosh, "atanh": cmath.atanh, "acoth": _inv(cmath.atanh),
     "asech": _inv(cmath.acosh), "acsch": _inv(cmath.asinh),
 }
+# functions the reference's ``is_valid_expr`` replaces by their argument before evaluating
+REFERENCE_STRIPPED = frozenset({
+    "abs", "sign", "ln", "sin", "cos", "tan", "sec", "csc", "cot", "asin", "acos", "atan", "asec", "acsc", "acot",
+    "tanh", "sech", "csch", "coth", "asinh", "acosh", "atanh", "asech", "acoth", "acsch",
+})
 POWERS = {"inv": -1, "pow2": 2, "pow3": 3, "pow4": 4, "pow5": 5}
 CONSTANT_VALUES = {"pi": math.pi, "E": math.e, "I": 1j}
 
@@ -88,10 +84,12 @@ def _binary(op: str, a, b, complex_mode: bool):
 
 
 def evaluate_prefix(tokens: Sequence[str], values: Mapping[str, complex], complex_mode: bool = False,
-                    base: int = 10) -> complex:
+                    base: int = 10, identity: frozenset[str] = frozenset()) -> complex:
     """Value of a prefix expression with ``values`` for its symbols; ``nan`` on domain errors/overflow.
 
-    In real mode (the default) a complex intermediate value gives ``nan``.
+    In real mode (the default) a complex intermediate value gives ``nan``. Unary functions named in
+    ``identity`` are evaluated as the identity (the reference validity check strips them, see
+    :data:`REFERENCE_STRIPPED`).
     """
     functions = COMPLEX_FUNCTIONS if complex_mode else REAL_FUNCTIONS
     stack: list[complex] = []
@@ -127,7 +125,9 @@ def evaluate_prefix(tokens: Sequence[str], values: Mapping[str, complex], comple
             if not stack:
                 raise PrefixError(f"operator {tok!r} at position {pos} lacks an argument")
             a = stack.pop()
-            if tok in POWERS:
+            if tok in identity:
+                stack.append(a)
+            elif tok in POWERS:
                 stack.append(_safe(lambda: _power(a, POWERS[tok], complex_mode)))
             else:
                 fn = functions[tok]
@@ -163,4 +163,4 @@ def is_real_finite(v: complex) -> bool:
     return isinstance(v, float) and math.isfinite(v)
 
 
-__all__ = ["evaluate_prefix", "is_finite", "is_real_finite"]
+__all__ = ["REFERENCE_STRIPPED", "evaluate_prefix", "is_finite", "is_real_finite"]

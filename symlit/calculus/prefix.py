@@ -300,6 +300,39 @@ def prefix_to_sympy(tokens: Sequence[str] | str, base: int = 10, evaluate: bool 
     return result
 
 
+def check_prefix(tokens: Sequence[str] | str, base: int = 10) -> None:
+    """Raise :class:`PrefixError` unless ``tokens`` is exactly one well-formed prefix expression of
+    known tokens. Structural only (no SymPy): cheap enough for every line of a large file."""
+    if isinstance(tokens, str):
+        tokens = tokens.split()
+    digits = DIGIT_SYMBOLS[:base]
+    needed = 1  # expressions still to read
+    pos = 0
+    while pos < len(tokens):
+        tok = tokens[pos]
+        if needed == 0:
+            raise PrefixError(f"{len(tokens) - pos} unused token(s) after a complete expression, from position {pos}")
+        if tok in OPERATORS:
+            needed += OPERATORS[tok] - 1
+        elif tok in INT_TOKENS:
+            end = pos + 1
+            while end < len(tokens) and len(tokens[end]) == 1 and tokens[end] in digits:
+                end += 1
+            if end == pos + 1:
+                raise PrefixError(f"integer without digits at position {pos} ({tok!r})")
+            pos, needed = end, needed - 1
+            continue
+        elif tok in SYMBOLS or tok in CONSTANT_VALUES or tok in FUNCTION_VALUES:
+            needed -= 1
+        else:
+            raise PrefixError(f"unknown token {tok!r} at position {pos}")
+        pos += 1
+    if pos == 0:
+        raise PrefixError("empty token sequence")
+    if needed:
+        raise PrefixError(f"incomplete expression: {needed} operand(s) missing at the end")
+
+
 def count_operators(tokens: Sequence[str]) -> int:
     """Number of operator tokens in a prefix sequence."""
     return sum(tok in OPERATORS for tok in tokens)

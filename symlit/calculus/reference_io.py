@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 
 @dataclass(frozen=True)
 class ReferencePair:
-    """One line of a reference-format file."""
+    """One line of a reference-format file (``line``: its 1-based number in the file, 0 if unknown)."""
 
     count: int
     source: str
     target: str
+    line: int = field(default=0, compare=False)
 
 
-def parse_line(line: str, where: str = "line") -> ReferencePair:
+def parse_line(line: str, where: str = "line", number: int = 0) -> ReferencePair:
     """One ``count|input<TAB>output`` line; ``ValueError`` naming ``where`` when malformed."""
     text = line.rstrip("\n").rstrip("\r")
     count = 1
@@ -43,7 +44,7 @@ def parse_line(line: str, where: str = "line") -> ReferencePair:
     source, target = parts[0].strip(), parts[1].strip()
     if not source or not target:
         raise ValueError(f"{where}: empty input or output")
-    return ReferencePair(count, source, target)
+    return ReferencePair(count, source, target, number)
 
 
 def read_reference(path: str | Path, limit: int | None = None) -> Iterator[ReferencePair]:
@@ -56,7 +57,7 @@ def read_reference(path: str | Path, limit: int | None = None) -> Iterator[Refer
             if limit is not None and number > limit:
                 return
             if line.strip():
-                yield parse_line(line, where=f"{path}:{number}")
+                yield parse_line(line, where=f"{path}:{number}", number=number)
 
 
 def format_line(pair: ReferencePair) -> str:

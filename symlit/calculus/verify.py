@@ -7,13 +7,16 @@
 * :func:`verify_ode`: the source is an equation in ``x, Y, Y', Y''``; the hypothesis ``H`` is
   correct when substituting ``Y = H`` makes the equation vanish identically (for random values
   of the free constants), and ``H`` has as many free constants as the order of the equation
-  (a general solution, like the reference answers).
+  (a general solution, like the reference answers). An equation without ``Y'`` (order 1) or
+  ``Y''`` (order 2) is not an ODE of that order: every hypothesis is rejected.
 * :func:`equivalent`: two expressions are equal (structure, numeric check, simplify).
 
-The numeric check evaluates both sides at 16 random points (real arithmetic, complex arithmetic if
-too few real points are defined); sides agree at a point when they differ by at most ``1e-7``
-times the sum of the magnitudes of their terms. It decides when at least 4 points are defined:
-equal when at most 10% of them disagree. Each verifier returns a plain ``bool``: a malformed
+The numeric check evaluates both sides at 24 random points over a wide range (variables in
+``±[0.05, 10]``, constants in ``±[0.3, 4]``; real arithmetic, complex arithmetic if too few real
+points are defined); sides agree at a point when they differ by at most ``1e-7`` times the sum of
+the magnitudes of their terms. It decides when at least 4 points are defined: equal only when
+they agree at *every* defined point. An identity that holds on part of the domain only (e.g.
+``acos(cos x) = x``, true on ``[0, pi]``) is rejected, with the method ``partial_domain``. Each verifier returns a plain ``bool``: a malformed
 hypothesis, a SymPy failure or an exhausted time limit is ``False``, never an exception.
 """
 
@@ -32,7 +35,9 @@ from symlit.calculus.prefix import (
     COEFFICIENTS, D2FX, DFX, FX, VARIABLES, PrefixError, UnsupportedExpression, prefix_to_sympy, sympy_to_prefix,
 )
 
-N_POINTS = 16
+N_POINTS = 24
+VARIABLE_RANGE = (0.05, 10.0)  # magnitudes of sampled variables (both signs)
+CONSTANT_RANGE = (0.3, 4.0)  # magnitudes of sampled free constants (both signs)
 MIN_POINTS = 4
 RTOL = 1e-7
 INTEGRATION_HEADS = (("sub", "Y'"), ("sub", "derivative", "f", "x", "x"))
@@ -41,7 +46,7 @@ INTEGRATION_HEADS = (("sub", "Y'"), ("sub", "derivative", "f", "x", "x"))
 @dataclass
 class Verdict:
     """Outcome of a check: ``ok`` and how it was decided (``structural``, ``numeric``, ``simplify``,
-    ``malformed``, ``timeout``, ``undecided``, ``error:...``)."""
+    ``partial_domain``, ``no_derivative``, ``malformed``, ``timeout``, ``undecided``, ``error:...``)."""
 
     ok: bool
     method: str
@@ -75,7 +80,7 @@ def _points(seed_text: str, symbols: Sequence[str]) -> list[dict[str, float]]:
     for _ in range(N_POINTS):
         point = {}
         for name in symbols:
-            lo, hi = (0.1, 3.5) if name in VARIABLES else (0.3, 2.5)
+            lo, hi = VARIABLE_RANGE if name in VARIABLES else CONSTANT_RANGE
             point[name] = rng.uniform(lo, hi) * rng.choice((-1, 1))
         points.append(point)
     return points
@@ -94,7 +99,8 @@ def _side(terms: list[list[str]], values: dict, complex_mode: bool, base: int) -
 
 def numeric_compare(lhs: list[list[str]], rhs: list[list[str]], points: list[dict[str, float]], base: int = 10,
                     extra: list[dict[str, float]] | None = None) -> str:
-    """``"equal"``, ``"different"`` or ``"undecided"``: sum of ``lhs`` terms vs sum of ``rhs`` terms.
+    """``"equal"`` (agree at every defined point), ``"partial"`` (at some), ``"different"`` (at none) or
+    ``"undecided"`` (fewer than ``MIN_POINTS`` defined): sum of ``lhs`` terms vs sum of ``rhs`` terms.
 
     ``extra[i]`` adds values (e.g. ``Y``, ``Y'``) to point ``i``; a ``None`` entry skips the point.
     """
@@ -115,8 +121,12 @@ def numeric_compare(lhs: list[list[str]], rhs: list[list[str]], points: list[dic
             if abs(a[0] - b[0]) > RTOL * (a[1] + b[1]) + 1e-12:
                 disagree += 1
         if defined >= MIN_POINTS:
-            return "equal" if disagree <= defined // 10 else "different"
+            return "equal" if disagree == 0 else "different" if disagree == defined else "partial"
     return "undecided"
+
+
+def _numeric_verdict(outcome: str) -> Verdict:
+    return Verdict(outcome == "equal", "partial_domain" if outcome == "partial" else "numeric")
 
 
 def _simplifies_to_zero(expr: sp.Expr, seconds: float) -> bool | None:
@@ -174,7 +184,7 @@ def _check_integral(source: str | Sequence[str], hypothesis: str | Sequence[str]
     except (UnsupportedExpression, PrefixError):
         outcome = "undecided"
     if outcome != "undecided":
-        return Verdict(outcome == "equal", "numeric")
+        return _numeric_verdict(outcome)
     zero = _simplifies_to_zero(difference, simplify_seconds)
     return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
 
@@ -195,6 +205,8 @@ def verify_integral(source: str | Sequence[str], hypothesis: str | Sequence[str]
 def _check_ode(source: str | Sequence[str], hypothesis: str | Sequence[str], order: int, base: int,
                simplify_seconds: float, require_constants: bool) -> Verdict:
     eq = prefix_to_sympy(source, base)
+    if not eq.has(DFX if order == 1 else D2FX):
+        return Verdict(False, "no_derivative")
     H = prefix_to_sympy(hypothesis, base)
     if H.has(FX) or H.has(sp.Derivative):
         return Verdict(False, "malformed")
@@ -228,7 +240,7 @@ def _check_ode(source: str | Sequence[str], hypothesis: str | Sequence[str], ord
     except (UnsupportedExpression, PrefixError):
         outcome = "undecided"
     if outcome != "undecided":
-        return Verdict(outcome == "equal", "numeric")
+        return _numeric_verdict(outcome)
     zero = _simplifies_to_zero(residual, simplify_seconds)
     return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
 
@@ -258,7 +270,7 @@ def _check_equivalent(expected: str | Sequence[str], hypothesis: str | Sequence[
     except (UnsupportedExpression, PrefixError):
         outcome = "undecided"
     if outcome != "undecided":
-        return Verdict(outcome == "equal", "numeric")
+        return _numeric_verdict(outcome)
     zero = _simplifies_to_zero(a - b, simplify_seconds)
     return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from symlit.calculus import engine, verify
 from symlit.calculus.generators import TASKS, GeneratorConfig
-from symlit.calculus.prefix import count_operators, vocabulary
+from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, vocabulary
 from symlit.calculus.random_trees import REFERENCE_OPERATORS
 from symlit.calculus.reference_io import read_reference
 from symlit.tasks.base import Rows, Task
@@ -35,6 +35,7 @@ from symlit.tasks.base import Rows, Task
 log = logging.getLogger(__name__)
 # fields that do not change the data (where and how fast it is made)
 NOT_IN_FINGERPRINT = ("workers", "work_dir", "shard_size", "progress", "verify_timeout")
+ODE_DERIVATIVE = {1: "Y'", 2: "Y''"}
 SMOKE = {"n_train": 16, "n_valid": 4, "n_test": 4, "max_ops": 5, "file_lines": 2000}
 BUCKET_WIDTH = 5
 
@@ -53,7 +54,12 @@ class CalculusTask(Task):
 
     Generator fields (``max_ops`` ... ``solve_seconds``) are those of
     :class:`~symlit.calculus.generators.GeneratorConfig`. ``n_train``/``n_valid``/``n_test`` are
-    the split sizes (for files, ``null`` keeps every training line). ``smoke`` (set from
+    the split sizes (for files, ``null`` keeps every training line). Every line of a
+    reference-format file is validated when the data is built (both sides well-formed prefix
+    expressions of known tokens; an integration input starts with ``sub Y'``, an ODE input holds
+    ``Y'``/``Y''``): a bad line is an error naming the file, the line and the problem, unless
+    ``skip_bad_rows`` is set, which skips it and logs how many were skipped. ``fast`` selects the
+    faster, non-reference generator settings (see :class:`GeneratorConfig`). ``smoke`` (set from
     ``trainer.fast_dev_run`` by the data configs) builds a tiny dataset instead (at most
     16/4/4 pairs, ``max_ops`` <= 5, no simplification, ``sympy.solve`` cut at 0.25 s, generated in
     this process, first 2,000 lines of files): a
@@ -71,7 +77,7 @@ class CalculusTask(Task):
     # generator settings
     max_ops: int = 15
     min_ops: int | None = None
-    small_ops_prob: float = 1 / 40
+    small_ops_prob: float | None = None
     max_ops_G: int = 4
     max_int: int = 5
     positive: bool = True
@@ -83,10 +89,12 @@ class CalculusTask(Task):
     tree_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     max_len: int = 512
     simplify_prob: float | None = None
-    simplify_seconds: float = 1.0
+    simplify_seconds: float | None = None
     timeout: float | None = None
     solve_seconds: float = 1.0
-    fwd_method: str = "risch"
+    fwd_method: str | None = None
+    fast: bool = False
+    skip_bad_rows: bool = False
     # how the data is made
     file_limit: int | None = None
     seed: int = 0
@@ -182,8 +190,39 @@ class CalculusTask(Task):
         parts = engine.split(rows, self.n_valid, self.n_test, self.n_train, seed=self.seed)
         return {name: self._rows(items) for name, items in parts.items()}
 
-    @staticmethod
-    def _read_any(path: str, limit: int | None = None) -> list[dict[str, Any]] | dict[str, list[dict[str, Any]]]:
+    def _bad_row(self, source: str, target: str) -> str | None:
+        """What is wrong with a reference-format pair for this task (``None`` when it is usable)."""
+        for side, text in (("input", source), ("output", target)):
+            try:
+                check_prefix(text, self.int_base)
+            except PrefixError as err:
+                return f"{side} is not a prefix expression: {err}"
+        tokens = source.split()
+        if not self.order and tokens[:2] != ["sub", "Y'"]:
+            return f"an integration input starts with \"sub Y'\", got {' '.join(tokens[:3])!r}"
+        if self.order and ODE_DERIVATIVE[self.order] not in tokens:
+            return f"an order-{self.order} ODE input holds {ODE_DERIVATIVE[self.order]}"
+        if any(t in ("Y", "Y'", "Y''") for t in target.split()):
+            return "the output holds Y, Y' or Y''"
+        return None
+
+    def _read_file(self, path: Path, limit: int | None) -> list[dict[str, Any]]:
+        """The validated rows of a reference-format file (see the class docstring)."""
+        rows, skipped = [], 0
+        for pair in read_reference(path, limit):
+            problem = self._bad_row(pair.source, pair.target)
+            if problem is None:
+                rows.append({"source": pair.source, "target": pair.target, "count": pair.count})
+            elif self.skip_bad_rows:
+                skipped += 1
+            else:
+                raise ValueError(f"{path}:{pair.line}: {problem}; fix or delete the line, "
+                                 "or set data.task.skip_bad_rows=true to skip bad lines")
+        if skipped:
+            log.warning("%s: skipped %d bad line(s) (data.task.skip_bad_rows=true)", path, skipped)
+        return rows
+
+    def _read_any(self, path: str, limit: int | None = None) -> list[dict[str, Any]] | dict[str, list[dict[str, Any]]]:
         """Rows of a reference-format file, or the splits of a ``symlit-generate`` directory."""
         p = Path(path)
         if p.is_dir():
@@ -195,7 +234,7 @@ class CalculusTask(Task):
             except Exception as err:  # noqa: BLE001 - datasets raises several kinds
                 raise ValueError(f"{path} is not a symlit-generate output directory (no readable dataset/): {err}") from None
             return {name: split.to_list() for name, split in data.items()}
-        return [{"source": r.source, "target": r.target, "count": r.count} for r in read_reference(p, limit)]
+        return self._read_file(p, limit)
 
     def _read(self) -> dict[str, Rows]:
         data = self._read_any(self.path, self.file_limit)

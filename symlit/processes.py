@@ -1,0 +1,83 @@
+"""Worker processes that never outlive their parent.
+
+A worker started by ``multiprocessing`` (generation workers, verifier workers) keeps running when
+its parent is killed by ``SIGKILL`` (no cleanup code runs) or ``SIGTERM`` (Python's default
+action also skips ``finally`` blocks and ``atexit``): the orphan keeps burning a core beside the
+rerun. :func:`die_with_parent`, called first thing in the worker, ties its life to its parent's:
+
+* when the owner is the worker's parent (``spawn``, ``fork``) on Linux,
+  ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` asks the kernel to kill the worker the moment its parent
+  exits, whatever killed the parent and whatever the worker is doing (even stuck in C code in
+  SymPy or GMP, where a Python thread could not run). The kernel ties the signal to the parent
+  *thread* that created the worker: pools are started from the main thread in symlit;
+* when the owner is not the parent (a ``forkserver`` worker is the fork server's child, and the
+  fork server does not exit while its children hold its "alive" pipe, so it would never die
+  either), or off Linux, a daemon thread waits for the owner to exit (``pidfd_open`` + ``select``
+  where available, else polling every second) and ends the worker with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch(owner: int, interval: float) -> None:
+    try:
+        fd = os.pidfd_open(owner)  # readable once the owner has exited (zombie or not)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os._exit(1)
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # pragma: no cover - the pid was reused by another user's process
+            os._exit(1)
+
+
+def die_with_parent(owner: int | None = None, interval: float = 1.0) -> str:
+    """Make the calling process die when ``owner`` (default: its parent) exits; returns the
+    mechanism used (``pdeathsig`` or ``watch``). Give ``owner`` (the pool owner's pid, passed
+    to the worker) whenever the caller knows it: it also closes the race where the owner dies
+    before this call (the process then exits at once)."""
+    parent = os.getppid()
+    if owner is not None and owner != parent:  # e.g. a forkserver worker
+        _exit_if_gone(owner)
+        threading.Thread(target=_watch, args=(owner, interval), daemon=True, name="watch-owner").start()
+        return "watch"
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            ok = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            ok = False
+        if ok:
+            if os.getppid() != parent:  # the parent died before the kernel could be told
+                os._exit(1)
+            return "pdeathsig"
+    threading.Thread(target=_watch, args=(parent, interval), daemon=True, name="watch-parent").start()
+    return "watch"
+
+
+def _exit_if_gone(pid: int) -> None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        os._exit(1)
+    except PermissionError:
+        pass
+
+
+__all__ = ["die_with_parent"]
