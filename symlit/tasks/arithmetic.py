@@ -16,7 +16,15 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from symlit.notation import NotationError, check_encoding, decode_int, encode_int, integer_vocabulary, to_digits
+from symlit.notation import (
+    NotationError,
+    check_encoding,
+    decode_int,
+    digit_vocabulary,
+    encode_int,
+    integer_vocabulary,
+    to_digits,
+)
 from symlit.tasks.base import Rows, Task
 
 OPERATORS = ("+", "-", "*")
@@ -127,6 +135,9 @@ class ArithmeticTask(Task):
 
     def base_vocabulary(self) -> list[str]:
         return [*OPERATORS, *integer_vocabulary(self.encoding, self.base)]
+
+    def digit_tokens(self) -> list[str]:
+        return digit_vocabulary(self.encoding, self.base)
 
     @functools.cached_property
     def padded_widths(self) -> tuple[int, int]:
