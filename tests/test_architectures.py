@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,14 @@ def test_looped_layers_share_weights_and_cache_every_loop():
 def test_bad_model_configs_name_the_key(cfg, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         build_model(cfg, vocab_size=24, pad_id=PAD)
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_decoder_only_compiled_decoding_returns_the_eager_tokens():
+    model = tiny("dec-only", "abacus+rope")
+    src, _ = random_batch(batch=6, seed=3)
+    eager = greedy_decode(model, src, BOS, EOS, 12)
+    compiled = greedy_decode(model, src, BOS, EOS, 12, compile=True)
+    assert torch.equal(compiled.tokens, eager.tokens)
+    beam = beam_search(model, src, BOS, EOS, 12, beam_size=3, compile=True)
+    assert torch.equal(beam.tokens, beam_search(model, src, BOS, EOS, 12, beam_size=3).tokens)
