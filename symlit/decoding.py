@@ -1,4 +1,4 @@
-"""Autoregressive decoding for :class:`~symlit.model.Seq2SeqTransformer`, usable without Lightning.
+"""Autoregressive decoding for any :class:`~symlit.model.DecodingModel`, usable without Lightning.
 
 Three strategies share one output type, :class:`NBest` (``N`` hypotheses per input, best first):
 
@@ -7,9 +7,11 @@ Three strategies share one output type, :class:`NBest` (``N`` hypotheses per inp
   n-best lists;
 * :func:`sample_decode`: ancestral sampling with a temperature (and optional top-k).
 
-All of them use the model's KV cache (``use_cache=False`` recomputes the whole prefix at every
-step: the reference the cache is tested and benchmarked against), never emit PAD or BOS, stop
-after ``max_len`` tokens, and drop finished inputs from the batch so the remaining ones run
+All of them use only the model's decoding interface (``prefill`` a cache from the sources, ``step``
+tokens through it, ``cache.select`` rows), so they work unchanged for the encoder-decoder and the
+decoder-only model. ``use_cache=False`` recomputes the whole prefix with ``model(src, prefix)`` at
+every step: the reference the cache is tested and benchmarked against. They never emit PAD or BOS,
+stop after ``max_len`` tokens, and drop finished inputs from the batch so the remaining ones run
 faster. :func:`decode` dispatches on a :class:`DecodeConfig`.
 """
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from symlit.model import DecoderCache, Seq2SeqTransformer
+from symlit.model import DecodingModel, KVCache
 
 
 @dataclass
@@ -37,7 +39,7 @@ class DecodeConfig:
     num_samples: int = 1  # sample: hypotheses per input
     max_len: int | None = None  # longest hypothesis in tokens; None = decided by the caller
     seed: int = 0  # sample
-    compile: bool = False  # run decoder steps through torch.compile (see Seq2SeqTransformer.new_cache)
+    compile: bool = False  # run decoder steps through torch.compile (see DecodingModel.prefill)
 
     def __post_init__(self) -> None:
         if self.strategy not in ("greedy", "beam", "sample"):
@@ -81,24 +83,23 @@ class Decoded:
     scores: Tensor  # sum of log-probabilities of the generated tokens (EOS included)
 
 
-def _never_tokens(model: Seq2SeqTransformer, bos_id: int, eos_id: int, device: torch.device) -> Tensor:
+def _never_tokens(model: DecodingModel, bos_id: int, eos_id: int, device: torch.device) -> Tensor:
     return torch.tensor(sorted({model.cfg.pad_id, bos_id} - {eos_id}), device=device)
 
 
 def _step_log_probs(
-    model: Seq2SeqTransformer,
+    model: DecodingModel,
     step_input: Tensor,
     prefix: Tensor,
-    memory: Tensor,
-    memory_mask: Tensor,
-    cache: DecoderCache | None,
+    src: Tensor,
+    cache: KVCache | None,
     never: Tensor,
 ) -> Tensor:
     """Log-probabilities ``(rows, V)`` of the next token, PAD and BOS excluded."""
     if cache is not None:
-        logits = model.decode(step_input, memory, memory_mask, cache)[:, -1]
+        logits = model.step(step_input, cache)[:, -1]
     else:
-        logits = model.decode(prefix, memory, memory_mask)[:, -1]
+        logits = model(src, prefix)[:, -1]
     logits = logits.float()
     logits[:, never] = float("-inf")
     return torch.log_softmax(logits, dim=-1)
@@ -106,7 +107,7 @@ def _step_log_probs(
 
 @torch.no_grad()
 def _ancestral(
-    model: Seq2SeqTransformer,
+    model: DecodingModel,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -118,8 +119,7 @@ def _ancestral(
     """Token-by-token decoding where ``pick(log_probs)`` chooses each row's next token."""
     batch, device = src.shape[0], src.device
     pad_id = model.cfg.pad_id
-    memory, memory_mask = model.encode(src)
-    cache = model.new_cache(memory, max_len, compile=compile) if use_cache else None
+    cache = model.prefill(src, max_len, compile=compile) if use_cache else None
     out = torch.full((batch, max_len), pad_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     scores = torch.zeros(batch, device=device)
@@ -129,7 +129,7 @@ def _ancestral(
     prefix = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
     step_input = prefix
     for step in range(max_len):
-        log_probs = _step_log_probs(model, step_input, prefix, memory, memory_mask, cache, never)
+        log_probs = _step_log_probs(model, step_input, prefix, src, cache, never)
         token = pick(log_probs)
         live = rows[alive]
         out[live, step] = token[alive]
@@ -146,16 +146,17 @@ def _ancestral(
         # that ends costs more than decoding a few ended rows along with the rest.
         if int((~alive).sum()) * 4 >= len(alive):
             keep = alive.nonzero().squeeze(1)
-            rows, step_input, prefix, alive = rows[keep], step_input[keep], prefix[keep], alive[keep]
-            memory, memory_mask = memory[keep], memory_mask[keep]
+            rows, step_input, alive = rows[keep], step_input[keep], alive[keep]
             if cache is not None:
                 cache.select(keep)
+            else:
+                prefix, src = prefix[keep], src[keep]
     last = int(out.ne(pad_id).sum(1).max()) if batch else 0
     return Decoded(out[:, : max(last, 1)], finished, scores)
 
 
 def greedy_decode(
-    model: Seq2SeqTransformer,
+    model: DecodingModel,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -168,13 +169,13 @@ def greedy_decode(
     Stops a row when it emits EOS, and the batch after ``max_len`` tokens. ``scores`` are the sums
     of the chosen tokens' log-probabilities. ``compile`` runs the decoder steps through
     ``torch.compile`` (the same tokens up to rounding in near ties, faster once compiled; see
-    :meth:`~symlit.model.Seq2SeqTransformer.new_cache`).
+    :meth:`~symlit.model.DecodingModel.prefill`).
     """
     return _ancestral(model, src, bos_id, eos_id, max_len, use_cache, lambda lp: lp.argmax(dim=-1), compile)
 
 
 def sample_decode(
-    model: Seq2SeqTransformer,
+    model: DecodingModel,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -217,7 +218,7 @@ def sample_decode(
 
 @torch.no_grad()
 def beam_search(
-    model: Seq2SeqTransformer,
+    model: DecodingModel,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -245,9 +246,11 @@ def beam_search(
     never = _never_tokens(model, bos_id, eos_id, device)
     neg_inf = float("-inf")
 
-    memory, memory_mask = model.encode(src)
-    memory, memory_mask = memory.repeat_interleave(k, 0), memory_mask.repeat_interleave(k, 0)
-    cache = model.new_cache(memory, max_len, compile=compile) if use_cache else None
+    cache = None
+    if use_cache:  # read each source once, then copy its cache rows to its k beams
+        cache = model.prefill(src, max_len, compile=compile)
+        cache.select(torch.arange(batch, device=device).repeat_interleave(k))
+    src = src.repeat_interleave(k, 0)  # (batch * k, S): read only by recomputation
 
     # outputs for every input, filled as inputs finish
     out_tokens = torch.full((batch, k, max_len), pad_id, dtype=torch.long, device=device)
@@ -284,7 +287,7 @@ def beam_search(
 
     for step in range(max_len):
         n = rows.shape[0]
-        log_probs = _step_log_probs(model, step_input, prefix, memory, memory_mask, cache, never)
+        log_probs = _step_log_probs(model, step_input, prefix, src, cache, never)
         vocab = log_probs.shape[-1]
         total = (alive_sum[..., None] + log_probs.view(n, k, vocab)).view(n, k * vocab)
         cand_sum, flat = total.topk(min(2 * k, k * vocab), dim=1)
@@ -333,13 +336,13 @@ def beam_search(
             rows = rows[keep_inputs]
             alive_seq, alive_sum = alive_seq[keep_inputs], alive_sum[keep_inputs]
             fin_seq, fin_score, fin_sum = fin_seq[keep_inputs], fin_score[keep_inputs], fin_sum[keep_inputs]
-            memory, memory_mask = memory[index], memory_mask[index]
+            src = src[index]
 
     last = int(out_tokens.ne(pad_id).sum(-1).max()) if batch else 0
     return NBest(out_tokens[:, :, : max(last, 1)], out_scores, out_sums, out_finished)
 
 
-def decode(model: Seq2SeqTransformer, src: Tensor, bos_id: int, eos_id: int, config: DecodeConfig) -> NBest:
+def decode(model: DecodingModel, src: Tensor, bos_id: int, eos_id: int, config: DecodeConfig) -> NBest:
     """Decode ``src`` as ``config`` says (``config.max_len`` must be set)."""
     if config.max_len is None:
         raise ValueError("decode.max_len must be set")

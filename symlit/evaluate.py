@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from symlit.atomic import write_text_atomic
 from symlit.config import config_dir
 from symlit.decoding import DecodeConfig, decode, greedy_decode
-from symlit.model import Seq2SeqTransformer, TransformerConfig
+from symlit.model import DecodingModel, build_for_task
 from symlit.tasks.base import Task
 from symlit.tokenizer import Seq2SeqTokenizer
 from symlit.verifier_pool import Check, VerifierPool
@@ -80,7 +80,7 @@ def _texts(tokenizer: Seq2SeqTokenizer, tokens: torch.Tensor, finished: torch.Te
 
 
 def decode_texts(
-    model: Seq2SeqTransformer, tokenizer: Seq2SeqTokenizer, src: torch.Tensor, config: DecodeConfig, nbest: bool
+    model: DecodingModel, tokenizer: Seq2SeqTokenizer, src: torch.Tensor, config: DecodeConfig, nbest: bool
 ) -> tuple[list[Hypothesis], list[list[Hypothesis]] | None]:
     """Greedy hypotheses of a batch and, with ``nbest``, the n-best lists ``config`` asks for."""
     greedy = greedy_decode(model, src, tokenizer.bos_id, tokenizer.eos_id, config.max_len, compile=config.compile)
@@ -262,14 +262,18 @@ def render_report(summary: dict[str, Any], preds: list[Prediction], meta: dict[s
 # ---------------------------------------------------------------------------- checkpoints
 @dataclass
 class LoadedCheckpoint:
-    model: Seq2SeqTransformer
+    model: DecodingModel
     tokenizer: Seq2SeqTokenizer
     task: Task
     hparams: dict[str, Any]
 
 
 def load_checkpoint(path: str | Path, tokenizer_path: str | None = None, device: str = "cpu") -> LoadedCheckpoint:
-    """Model, tokenizer and task from a ``symlit-train`` checkpoint, with errors that say what to fix."""
+    """Model, tokenizer and task from a ``symlit-train`` checkpoint, with errors that say what to fix.
+
+    The model class is the one the checkpoint's ``model._target_`` names (checkpoints written before
+    the model group named a class hold ``symlit.model.TransformerConfig``: the encoder-decoder).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -295,16 +299,14 @@ def load_checkpoint(path: str | Path, tokenizer_path: str | None = None, device:
                 f"({len(theirs)} vs {len(ours)} tokens; differing (token, id) pairs include {differ}). "
                 "Evaluate with the run's own tokenizer.json, or leave tokenizer unset to use the checkpoint's."
             )
-    cfg_dict = {k: v for k, v in hp["model"].items() if k != "_target_"}
-    config = TransformerConfig(**{**cfg_dict, "vocab_size": len(tokenizer), "pad_id": tokenizer.pad_id})
-    model = Seq2SeqTransformer(config)
+    task = instantiate(hp["task"], _convert_="all")
+    model = build_for_task(hp["model"], tokenizer, task)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     rows = state.get("embed.weight")
     if rows is not None and rows.shape[0] != len(tokenizer):
         raise ValueError(f"ckpt={path}: the model has {rows.shape[0]} embeddings but its tokenizer "
                          f"{len(tokenizer)} tokens; the checkpoint is inconsistent")
     model.load_state_dict(state)
-    task = instantiate(hp["task"], _convert_="all")
     return LoadedCheckpoint(model.to(device).eval(), tokenizer, task, dict(hp))
 
 

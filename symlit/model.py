@@ -1,36 +1,58 @@
-"""Encoder-decoder transformer in plain PyTorch, with an incremental-decoding cache.
+"""Transformers in plain PyTorch behind one decoding interface.
 
-Everything a reader needs is in this file: a config dataclass, attention built on
-``torch.nn.functional.scaled_dot_product_attention``, pre-LN or post-LN blocks, learned or
-sinusoidal positions, optional tied embeddings, and a :class:`DecoderCache` that makes greedy
-and beam search cost one decoder step per generated token.
+* :class:`Seq2SeqTransformer`: the encoder-decoder (this file);
+* :class:`~symlit.causal.CausalTransformer`: the decoder-only model (``symlit/causal.py``).
 
-Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``D`` model width, ``H`` heads.
-Masks follow SDPA: a boolean ``True`` means "may attend".
+Both satisfy :class:`DecodingModel`, the only thing decoding, evaluation and the LightningModule
+use: ``model(src, tgt_in)`` gives teacher-forced logits, :meth:`~DecodingModel.prefill` reads the
+sources into a :class:`KVCache`, :meth:`~DecodingModel.step` feeds tokens and returns the next
+logits, and :meth:`KVCache.select` reorders or drops rows (beams, finished inputs). Position schemes
+live in :mod:`symlit.positions`. :func:`build_model` builds the class a ``model`` config's
+``_target_`` names.
+
+Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``L`` cache slots, ``D`` model width,
+``H`` heads. Masks follow SDPA: a boolean ``True`` means "may attend"; a float mask is added to
+the scores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import hydra.utils
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from symlit.positions import (  # noqa: F401
+    AttentionPositions,
+    Positions,
+    parse_scheme,
+    rotate,
+    sinusoidal_table,
+)
+
+if TYPE_CHECKING:
+    from symlit.tasks.base import Task
+    from symlit.tokenizer import Seq2SeqTokenizer
+
 
 @dataclass
-class TransformerConfig:
-    """Hyper-parameters of :class:`Seq2SeqTransformer` (the Hydra ``model`` group)."""
+class ModelConfig:
+    """Hyper-parameters both architectures share (the Hydra ``model`` group, minus ``_target_``).
+
+    ``vocab_size``, ``pad_id`` and ``digit_ids`` come from the tokenizer and task, not from YAML.
+    """
 
     vocab_size: int = 0
     pad_id: int = 0
     d_model: int = 256
     n_heads: int = 8
-    n_encoder_layers: int = 4
-    n_decoder_layers: int = 4
     d_ff: int = 1024
     dropout: float = 0.1
     attention_dropout: float = 0.0
@@ -39,66 +61,119 @@ class TransformerConfig:
     positions: str = "learned"
     max_positions: int = 1024
     tie_embeddings: bool = True
+    abacus_max_digits: int = 32  # longest number (in digits) Abacus positions can index
+    abacus_max_offset: int = 0  # Abacus training offsets are drawn from [0, abacus_max_offset]
+    digit_ids: tuple[int, ...] = ()
 
-    def __post_init__(self) -> None:
-        checks = {
+    def checks(self) -> dict[str, bool]:
+        return {
             "vocab_size": self.vocab_size > 0,
             "d_model": self.d_model > 0 and self.d_model % max(self.n_heads, 1) == 0,
             "n_heads": self.n_heads > 0,
-            "n_encoder_layers": self.n_encoder_layers >= 1,
-            "n_decoder_layers": self.n_decoder_layers >= 1,
             "d_ff": self.d_ff > 0,
             "dropout": 0.0 <= self.dropout < 1.0,
             "attention_dropout": 0.0 <= self.attention_dropout < 1.0,
             "activation": self.activation in ("gelu", "relu"),
-            "positions": self.positions in ("learned", "sinusoidal"),
             "max_positions": self.max_positions > 0,
+            "abacus_max_digits": self.abacus_max_digits > 0,
+            "abacus_max_offset": self.abacus_max_offset >= 0,
         }
-        bad = [name for name, ok in checks.items() if not ok]
+
+    def __post_init__(self) -> None:
+        parse_scheme(self.positions)  # raises naming model.positions
+        bad = [name for name, ok in self.checks().items() if not ok]
         if bad:
             name = bad[0]
             hint = {
                 "d_model": f"must be positive and divisible by model.n_heads={self.n_heads}",
                 "activation": "must be 'gelu' or 'relu'",
-                "positions": "must be 'learned' or 'sinusoidal'",
                 "dropout": "must be in [0, 1)",
                 "attention_dropout": "must be in [0, 1)",
+                "abacus_max_offset": "must be >= 0",
             }.get(name, "must be positive")
             raise ValueError(f"model.{name}={getattr(self, name)!r} {hint}")
 
 
-class DecoderCache:
-    """Per-layer key/value buffers for incremental decoding, made by :meth:`Seq2SeqTransformer.new_cache`.
+@dataclass
+class TransformerConfig(ModelConfig):
+    """Hyper-parameters of :class:`Seq2SeqTransformer`."""
 
-    Cross-attention keys and values are projected from the encoder output once, when the cache is
-    made; self-attention keys and values are written into buffers of ``max_len`` positions as
-    tokens are fed. By default a step attends over the filled positions only. A ``static`` cache
-    attends over the whole buffer under a position mask instead, so that every step has the same
-    tensor shapes: what ``torch.compile`` needs to run all steps through one compiled graph
-    (``compiled``). The extra work is attention over empty positions, small next to the layers.
+    n_encoder_layers: int = 4
+    n_decoder_layers: int = 4
+
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "n_encoder_layers": self.n_encoder_layers >= 1,
+                "n_decoder_layers": self.n_decoder_layers >= 1}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if parse_scheme(self.positions) == (False, "none"):
+            raise ValueError(
+                "model.positions='none' is for the decoder-only model (model=gpt_small): an encoder without "
+                "positions sees its input as a bag of tokens; choose learned, sinusoidal, rope, alibi or abacus+..."
+            )
+
+
+class KVCache:
+    """Key/value buffers and per-row state for incremental decoding, made by :meth:`DecodingModel.prefill`.
+
+    ``self_kv``: one ``(B, H, L, Dh)`` pair per self-attention layer, written slot by slot as tokens
+    are fed. ``cross_kv`` and ``memory_mask`` (encoder-decoder): the encoder output projected once.
+    ``rows``: any other per-row state of a model, tensors with the batch first, which :meth:`select`
+    reorders with the rows: ``key_valid (B, L)`` (slots that are not padding: a decoder-only prompt's
+    padding between source and separator), ``next_pos (B,)`` and ``key_pos (B, L)`` (positions that
+    differ per row), ``digit_run (B,)`` (the Abacus index of the last token fed).
+
+    By default a step attends over the filled slots only. A ``static`` cache attends over all
+    ``L`` slots under a mask instead, so that every step has the same tensor shapes: what
+    ``torch.compile`` needs to run all steps through one compiled graph (``compiled``).
     """
 
     def __init__(
-        self, self_kv: list[tuple[Tensor, Tensor]], cross_kv: list[tuple[Tensor, Tensor]], static: bool, compiled: bool
+        self,
+        self_kv: list[tuple[Tensor, Tensor]],
+        static: bool = False,
+        compiled: bool = False,
+        cross_kv: list[tuple[Tensor, Tensor]] | None = None,
+        memory_mask: Tensor | None = None,
     ) -> None:
         self.self_kv = self_kv
-        self.cross_kv = cross_kv
+        self.cross_kv = cross_kv or []
+        self.memory_mask = memory_mask
         self.static = static or compiled
         self.compiled = compiled
-        self.length = 0  # positions fed so far
+        self.length = 0  # slots filled so far
+        self.rows: dict[str, Tensor] = {}
 
     @property
     def max_len(self) -> int:
         return self.self_kv[0][0].shape[2]
 
+    @property
+    def width(self) -> int:
+        """Key slots a step attends over: all of them in a static cache, the filled ones otherwise."""
+        return self.max_len if self.static else self.length
+
     def advance(self, new: int) -> Tensor:
-        """Claim the next ``new`` positions and return their indices ``(new,)`` (the caller then
+        """Claim the next ``new`` slots and return their indices ``(new,)`` (the caller then
         writes them: a step that fails after this leaves the cache unusable)."""
         if self.length + new > self.max_len:
             raise ValueError(f"decoder cache holds {self.max_len} positions; step {self.length + new} exceeds it")
-        positions = torch.arange(self.length, self.length + new, device=self.self_kv[0][0].device)
+        slots = torch.arange(self.length, self.length + new, device=self.self_kv[0][0].device)
         self.length += new
-        return positions
+        return slots
+
+    def self_mask(self, slots: Tensor) -> Tensor | None:
+        """Which of the :attr:`width` key slots the tokens at ``slots (T,)`` see: ``(B|1, 1, T, width)``,
+        or ``None`` when a single new token sees every filled slot."""
+        width = self.width
+        mask = None
+        if self.static or slots.shape[0] > 1:
+            mask = (torch.arange(width, device=slots.device)[None, :] <= slots[:, None])[None, None]
+        if "key_valid" in self.rows:
+            valid = self.rows["key_valid"][:, None, None, :width]
+            mask = valid if mask is None else mask & valid
+        return mask
 
     def select(self, index: Tensor, cross: bool = True) -> None:
         """Keep (and reorder) the batch rows ``index``: beam reordering and dropping finished rows.
@@ -107,8 +182,48 @@ class DecoderCache:
         groups of rows sharing one source (beams of the same input).
         """
         self.self_kv = [(k[index], v[index]) for k, v in self.self_kv]
+        self.rows = {name: value[index] for name, value in self.rows.items()}
         if cross:
             self.cross_kv = [(k[index], v[index]) for k, v in self.cross_kv]
+            if self.memory_mask is not None:
+                self.memory_mask = self.memory_mask[index]
+
+
+@runtime_checkable
+class DecodingModel(Protocol):
+    """What decoding, evaluation, training and checkpoints need from an architecture."""
+
+    cfg: ModelConfig
+
+    def __call__(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits ``(B, T, V)`` of the tokens after each of ``tgt_in (B, T)`` (BOS first)."""
+        ...
+
+    def prefill(self, src: Tensor, max_len: int, static: bool = False, compile: bool = False) -> KVCache:
+        """Read padded sources ``(B, S)`` into a new cache with room for ``max_len`` fed tokens (BOS included).
+
+        ``compile=True`` runs every later :meth:`step` through one ``torch.compile``-d graph (a
+        static cache; the first steps of a process wait for the compiler); ``static=True`` alone
+        gives the same fixed-shape computation without compiling.
+        """
+        ...
+
+    def step(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        """Feed ``tokens (B, T)`` (BOS first, then generated tokens) and return their logits ``(B, T, V)``."""
+        ...
+
+
+def _merge(mask: Tensor | None, bias: Tensor | None) -> Tensor | None:
+    """One SDPA mask from a boolean mask and additive scores (either may be ``None``)."""
+    if bias is None:
+        return mask
+    if mask is None:
+        return bias
+    return bias.masked_fill(~mask, float("-inf"))
+
+
+def _causal(n: int, device: torch.device) -> Tensor:
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
 def _single_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
@@ -119,7 +234,7 @@ def _single_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     """
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     return torch.softmax(scores, dim=-1) @ v
 
 
@@ -154,20 +269,27 @@ class Attention(nn.Module):
         memory: Tensor | None = None,
         mask: Tensor | None = None,
         causal: bool = False,
-        cache: DecoderCache | None = None,
+        cache: KVCache | None = None,
         layer: int = 0,
-        positions: Tensor | None = None,
+        slots: Tensor | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
-        """Attention of ``x`` to itself, or to ``memory`` (cross). With a ``cache``, ``positions``
-        are the decoder positions of ``x``'s tokens."""
+        """Attention of ``x`` to itself, or to ``memory`` (cross). With a ``cache``, self-attention writes
+        its new keys and values at ``slots`` and attends over the cache's :attr:`~KVCache.width` slots
+        (``mask`` then covers those). ``rope``: rotary angles of ``x``'s positions."""
         if self.cross:
             q = self._heads(self.q_proj(x))
             k, v = cache.cross_kv[layer] if cache is not None else self.memory_kv(memory)
         else:
             q, k, v = (self._heads(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
+            if rope is not None:
+                q, k = rotate(q, rope), rotate(k, rope)
             if cache is not None:
-                k, v, mask = self._cached(cache, layer, positions, k, v)
-                causal = False  # the mask says which cached positions each query sees
+                k_buf, v_buf = cache.self_kv[layer]
+                k_buf.index_copy_(2, slots, k)
+                v_buf.index_copy_(2, slots, v)
+                k, v = (k_buf, v_buf) if cache.static else (k_buf[:, :, : cache.length], v_buf[:, :, : cache.length])
+                causal = False  # the mask says which cached slots each query sees
         dropout = self.dropout if self.training else 0.0
         if q.shape[2] == 1 and not causal and dropout == 0.0 and q.device.type == "cpu":
             out = _single_query_attention(q, k, v, mask)
@@ -176,21 +298,6 @@ class Attention(nn.Module):
         b, _, t, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, -1))
 
-    @staticmethod
-    def _cached(
-        cache: DecoderCache, layer: int, positions: Tensor, k: Tensor, v: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Write the new keys and values at ``positions``; return the keys, values and mask to attend over."""
-        k_buf, v_buf = cache.self_kv[layer]
-        k_buf.index_copy_(2, positions, k)
-        v_buf.index_copy_(2, positions, v)
-        if not cache.static:  # the filled positions only (cache.length already counts the new ones)
-            k_buf, v_buf = k_buf[:, :, : cache.length], v_buf[:, :, : cache.length]
-            if positions.shape[0] == 1:  # a single new query sees every filled position
-                return k_buf, v_buf, None
-        visible = torch.arange(k_buf.shape[2], device=positions.device)
-        return k_buf, v_buf, visible[None, :] <= positions[:, None]
-
 
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, d_ff: int, dropout: float, activation: str) -> None:
@@ -198,8 +305,10 @@ class FeedForward(nn.Sequential):
         super().__init__(nn.Linear(d_model, d_ff), act, nn.Dropout(dropout), nn.Linear(d_ff, d_model))
 
 
-class EncoderLayer(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+class SelfAttentionLayer(nn.Module):
+    """Self-attention and feed-forward, pre-LN or post-LN: an encoder layer, or a decoder-only block."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.norm_first = cfg.norm_first
         self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.attention_dropout, cross=False)
@@ -207,16 +316,31 @@ class EncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None,
+        causal: bool = False,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        slots: Tensor | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        def attend(h: Tensor) -> Tensor:
+            return self.drop(self.attn(h, mask=mask, causal=causal, cache=cache, layer=layer, slots=slots, rope=rope))
+
         if self.norm_first:
-            x = x + self.drop(self.attn(self.norm1(x), mask=mask))
+            x = x + attend(self.norm1(x))
             return x + self.drop(self.ff(self.norm2(x)))
-        x = self.norm1(x + self.drop(self.attn(x, mask=mask)))
+        x = self.norm1(x + attend(x))
         return self.norm2(x + self.drop(self.ff(x)))
 
 
+EncoderLayer = SelfAttentionLayer
+
+
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.norm_first = cfg.norm_first
         self.self_attn = Attention(cfg.d_model, cfg.n_heads, cfg.attention_dropout, cross=False)
@@ -228,14 +352,19 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: Tensor,
-        memory: Tensor,
+        memory: Tensor | None,
         memory_mask: Tensor,
-        cache: DecoderCache | None,
+        self_mask: Tensor | None,
+        cache: KVCache | None,
         layer: int,
-        positions: Tensor | None = None,
+        slots: Tensor | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
+        causal = self_mask is None and cache is None
+
         def self_block(h: Tensor) -> Tensor:
-            return self.drop(self.self_attn(h, causal=True, cache=cache, layer=layer, positions=positions))
+            return self.drop(self.self_attn(h, mask=self_mask, causal=causal, cache=cache, layer=layer, slots=slots,
+                                            rope=rope))
 
         def cross_block(h: Tensor) -> Tensor:
             return self.drop(self.cross_attn(h, memory, mask=memory_mask, cache=cache, layer=layer))
@@ -249,47 +378,26 @@ class DecoderLayer(nn.Module):
         return self.norm3(x + self.drop(self.ff(x)))
 
 
-def sinusoidal_table(n_positions: int, d_model: int) -> Tensor:
-    """The fixed position encodings of Vaswani et al. (2017)."""
-    position = torch.arange(n_positions, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(n_positions, d_model)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
-    return table
+class TransformerBase(nn.Module):
+    """Token embedding, positions, output head and initialisation, shared by both architectures."""
 
+    Config: type[ModelConfig] = ModelConfig
 
-class Seq2SeqTransformer(nn.Module):
-    """Encoder-decoder transformer sharing one token embedding between encoder and decoder.
-
-    ``forward(src, tgt_in)`` returns logits ``(B, T, V)`` for teacher forcing; decoding uses
-    :meth:`encode` once, then :meth:`decode` with a :class:`DecoderCache` (:meth:`new_cache`) per token.
-    """
-
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: ModelConfig | None = None, /, **fields: Any) -> None:
         super().__init__()
+        cfg = cfg if cfg is not None else self.Config(**fields)
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         self.embed_scale = math.sqrt(cfg.d_model)
-        if cfg.positions == "learned":
-            self.pos = nn.Embedding(cfg.max_positions, cfg.d_model)
-        else:
-            self.register_buffer("pos_table", sinusoidal_table(cfg.max_positions, cfg.d_model), persistent=False)
+        self.pos = Positions(cfg.positions, cfg.d_model, cfg.n_heads, cfg.max_positions, tuple(cfg.digit_ids),
+                             cfg.vocab_size, cfg.abacus_max_digits, cfg.abacus_max_offset)
         self.drop = nn.Dropout(cfg.dropout)
-        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
-        # pre-LN stacks need a final norm; post-LN blocks already end normalised
-        self.enc_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
-        self.dec_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        if cfg.positions == "learned":
-            # Token embeddings are scaled by sqrt(d_model) to unit size per element; positions start at
-            # the same size. Initialised like the tokens (std d_model**-0.5) they would start ~11x
-            # smaller at d_model 128, and position-dependent tasks (copying, digit arithmetic) then
-            # learn several times more slowly (a copy task: 600 steps instead of 150).
-            nn.init.normal_(self.pos.weight, std=1.0)
-        if cfg.tie_embeddings:
+
+    def _finish_init(self) -> None:
+        """Initialise weights (call at the end of a subclass's ``__init__``) and tie the output head."""
+        self.apply(self._init_weights)  # positions initialise themselves (symlit.positions)
+        if self.cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -297,92 +405,112 @@ class Seq2SeqTransformer(nn.Module):
             nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
+        elif isinstance(module, nn.Embedding) and module is self.embed:
             nn.init.normal_(module.weight, std=self.cfg.d_model**-0.5)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
 
-    def _embed(self, tokens: Tensor, positions: Tensor | None = None) -> Tensor:
-        """Scaled token embeddings plus position encodings; ``positions`` default to ``0 .. T-1``."""
-        if positions is None:
-            length = tokens.shape[1]
-            if length > self.cfg.max_positions:
-                raise ValueError(f"sequence of length {length} exceeds model.max_positions={self.cfg.max_positions}")
-            positions = torch.arange(length, device=tokens.device)
-        if self.cfg.positions == "learned":
-            pos = self.pos(positions)
-        else:
-            pos = self.pos_table.index_select(0, positions)
-        return self.drop(self.embed(tokens) * self.embed_scale + pos)
+    def _embed(self, tokens: Tensor, positions: Tensor, digit_index: Tensor | None = None) -> Tensor:
+        """Scaled token embeddings plus additive positions ``(B, T, D)``; ``positions (T,)`` or ``(B, T)``."""
+        if positions.dim() == 1:
+            positions = positions[None]
+        return self.drop(self.embed(tokens) * self.embed_scale + self.pos.embed(positions, digit_index))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class Seq2SeqTransformer(TransformerBase):
+    """Encoder-decoder transformer sharing one token embedding between encoder and decoder.
+
+    ``forward(src, tgt_in)`` returns logits ``(B, T, V)`` for teacher forcing; decoding uses
+    :meth:`prefill` (encode, project the cross-attention keys once) then :meth:`step` per token.
+    """
+
+    Config = TransformerConfig
+    cfg: TransformerConfig
+
+    def __init__(self, cfg: TransformerConfig | None = None, /, **fields: Any) -> None:
+        super().__init__(cfg, **fields)
+        cfg = self.cfg
+        self.encoder = nn.ModuleList(SelfAttentionLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        # pre-LN stacks need a final norm; post-LN blocks already end normalised
+        self.enc_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
+        self.dec_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
+        self._finish_init()
 
     def source_mask(self, src: Tensor) -> Tensor:
         """Boolean ``(B, 1, 1, S)`` mask, ``True`` where the source is not padding."""
         return (src != self.cfg.pad_id)[:, None, None, :]
 
-    def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
-        """Encoder states ``(B, S, D)`` and the source mask."""
-        mask = self.source_mask(src)
-        x = self._embed(src)
+    def _digits(self, tokens: Tensor, offset: Tensor | None) -> Tensor | None:
+        return self.pos.digit_indices(tokens, offset=offset) if self.pos.abacus else None
+
+    def encode(self, src: Tensor, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Encoder states ``(B, S, D)`` and the source mask (``offset``: Abacus training offsets ``(B,)``)."""
+        source_mask = self.source_mask(src)
+        positions = torch.arange(src.shape[1], device=src.device)
+        self.pos.check_length(positions)
+        x = self._embed(src, positions, self._digits(src, offset))
+        attn = self.pos.attention(positions[None])
+        mask = _merge(source_mask, attn.bias if attn else None)
+        rope = attn.rope if attn else None
         for layer in self.encoder:
-            x = layer(x, mask)
-        return self.enc_norm(x), mask
+            x = layer(x, mask, rope=rope)
+        return self.enc_norm(x), source_mask
 
-    def decode(
-        self, tgt_in: Tensor, memory: Tensor, memory_mask: Tensor, cache: DecoderCache | None = None
-    ) -> Tensor:
-        """Logits ``(B, T, V)`` for ``tgt_in``.
-
-        With a cache, ``tgt_in`` holds only the new positions, and cross-attention uses the keys and
-        values the cache was made with (``memory`` itself is not read again).
-        """
-        if cache is None:
-            return self._decoder_stack(tgt_in, None, memory, memory_mask, None)
-        positions = cache.advance(tgt_in.shape[1])
-        stack = _compiled_decoder_stack() if cache.compiled else Seq2SeqTransformer._decoder_stack
-        return stack(self, tgt_in, positions, memory, memory_mask, cache)
-
-    def _decoder_stack(
-        self,
-        tgt_in: Tensor,
-        positions: Tensor | None,
-        memory: Tensor,
-        memory_mask: Tensor,
-        cache: DecoderCache | None,
-    ) -> Tensor:
-        x = self._embed(tgt_in, positions)
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        offset = self.pos.draw_offset(src.shape[0], src.device)
+        memory, memory_mask = self.encode(src, offset)
+        positions = torch.arange(tgt_in.shape[1], device=tgt_in.device)
+        self.pos.check_length(positions)
+        attn = self.pos.attention(positions[None])
+        self_mask = _merge(_causal(len(positions), src.device), attn.bias) if attn and attn.bias is not None else None
+        x = self._embed(tgt_in, positions, self._digits(tgt_in, offset))
         for i, layer in enumerate(self.decoder):
-            x = layer(x, memory, memory_mask, cache, i, positions)
+            x = layer(x, memory, memory_mask, self_mask, None, i, rope=attn.rope if attn else None)
         return self.lm_head(self.dec_norm(x))
 
-    def new_cache(self, memory: Tensor, max_len: int, static: bool = False, compile: bool = False) -> DecoderCache:
-        """A cache for decoding up to ``max_len`` positions against the encoder output ``memory``.
-
-        ``compile=True`` runs every decoder step through one ``torch.compile``-d graph (a static
-        cache; the first steps of a process wait for the compiler). ``static=True`` alone gives the
-        same fixed-shape computation without compiling.
-        """
-        if max_len > self.cfg.max_positions:
+    def prefill(self, src: Tensor, max_len: int, static: bool = False, compile: bool = False) -> KVCache:
+        """Encode ``src`` and make a cache for decoding up to ``max_len`` tokens (see :class:`DecodingModel`)."""
+        if max_len > self.cfg.max_positions and self.pos.base in ("learned", "sinusoidal"):
             raise ValueError(f"decode length {max_len} exceeds model.max_positions={self.cfg.max_positions}")
+        memory, _ = self.encode(src)
         cross_kv = [layer.cross_attn.memory_kv(memory) for layer in self.decoder]
         k = cross_kv[0][0]
         shape = (k.shape[0], k.shape[1], max_len, k.shape[3])  # same dtype as the keys to come (autocast)
         # zeros, not empty: a static cache multiplies unfilled values by zero attention weights,
         # and uninitialised memory may hold NaN (NaN * 0 = NaN)
         self_kv = [(k.new_zeros(shape), k.new_zeros(shape)) for _ in self.decoder]
-        return DecoderCache(self_kv, cross_kv, static, compile)
+        cache = KVCache(self_kv, static, compile, cross_kv, self.source_mask(src))
+        if self.pos.abacus:
+            cache.rows["digit_run"] = torch.zeros(src.shape[0], dtype=torch.long, device=src.device)
+        return cache
 
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        memory, mask = self.encode(src)
-        return self.decode(tgt_in, memory, mask)
+    def step(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        """Logits ``(B, T, V)`` of ``tokens (B, T)`` fed after the cache's previous tokens."""
+        slots = cache.advance(tokens.shape[1])  # (T,): decoder positions = cache slots
+        digit_index = None
+        if self.pos.abacus:
+            digit_index = self.pos.digit_indices(tokens, cache.rows["digit_run"])
+            cache.rows["digit_run"] = digit_index[:, -1]
+        stack = _compiled(type(self)._step_stack) if cache.compiled else type(self)._step_stack
+        return stack(self, tokens, slots, digit_index, cache)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def _step_stack(self, tokens: Tensor, slots: Tensor, digit_index: Tensor | None, cache: KVCache) -> Tensor:
+        x = self._embed(tokens, slots, digit_index)
+        attn = self.pos.attention(slots[None], torch.arange(cache.width, device=slots.device)[None])
+        mask = _merge(cache.self_mask(slots), attn.bias if attn else None)
+        rope = attn.rope if attn else None
+        for i, layer in enumerate(self.decoder):
+            x = layer(x, None, cache.memory_mask, mask, cache, i, slots, rope)
+        return self.lm_head(self.dec_norm(x))
 
 
 @functools.cache
-def _compiled_decoder_stack() -> Callable[..., Tensor]:
-    """``Seq2SeqTransformer._decoder_stack`` through ``torch.compile``, made once per process.
+def _compiled(step_stack: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """A model's ``_step_stack`` through ``torch.compile``, made once per process and function.
 
     Compiled lazily, on the first call, for the shapes of that call. The first change of a
     dimension (rows leaving the batch, another source length or ``max_len``) recompiles once with
@@ -391,4 +519,48 @@ def _compiled_decoder_stack() -> Callable[..., Tensor]:
     chunk of several tokens, or another grad or autocast mode each compile once more; past dynamo's
     recompile limit (8) the steps run eagerly, with a warning from torch.
     """
-    return torch.compile(Seq2SeqTransformer._decoder_stack)
+    return torch.compile(step_stack)
+
+
+# ---------------------------------------------------------------------------- building from a config
+LEGACY_TARGETS = {"symlit.model.TransformerConfig": "symlit.model.Seq2SeqTransformer"}
+"""``_target_`` values of checkpoints written before the model group named the model class."""
+
+
+def model_class(cfg: dict[str, Any]) -> type[TransformerBase]:
+    """The model class a ``model`` config's ``_target_`` names (legacy config targets mapped)."""
+    target = cfg.get("_target_", "symlit.model.Seq2SeqTransformer")
+    target = LEGACY_TARGETS.get(target, target)
+    try:
+        cls = hydra.utils.get_class(target)
+    except Exception as err:
+        raise ValueError(f"model._target_={target!r} is not an importable class ({err})") from err
+    if not isinstance(getattr(cls, "Config", None), type) or not dataclasses.is_dataclass(cls.Config):
+        raise ValueError(f"model._target_={target!r} is not a symlit model (it has no Config dataclass)")
+    return cls
+
+
+def build_model(cfg: dict[str, Any], vocab_size: int, pad_id: int, digit_ids: tuple[int, ...] = ()) -> TransformerBase:
+    """The model a ``model`` config describes, for a vocabulary of ``vocab_size`` tokens.
+
+    ``digit_ids``: the token ids the task calls digits (Abacus positions). Unknown keys fail with
+    the key named.
+    """
+    cls = model_class(cfg)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    given = {k: v for k, v in cfg.items() if k != "_target_"}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        raise ValueError(f"model.{unknown[0]} is not a setting of {cls.__name__}; its settings are "
+                         f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids'})}")
+    return cls(cls.Config(**{**given, "vocab_size": vocab_size, "pad_id": pad_id, "digit_ids": tuple(digit_ids)}))
+
+
+def build_for_task(cfg: dict[str, Any], tokenizer: Seq2SeqTokenizer, task: Task) -> TransformerBase:
+    """:func:`build_model` for ``tokenizer``'s vocabulary, with the digit tokens ``task`` declares."""
+    return build_model(cfg, len(tokenizer), tokenizer.pad_id, tokenizer.known_ids(task.digit_tokens()))
+
+
+def class_path(model: nn.Module) -> str:
+    """``module.Class`` of a model: what checkpoints record as ``model._target_``."""
+    return f"{type(model).__module__}.{type(model).__qualname__}"

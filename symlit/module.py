@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit.decoding import DecodeConfig
 from symlit.evaluate import Prediction, decode_texts, verify_predictions, wants_nbest
-from symlit.model import Seq2SeqTransformer, TransformerConfig
+from symlit.model import LEGACY_TARGETS, TransformerBase, build_for_task, class_path
 from symlit.tasks.base import Task
 from symlit.tokenizer import Seq2SeqTokenizer
 from symlit.verifier_pool import VerifierPool
@@ -29,7 +29,10 @@ def _plain(cfg: Any) -> Any:
 
 
 class Seq2SeqModule(L.LightningModule):
-    """Trains a :class:`~symlit.model.Seq2SeqTransformer` and scores it by greedy decoding.
+    """Trains a model of the ``model`` group (any :class:`~symlit.model.DecodingModel`: the encoder-decoder
+    or the decoder-only transformer) and scores it by decoding.
+
+    The model is built from ``model["_target_"]``; the saved hyper-parameters record its class there.
 
     Validation and test log ``loss``, ``tok_acc`` (teacher-forced next-token accuracy) and
     ``seq_acc``: the fraction of greedy hypotheses the task's verifier accepts. A hypothesis that
@@ -58,6 +61,8 @@ class Seq2SeqModule(L.LightningModule):
     ) -> None:
         super().__init__()
         model, optim, task = _plain(model), _plain(optim), _plain(task)
+        target = model.get("_target_", "symlit.model.Seq2SeqTransformer")
+        model = {**model, "_target_": LEGACY_TARGETS.get(target, target)}
         test_decode, verify = _plain(test_decode) or {}, _plain(verify) or {}
         DecodeConfig(**test_decode)  # fail on bad values now, not after training
         if not 0.0 <= label_smoothing < 1.0:
@@ -79,9 +84,9 @@ class Seq2SeqModule(L.LightningModule):
             }
         )
         self.tokenizer = Seq2SeqTokenizer.from_json(tokenizer_json)
-        config: TransformerConfig = instantiate(model, vocab_size=len(self.tokenizer), pad_id=self.tokenizer.pad_id)
-        self.model = Seq2SeqTransformer(config)
         self.task: Task = instantiate(task)
+        self.model: TransformerBase = build_for_task(model, self.tokenizer, self.task)
+        self.hparams["model"]["_target_"] = class_path(self.model)  # the checkpoint records the class built
         self.val_samples: list[tuple[str, str, str, bool]] = []
         self._pool: VerifierPool | None = None
 

@@ -126,8 +126,13 @@ def decode_int(tokens: Sequence[str], encoding: str = "digits", base: int = 10, 
     return sign * sum(d * base**i for i, d in enumerate(digits))
 
 
+def digit_vocabulary(encoding: str = "digits", base: int = 10) -> list[str]:
+    """The digit tokens of an encoding that writes numbers digit by digit (empty for open encodings)."""
+    return [] if encoding in ("number", "text") else list(DIGIT_SYMBOLS[:base])
+
+
 def integer_vocabulary(encoding: str = "digits", base: int = 10) -> list[str]:
     """Closed vocabulary needed to write any integer (empty for open encodings)."""
     if encoding in ("number", "text"):
         return []
-    return list(SIGN_TOKENS) + list(DIGIT_SYMBOLS[:base])
+    return list(SIGN_TOKENS) + digit_vocabulary(encoding, base)

@@ -115,5 +115,9 @@ class Seq2SeqTokenizer:
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
         return self.hf.decode_batch([self._content(ids) for ids in batch], skip_special_tokens=False)
 
+    def known_ids(self, tokens: Iterable[str]) -> tuple[int, ...]:
+        """Ids of those ``tokens`` that are in the vocabulary (e.g. a task's digit tokens), sorted."""
+        return tuple(sorted({i for t in tokens if (i := self.hf.token_to_id(t)) is not None}))
+
     def tokens(self, text: str) -> list[str]:
         return self.hf.encode(text, add_special_tokens=False).tokens

@@ -26,13 +26,25 @@ class EosBiased(Seq2SeqTransformer):
         self.eos_bias = eos_bias
         self.eval()
 
-    def decode(self, tgt_in, memory, memory_mask, cache=None):
-        start = cache.length if cache is not None else 0
-        logits = super().decode(tgt_in, memory, memory_mask, cache).clone()
-        position = torch.arange(start, start + tgt_in.shape[1], dtype=torch.float32, device=logits.device)
-        pace = 0.5 + memory[:, :1, :4].abs().mean(-1)  # (B, 1): differs between sources
+    def _bias(self, logits, start, pace):
+        position = torch.arange(start, start + logits.shape[1], dtype=torch.float32, device=logits.device)
         logits[..., EOS] += self.eos_bias - 3.0 + pace * position
         return logits
+
+    def _pace(self, src):  # (B, 1): differs between sources
+        return 0.5 + self.embed(src[:, :1]).abs().mean(-1) * 4
+
+    def forward(self, src, tgt_in):
+        return self._bias(super().forward(src, tgt_in).clone(), 0, self._pace(src))
+
+    def prefill(self, src, max_len, static=False, compile=False):
+        cache = super().prefill(src, max_len, static, compile)
+        cache.rows["pace"] = self._pace(src)  # per-row state: follows beams and dropped rows
+        return cache
+
+    def step(self, tokens, cache):
+        start = cache.length
+        return self._bias(super().step(tokens, cache).clone(), start, cache.rows["pace"])
 
 
 def sources(batch: int = 6, vocab: int = 20, seed: int = 0) -> torch.Tensor:
@@ -46,7 +58,7 @@ def sequence_log_prob(model: Seq2SeqTransformer, src: torch.Tensor, seq: list[in
     """Log-probability of ``seq`` (ending with EOS) by teacher forcing, PAD and BOS excluded as in decoding."""
     tgt_in = torch.tensor([[BOS, *seq[:-1]]])
     with torch.no_grad():
-        logits = model.decode(tgt_in, *model.encode(src)).float()
+        logits = model(src, tgt_in).float()
     logits[..., [PAD, BOS]] = float("-inf")
     log_probs = torch.log_softmax(logits, -1)[0]
     return float(sum(log_probs[t, tok] for t, tok in enumerate(seq)))

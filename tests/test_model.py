@@ -54,11 +54,10 @@ def test_cached_steps_equal_full_forward(norm_first, positions, static):
     src, tgt = random_batch(tgt_len=9)
     with torch.no_grad():
         full = model(src, tgt)
-        memory, mask = model.encode(src)
-        cache = model.new_cache(memory, tgt.shape[1] + 3, static=static)  # room to spare: unfilled positions
+        cache = model.prefill(src, tgt.shape[1] + 3, static=static)  # room to spare: unfilled positions
         # a prefix of 3 tokens at once, a single token, a pair, then single tokens
         bounds = [0, 3, 4, 6, 7, 8, 9]
-        steps = [model.decode(tgt[:, a:b], memory, mask, cache) for a, b in zip(bounds, bounds[1:])]
+        steps = [model.step(tgt[:, a:b], cache) for a, b in zip(bounds, bounds[1:])]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
@@ -79,8 +78,9 @@ def test_cached_greedy_returns_the_tokens_of_recomputation():
 class ScriptedModel(Seq2SeqTransformer):
     """A real model whose outputs follow a script: input ``r`` emits ``script[r][t]`` at step t.
 
-    The row identity travels in ``memory``, so it follows the decoders' row reordering (beams)
-    and the dropping of finished rows. ``script[r][t]`` may also be a dict ``{token: logit}``.
+    The row identity is per-row cache state (``cache.rows``), so it follows the decoders' row
+    reordering (beams) and the dropping of finished rows. ``script[r][t]`` may also be a dict
+    ``{token: logit}``.
     """
 
     def __init__(self, script: list[list]) -> None:
@@ -88,16 +88,16 @@ class ScriptedModel(Seq2SeqTransformer):
                                            n_decoder_layers=1, d_ff=16, dropout=0.0, max_positions=32))
         self.script = script
 
-    def encode(self, src):
-        memory = torch.arange(src.shape[0], dtype=torch.float32)[:, None, None].expand(-1, 1, 16)
-        return memory, self.source_mask(src)[:, :, :, :1]
+    def prefill(self, src, max_len, static=False, compile=False):
+        cache = super().prefill(src, max_len, static, compile)
+        cache.rows["script_row"] = torch.arange(src.shape[0])
+        return cache
 
-    def decode(self, tgt_in, memory, memory_mask, cache=None):
-        step = cache.length if cache is not None else tgt_in.shape[1] - 1
-        if cache is not None:
-            cache.length += tgt_in.shape[1]
-        logits = torch.zeros(memory.shape[0], 1, self.cfg.vocab_size)
-        for row, script_row in enumerate(memory[:, 0, 0].long().tolist()):
+    def step(self, tokens, cache):
+        step = cache.length
+        cache.advance(tokens.shape[1])
+        logits = torch.zeros(tokens.shape[0], 1, self.cfg.vocab_size)
+        for row, script_row in enumerate(cache.rows["script_row"].tolist()):
             entry = self.script[script_row][min(step, len(self.script[script_row]) - 1)]
             for token, value in (entry.items() if isinstance(entry, dict) else [(entry, 5.0)]):
                 logits[row, 0, token] = value
@@ -173,7 +173,7 @@ def test_tied_embeddings_share_storage():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [("d_model", 30, "model.d_model=30 must be positive and divisible by model.n_heads=4"),
-     ("positions", "rotary", "model.positions='rotary'"),
+     ("positions", "rotary", "model.positions='rotary' is not a position scheme"),
      ("dropout", 1.5, "model.dropout=1.5 must be in"),
      ("n_decoder_layers", 0, "model.n_decoder_layers=0")],
 )

@@ -20,6 +20,7 @@ from symlit.notation import (
     NotationError,
     check_encoding,
     decode_int,
+    digit_vocabulary,
     encode_int,
     hint_token,
     integer_vocabulary,
@@ -169,6 +170,9 @@ class ArithmeticTask(Task):
             widest = max(max(self.split_task(s).widest_digits) for s in ("test", *sorted(self.ood)))
             vocabulary += [hint_token(i) for i in range(widest)]
         return vocabulary
+
+    def digit_tokens(self) -> list[str]:
+        return digit_vocabulary(self.encoding, self.base)
 
     @functools.cached_property
     def padded_widths(self) -> tuple[int, int]:

@@ -53,6 +53,10 @@ class Task(ABC):
         """Tokens that belong to the vocabulary even if the training data misses them."""
         return []
 
+    def digit_tokens(self) -> list[str]:
+        """Tokens that are digits of a number written digit by digit (Abacus positions index them)."""
+        return []
+
     @abstractmethod
     def verify(self, source: str, target: str, hypothesis: str) -> bool:
         """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``).

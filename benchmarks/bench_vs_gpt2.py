@@ -1,0 +1,185 @@
+"""Throughput of symlit's decoder-only CausalTransformer against Hugging Face GPT-2, next to the BART rows.
+
+One run measures both comparisons on the copy task of ``bench_vs_bart.py`` (same batches, same
+paired timing, same thread count):
+
+* the BART rows: ``bench_vs_bart.py``'s training and eager greedy rows (encoder-decoder, workshop
+  BART size);
+* the GPT-2 rows: ``symlit.causal.CausalTransformer`` against ``GPT2LMHeadModel`` at the same size
+  and vocabulary (``--gpt-layers`` layers of d_model ``--d-model``, ``--heads`` heads, FFN
+  ``--ffn``, exact GELU, learned positions, tied embeddings, no dropout). Both read ``source, BOS,
+  target``: symlit takes right-padded sources (it skips the padding itself), GPT-2 takes
+  left-padded ones with an attention mask and position ids counted over real tokens (what
+  ``generate`` does), so both do the same work. **train**: forward, cross-entropy on the target
+  positions, backward, AdamW. **greedy**: ``greedy_decode`` against ``generate(num_beams=1,
+  do_sample=False)``, eager, each stopping at its own EOS.
+
+Ratios are GPT-2's (BART's) median time over symlit's, with quartiles; targets: train >= 1.0x,
+eager greedy >= 1.5x. Needs the ``bench`` extra (transformers).
+
+Run from the repository root::
+
+    python benchmarks/bench_vs_gpt2.py [--batch-size 64 --threads 2 --train-steps 300 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+from torch import Tensor
+from transformers import GPT2Config, GPT2LMHeadModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_vs_bart import (
+    BOS,
+    EOS,
+    GREEDY_TARGET,
+    PAD,
+    TRAIN_TARGET,
+    Batch,
+    bart_generate,
+    build_models,
+    copy_batches,
+    copy_report,
+    paired_times,
+    summarize,
+    symlit_generate,
+    train_step,
+)
+
+from symlit.causal import CausalConfig, CausalTransformer
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4, help="BART: encoder layers = decoder layers")
+    p.add_argument("--gpt-layers", type=int, default=4, help="decoder-only layers (symlit and GPT-2)")
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--ffn", type=int, default=512)
+    p.add_argument("--vocab", type=int, default=32)
+    p.add_argument("--max-positions", type=int, default=32, help="BART rows")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--src-len", type=int, default=24, help="longest source; targets are one longer (EOS)")
+    p.add_argument("--train-steps", type=int, default=300)
+    p.add_argument("--decode-batches", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-bart", action="store_true", help="only the GPT-2 rows")
+    return p.parse_args()
+
+
+def build_decoder_only(a: argparse.Namespace) -> tuple[CausalTransformer, GPT2LMHeadModel]:
+    positions = 2 * a.src_len + 2  # source, BOS, target + EOS
+    symlit = CausalTransformer(CausalConfig(
+        vocab_size=a.vocab, pad_id=PAD, d_model=a.d_model, n_heads=a.heads, n_layers=a.gpt_layers, d_ff=a.ffn,
+        dropout=0.0, attention_dropout=0.0, activation="gelu", norm_first=True, positions="learned",
+        max_positions=positions, tie_embeddings=True,
+    ))
+    gpt2 = GPT2LMHeadModel(GPT2Config(
+        vocab_size=a.vocab, n_positions=positions, n_embd=a.d_model, n_layer=a.gpt_layers, n_head=a.heads,
+        n_inner=a.ffn, activation_function="gelu", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=True,
+    ))
+    return symlit, gpt2
+
+
+def left_padded(src: Tensor) -> Tensor:
+    """The same sources with their padding moved to the left (what GPT-2's ``generate`` expects)."""
+    order = torch.argsort((src != PAD).int(), dim=1, stable=True)  # padding first, tokens in order
+    return src.gather(1, order)
+
+
+def gpt2_inputs(src: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
+    ids = torch.cat([left_padded(src), tgt_in], dim=1)
+    mask = torch.cat([left_padded(src) != PAD, torch.ones_like(tgt_in, dtype=torch.bool)], dim=1)
+    return {"input_ids": ids, "attention_mask": mask.long(), "position_ids": (mask.long().cumsum(1) - 1).clamp(min=0)}
+
+
+def gpt2_generate(model: GPT2LMHeadModel, src: Tensor, length: int) -> Tensor:
+    prompt = torch.cat([left_padded(src), torch.full((src.shape[0], 1), BOS)], dim=1)
+    out = model.generate(input_ids=prompt, attention_mask=(prompt != PAD).long(), num_beams=1, do_sample=False,
+                         max_new_tokens=length, eos_token_id=EOS, pad_token_id=PAD)
+    return out[:, prompt.shape[1]:]
+
+
+Row = tuple[str, dict[str, float], tuple[float, float, float], float]
+
+
+def gpt2_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) -> list[Row]:
+    symlit, gpt2 = build_decoder_only(a)
+    print(f"  decoder-only: {a.gpt_layers} layers; symlit {symlit.num_parameters():,} parameters, "
+          f"GPT-2 {sum(p.numel() for p in gpt2.parameters()):,}")
+    s = train[0][0].shape[1]  # source width: the logits of the target positions follow it
+    times = paired_times({
+        "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
+        "GPT-2": train_step(gpt2, lambda b: gpt2(**gpt2_inputs(b[0], b[1]), use_cache=False).logits[:, s:]),
+    }, train, a.warmup)
+    rows: list[Row] = [("GPT-2 train", *summarize(times, a.batch_size, "symlit", "GPT-2"), TRAIN_TARGET)]
+    length = a.src_len + 1
+    symlit.eval()
+    gpt2.eval()
+    with torch.inference_mode():
+        outputs: dict[str, list[Tensor]] = {"symlit": [], "GPT-2": []}
+        times = paired_times({
+            "symlit": lambda b: outputs["symlit"].append(symlit_generate(symlit, b[0], length, EOS)),
+            "GPT-2": lambda b: outputs["GPT-2"].append(gpt2_generate(gpt2, b[0], length)),
+        }, held_out, a.warmup, a.repeats)
+    rows.append(("GPT-2 greedy", *summarize(times, a.batch_size, "symlit", "GPT-2"), GREEDY_TARGET))
+    for name, outs in outputs.items():
+        accuracy, mean_len = copy_report(outs[: len(held_out)], held_out)
+        print(f"  {name:<7} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
+    return rows
+
+
+def bart_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) -> list[Row]:
+    symlit, bart = build_models(a)
+    times = paired_times({
+        "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
+        "BART": train_step(bart, lambda b: bart(input_ids=b[0], attention_mask=b[0] != PAD,
+                                                decoder_input_ids=b[1], use_cache=False).logits),
+    }, train, a.warmup)
+    rows: list[Row] = [("BART train", *summarize(times, a.batch_size), TRAIN_TARGET)]
+    length = a.src_len + 1
+    symlit.eval()
+    bart.eval()
+    with torch.inference_mode():
+        times = paired_times({
+            "symlit": lambda b: symlit_generate(symlit, b[0], length, EOS),
+            "BART": lambda b: bart_generate(bart, b[0], length, fixed=False),
+        }, held_out, a.warmup, a.repeats)
+    rows.append(("BART greedy", *summarize(times, a.batch_size), GREEDY_TARGET))
+    return rows
+
+
+def main() -> None:
+    a = parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    generator = torch.Generator().manual_seed(a.seed)
+    train = copy_batches(a, a.train_steps, generator)
+    held_out = copy_batches(a, a.decode_batches, generator)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
+    print(f"d_model {a.d_model}, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; batch {a.batch_size}, copy task, "
+          f"source length {a.src_len // 2}..{a.src_len}")
+    rows = [] if a.skip_bart else bart_rows(a, train, held_out)
+    rows += gpt2_rows(a, train, held_out)
+    print("(ratio: the other model's median time over symlit's; 'other' is BART or GPT-2 as the row says)")
+    print(f"\n{'measurement':<16}{'symlit /s':>11}{'other /s':>10}{'ratio':>8}{'quartiles':>16}")
+    for kind, throughput, (q1, median, q3), _ in rows:
+        print(f"{kind:<16}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
+              f"{f'[{q1:.2f}, {q3:.2f}]':>16}")
+    print()
+    for kind, _, (_, median, _), target in rows:
+        verdict = "PASS" if median >= target else "FAIL"
+        print(f"{verdict}: {kind} ratio {median:.2f}x (target >= {target:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

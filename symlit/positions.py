@@ -1,0 +1,214 @@
+"""Position schemes, one module for both architectures (``model.positions``).
+
+A scheme is a base scheme, optionally preceded by ``abacus+``:
+
+========================  =============================================  =====================================
+``model.positions``       what it does                                   reference
+========================  =============================================  =====================================
+``learned``               a learned vector per position, added to the     Vaswani et al. 2017 (as in BERT/GPT)
+                          token embedding
+``sinusoidal``            fixed sines and cosines, added                  Vaswani et al. 2017
+``rope``                  queries and keys of self-attention rotated by   Su et al. 2021 (RoFormer)
+                          their position
+``alibi``                 a per-head linear penalty on the distance       Press et al. 2022 (ALiBi)
+                          between query and key, added to the scores
+``none``                  nothing (NoPE; decoder-only: causal masking     Kazemnejad et al. 2023
+                          is the only source of order)
+``abacus[+base]``         a learned vector per digit's index within its   McLeish et al. 2024 (Abacus)
+                          number, added; ``abacus`` = ``abacus+none``
+========================  =============================================  =====================================
+
+Positions are indices per row, ``(T,)`` shared by all rows or ``(B, T)``: the decoder-only model
+counts only non-padding tokens, so a row's positions are contiguous across the padding between
+its source and the separator. Cross-attention (encoder-decoder) uses no positions.
+
+**Abacus.** Which tokens are digits comes from the task (:meth:`symlit.tasks.base.Task.digit_tokens`)
+through the tokenizer (``digit_ids``). A digit's index is its place in the run of consecutive
+digit tokens it belongs to, counted from 1 at the first *written* digit (the least significant one
+with ``encoding=reversed``); every other token gets index 0, which embeds to zero. In training,
+each sequence's indices are shifted by a random offset in ``[0, abacus_max_offset]`` (the same for
+all its numbers, source and target), so that numbers longer than any seen in training land on
+trained embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+BASE_SCHEMES = ("learned", "sinusoidal", "rope", "alibi", "none")
+ADDITIVE = ("learned", "sinusoidal")
+
+
+def parse_scheme(name: str) -> tuple[bool, str]:
+    """``(abacus, base)`` of a ``model.positions`` value; raises ``ValueError`` naming the key."""
+    abacus, _, base = name.rpartition("+") if "+" in name else ("", "", name)
+    if name == "abacus":
+        return True, "none"
+    if abacus not in ("", "abacus") or base not in BASE_SCHEMES:
+        choices = ", ".join([*BASE_SCHEMES, "abacus", *(f"abacus+{b}" for b in BASE_SCHEMES)])
+        raise ValueError(f"model.positions={name!r} is not a position scheme; choose one of {choices}")
+    return abacus == "abacus", base
+
+
+def sinusoidal_table(n_positions: int, d_model: int) -> Tensor:
+    """The fixed position encodings of Vaswani et al. (2017)."""
+    position = torch.arange(n_positions, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(n_positions, d_model)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
+    return table
+
+
+def alibi_slopes(n_heads: int) -> Tensor:
+    """Per-head slopes of Press et al. (2022): a geometric sequence from ``2**(-8/n)`` (for ``n`` a power
+    of two; otherwise those of the next lower power, then every other one of the next higher)."""
+    def powers(n: int) -> list[float]:
+        start = 2 ** (-8 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    low = 2 ** math.floor(math.log2(n_heads))
+    slopes = powers(low) + powers(2 * low)[0::2][: n_heads - low]
+    return torch.tensor(slopes)
+
+
+def abacus_indices(digits: Tensor, carry: Tensor | None = None) -> Tensor:
+    """Index of every token in its run of digits, from 1; 0 for other tokens.
+
+    ``digits (B, T)`` marks digit tokens. ``carry (B,)`` is the index of the token before the
+    first one (incremental decoding: a run may continue from the previous step).
+    """
+    d = digits.long()
+    count = d.cumsum(1)  # (B, T)
+    if carry is not None:
+        count = count + carry[:, None]
+    restart = (count * (1 - d)).cummax(1).values  # the count at the latest non-digit so far
+    return (count - restart) * d
+
+
+@dataclass
+class AttentionPositions:
+    """What self-attention needs to know about positions in one call (``None`` when the scheme needs nothing).
+
+    ``rope``: cosines and sines ``(B|1, 1, T, Dh / 2)`` at the positions of the new tokens.
+    ``bias``: ALiBi scores ``(B|1, H, T, L)`` between the new tokens and every key position.
+    """
+
+    rope: tuple[Tensor, Tensor] | None = None
+    bias: Tensor | None = None
+
+
+def rotate(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotary embedding of ``x (B, H, T, Dh)``: pairs ``(x[i], x[i + Dh/2])`` rotated by ``position * freq_i``."""
+    cos, sin = rope
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
+
+
+class Positions(nn.Module):
+    """The position scheme of a model: what is added to the embeddings, and what attention applies.
+
+    Parameters keep the names of the models before this module existed (``pos.weight`` for
+    learned positions), so old checkpoints load.
+    """
+
+    def __init__(
+        self,
+        scheme: str,
+        d_model: int,
+        n_heads: int,
+        max_positions: int,
+        digit_ids: tuple[int, ...] = (),
+        vocab_size: int = 0,
+        abacus_max_digits: int = 32,
+        abacus_max_offset: int = 0,
+    ) -> None:
+        super().__init__()
+        self.abacus, self.base = parse_scheme(scheme)
+        self.max_positions = max_positions
+        if self.base == "learned":
+            # Token embeddings are scaled by sqrt(d_model) to unit size per element; positions start at
+            # the same size. Initialised like the tokens (std d_model**-0.5) they would start ~11x
+            # smaller at d_model 128, and position-dependent tasks (copying, digit arithmetic) then
+            # learn several times more slowly (a copy task: 600 steps instead of 150).
+            self.weight = nn.Parameter(torch.randn(max_positions, d_model))
+        elif self.base == "sinusoidal":
+            self.register_buffer("table", sinusoidal_table(max_positions, d_model), persistent=False)
+        elif self.base == "rope":
+            head = d_model // n_heads
+            if head % 2:
+                raise ValueError(f"model.positions={scheme!r} needs an even head width; d_model / n_heads = {head}")
+            inv_freq = 10000.0 ** (-torch.arange(0, head, 2, dtype=torch.float32) / head)
+            self.register_buffer("inv_freq", inv_freq, persistent=False)
+        elif self.base == "alibi":
+            self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
+        if self.abacus:
+            if not digit_ids:
+                raise ValueError(
+                    f"model.positions={scheme!r} needs digit tokens, and the task declares none "
+                    "(Task.digit_tokens(); arithmetic has them with encoding=digits or reversed)"
+                )
+            self.max_offset = abacus_max_offset
+            self.max_index = abacus_max_digits + abacus_max_offset
+            self.digits = nn.Embedding(self.max_index + 1, d_model, padding_idx=0)
+            nn.init.normal_(self.digits.weight, std=1.0)  # token scale, as for learned positions
+            with torch.no_grad():
+                self.digits.weight[0].zero_()
+            is_digit = torch.zeros(vocab_size, dtype=torch.bool)
+            is_digit[list(digit_ids)] = True
+            self.register_buffer("is_digit", is_digit, persistent=False)
+
+    # ---------------------------------------------------------------- additive part
+    def check_length(self, positions: Tensor) -> None:
+        """One-line error when ``positions`` run past a table-based scheme's ``max_positions``."""
+        if self.base in ADDITIVE and positions.numel() and int(positions.max()) >= self.max_positions:
+            raise ValueError(
+                f"sequence of length {int(positions.max()) + 1} exceeds model.max_positions={self.max_positions}"
+            )
+
+    def draw_offset(self, batch: int, device: torch.device) -> Tensor | None:
+        """Random Abacus offsets ``(B,)`` for a training batch (``None`` when off)."""
+        if not self.abacus or not self.training or not self.max_offset:
+            return None
+        return torch.randint(0, self.max_offset + 1, (batch,), device=device)
+
+    def digit_indices(self, tokens: Tensor, carry: Tensor | None = None, offset: Tensor | None = None) -> Tensor:
+        """Abacus indices ``(B, T)`` of ``tokens``, shifted by ``offset (B,)`` (see the module docstring)."""
+        index = abacus_indices(self.is_digit[tokens], carry)
+        if offset is not None:
+            index = torch.where(index > 0, index + offset[:, None], index)
+        return index
+
+    def embed(self, positions: Tensor, digit_index: Tensor | None = None) -> Tensor | float:
+        """What is added to the scaled token embeddings: ``(B|1, T, D)``, or ``0.0`` for none."""
+        if self.base == "learned":
+            out: Tensor | float = self.weight[positions]
+        elif self.base == "sinusoidal":
+            out = self.table[positions]
+        else:
+            out = 0.0
+        if digit_index is not None:
+            if digit_index.numel() and int(digit_index.max()) > self.max_index:
+                raise ValueError(
+                    f"a number of {int(digit_index.max()) - self.max_offset} digits exceeds "
+                    f"model.abacus_max_digits={self.max_index - self.max_offset}; raise it"
+                )
+            out = out + self.digits(digit_index)
+        return out
+
+    # ---------------------------------------------------------------- attention part
+    def attention(self, q_pos: Tensor, k_pos: Tensor | None = None) -> AttentionPositions | None:
+        """Rotary angles for queries (and keys) at ``q_pos (B|1, T)``, or ALiBi scores against ``k_pos (B|1, L)``
+        (``k_pos`` defaults to ``q_pos``: attention within one chunk)."""
+        if self.base == "rope":
+            angles = q_pos[:, None, :, None].float() * self.inv_freq  # (B|1, 1, T, Dh/2)
+            return AttentionPositions(rope=(angles.cos(), angles.sin()))
+        if self.base == "alibi":
+            k_pos = q_pos if k_pos is None else k_pos
+            distance = (q_pos[:, None, :, None] - k_pos[:, None, None, :]).abs().float()  # (B|1, 1, T, L)
+            return AttentionPositions(bias=-self.slopes[None, :, None, None] * distance)  # (B|1, H, T, L)
+        return None

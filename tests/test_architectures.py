@@ -1,0 +1,219 @@
+"""Both architectures and every position scheme: causality, caches, RoPE, Abacus, beam search, old checkpoints."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from symlit.causal import CausalTransformer
+from symlit.decoding import beam_search, greedy_decode, sample_decode
+from symlit.evaluate import load_checkpoint
+from symlit.model import Seq2SeqTransformer, build_model
+from symlit.positions import Positions, abacus_indices
+from symlit.tasks.arithmetic import ArithmeticTask
+from symlit.tokenizer import Seq2SeqTokenizer
+
+PAD, BOS, EOS = 0, 1, 2
+DIGITS = tuple(range(10, 20))  # the tiny models' "digit" tokens
+SCHEMES = ["learned", "sinusoidal", "rope", "alibi", "none", "abacus", "abacus+rope", "abacus+none", "abacus+learned"]
+ARCHS = {"enc-dec": Seq2SeqTransformer, "dec-only": CausalTransformer}
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def cases():
+    for arch in ARCHS:
+        for scheme in SCHEMES:
+            if not (arch == "enc-dec" and scheme == "none"):  # NoPE is decoder-only
+                yield arch, scheme
+
+
+def tiny(arch: str, positions: str, **overrides):
+    fields = {"vocab_size": 24, "d_model": 32, "n_heads": 4, "d_ff": 64, "dropout": 0.0, "max_positions": 64,
+              "positions": positions, "digit_ids": DIGITS, "abacus_max_offset": 0}
+    fields |= {"n_encoder_layers": 2, "n_decoder_layers": 2} if arch == "enc-dec" else {"n_layers": 2}
+    torch.manual_seed(0)
+    model = ARCHS[arch](**{**fields, **overrides}).eval()
+    with torch.no_grad():  # random but sharp distributions, so greedy paths differ per input and per step
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+def random_batch(batch=4, src_len=7, tgt_len=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(3, 24, (batch, src_len), generator=g)
+    src[1, 5:] = PAD  # ragged sources
+    src[2, 3:] = PAD
+    tgt = torch.randint(3, 24, (batch, tgt_len), generator=g)
+    tgt[:, 0] = BOS
+    return src, tgt
+
+
+@pytest.mark.parametrize(("arch", "scheme"), list(cases()))
+def test_later_tokens_never_change_earlier_logits(arch, scheme):
+    model = tiny(arch, scheme)
+    src, tgt = random_batch()
+    with torch.no_grad():
+        logits = model(src, tgt)
+        for t in range(tgt.shape[1] - 1):
+            changed = tgt.clone()
+            changed[:, t + 1 :] = (changed[:, t + 1 :] + 5) % 21 + 3  # alter every later token
+            again = model(src, changed)
+            torch.testing.assert_close(again[:, : t + 1], logits[:, : t + 1], rtol=0, atol=1e-5)
+            assert not torch.allclose(again[:, t + 1 :], logits[:, t + 1 :])
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize(("arch", "scheme"), list(cases()))
+def test_cached_steps_equal_full_forward(arch, scheme, static):
+    model = tiny(arch, scheme)
+    src, tgt = random_batch(tgt_len=9)
+    with torch.no_grad():
+        full = model(src, tgt)
+        cache = model.prefill(src, tgt.shape[1] + 3, static=static)  # room to spare: unfilled slots
+        bounds = [0, 3, 4, 6, 7, 8, 9]  # a chunk of 3 tokens, a single token, a pair, then single tokens
+        steps = [model.step(tgt[:, a:b], cache) for a, b in itertools.pairwise(bounds)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize(("arch", "scheme"), list(cases()))
+def test_cached_decoding_returns_the_tokens_of_recomputation(arch, scheme, static, monkeypatch):
+    model = tiny(arch, scheme)
+    src, _ = random_batch(batch=6, seed=1)
+    full_greedy = greedy_decode(model, src, BOS, EOS, 12, use_cache=False).tokens
+    full_beam = beam_search(model, src, BOS, EOS, 12, beam_size=3, use_cache=False).tokens
+    if static:  # a static cache through the public decoders: the compiled path without the compiler
+        prefill = model.prefill
+        monkeypatch.setattr(model, "prefill", lambda s, n, static=False, compile=False: prefill(s, n, static=True))
+    assert torch.equal(greedy_decode(model, src, BOS, EOS, 12).tokens, full_greedy)
+    assert torch.equal(beam_search(model, src, BOS, EOS, 12, beam_size=3).tokens, full_beam)
+    assert len({tuple(row) for row in full_beam.flatten(0, 1).tolist()}) > 1  # hypotheses differ: not vacuous
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    pos = Positions("rope", d_model=32, n_heads=4, max_positions=64)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 4, 6, 8, generator=g), torch.randn(2, 4, 6, 8, generator=g)  # (B, H, T, Dh)
+
+    def scores(shift: int) -> torch.Tensor:
+        from symlit.positions import rotate
+
+        rope = pos.attention(torch.arange(6)[None] + shift).rope
+        return rotate(q, rope) @ rotate(k, rope).transpose(-1, -2)
+
+    for shift in (1, 7, 100):
+        torch.testing.assert_close(scores(shift), scores(0), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(scores(0), q @ k.transpose(-1, -2), atol=1e-3)  # rotation does something
+
+
+def test_rope_model_logits_ignore_a_shift_of_all_positions():
+    """Whole model: a decoder-only RoPE model fed positions shifted by k gives the same logits."""
+    model = tiny("dec-only", "rope")
+    tokens = torch.randint(3, 24, (2, 9), generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(9)[None].expand(2, -1)
+    with torch.no_grad():
+        base = model._stack(tokens, positions, None, None, positions)
+        for k in (3, 40):
+            torch.testing.assert_close(model._stack(tokens, positions + k, None, None, positions + k), base,
+                                       rtol=1e-4, atol=1e-4)
+
+
+def test_abacus_indices_on_hand_written_inputs():
+    vocab = ["+", "-", "*", "INT+", "INT-", *"0123456789"]
+    tok = Seq2SeqTokenizer.word_level(vocab)
+    digits = torch.zeros(len(tok), dtype=torch.bool)
+    digits[list(tok.known_ids(ArithmeticTask(encoding="reversed").digit_tokens()))] = True
+
+    def indices(text: str, carry: int | None = None) -> list[int]:
+        ids = torch.tensor([tok.encode(text)])
+        return abacus_indices(digits[ids], None if carry is None else torch.tensor([carry]))[0].tolist()
+
+    # several operands, a negative one; reversed numbers count from their first written (least significant) digit
+    assert indices("INT+ 3 2 1 + INT- 4 5 - INT+ 7") == [0, 1, 2, 3, 0, 0, 1, 2, 0, 0, 1]
+    assert indices("INT- 0 0 1 * INT- 9") == [0, 1, 2, 3, 0, 0, 1]
+    assert indices("1 2 INT+ 5") == [1, 2, 0, 1]  # digits at the very start
+    assert indices("4 5 + INT+ 6", carry=2) == [3, 4, 0, 0, 1]  # a run continued from an earlier step
+    assert ArithmeticTask(encoding="number").digit_tokens() == []
+
+
+def test_abacus_offsets_shift_digits_only_in_training():
+    model = tiny("dec-only", "abacus", abacus_max_offset=50)
+    tokens = torch.tensor([[3, 10, 11, 4, 12]] * 64)
+    model.train()
+    offsets = model.pos.draw_offset(64, tokens.device)
+    index = model.pos.digit_indices(tokens, offset=offsets)
+    assert index[:, 0].eq(0).all() and index[:, 3].eq(0).all()  # non-digits stay 0
+    assert torch.equal(index[:, 1] - 1, offsets) and torch.equal(index[:, 4] - 1, offsets)  # one offset per row
+    assert len(set(offsets.tolist())) > 10
+    model.eval()
+    assert model.pos.draw_offset(64, tokens.device) is None
+
+
+@pytest.mark.parametrize("scheme", ["learned", "rope", "alibi", "none", "abacus"])
+def test_decoder_only_beam_one_equals_greedy(scheme):
+    model = tiny("dec-only", scheme)
+    src, _ = random_batch(batch=8, seed=2)
+    greedy = greedy_decode(model, src, BOS, EOS, 15)
+    beam = beam_search(model, src, BOS, EOS, 15, beam_size=1)
+    assert torch.equal(beam.tokens[:, 0], greedy.tokens)
+    torch.testing.assert_close(beam.log_probs[:, 0], greedy.scores)
+    top1 = sample_decode(model, src, BOS, EOS, 15, num_samples=2, top_k=1, seed=3)  # sampling from the argmax only
+    assert top1.tokens[:, 0, : greedy.tokens.shape[1]].tolist() == greedy.tokens.tolist()
+
+
+def test_a_checkpoint_written_before_this_change_loads_and_decodes_the_same_tokens():
+    """``seq2seq_before_issue14.ckpt`` was written by symlit at fd0d41d (``model._target_`` then named the
+    config class, ``symlit.model.TransformerConfig``); its tokens were decoded by that code."""
+    loaded = load_checkpoint(FIXTURES / "seq2seq_before_issue14.ckpt")
+    assert isinstance(loaded.model, Seq2SeqTransformer)
+    ref = json.loads((FIXTURES / "seq2seq_before_issue14.json").read_text())
+    tok = loaded.tokenizer
+    ids = tok.encode_batch(ref["sources"])
+    src = torch.tensor([i + [tok.pad_id] * (max(map(len, ids)) - len(i)) for i in ids])
+    greedy = greedy_decode(loaded.model, src, tok.bos_id, tok.eos_id, ref["max_len"])
+    beam = beam_search(loaded.model, src, tok.bos_id, tok.eos_id, ref["max_len"], beam_size=3)
+    assert greedy.tokens.tolist() == ref["greedy_tokens"]
+    assert beam.tokens.tolist() == ref["beam3_tokens"]
+    torch.testing.assert_close(greedy.scores, torch.tensor(ref["greedy_scores"]))
+
+
+def test_looped_layers_share_weights_and_cache_every_loop():
+    once, looped = tiny("dec-only", "rope"), tiny("dec-only", "rope", n_loops=3)
+    assert once.num_parameters() == looped.num_parameters()
+    src, tgt = random_batch()
+    with torch.no_grad():
+        assert not torch.allclose(once(src, tgt), looped(src, tgt))
+        cache = looped.prefill(src, tgt.shape[1])
+        assert len(cache.self_kv) == 2 * 3
+        torch.testing.assert_close(looped.step(tgt, cache), looped(src, tgt), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [({"_target_": "symlit.model.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
+     ({"_target_": "symlit.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
+     ({"_target_": "symlit.causal.CausalTransformer", "n_encoder_layers": 2}, "model.n_encoder_layers is not"),
+     ({"_target_": "symlit.causal.CausalTransformer", "positions": "abacus"}, "needs digit tokens"),
+     ({"_target_": "symlit.nowhere.Model"}, "model._target_='symlit.nowhere.Model'")],
+)
+def test_bad_model_configs_name_the_key(cfg, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        build_model(cfg, vocab_size=24, pad_id=PAD)
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_decoder_only_compiled_decoding_returns_the_eager_tokens():
+    model = tiny("dec-only", "abacus+rope")
+    src, _ = random_batch(batch=6, seed=3)
+    eager = greedy_decode(model, src, BOS, EOS, 12)
+    compiled = greedy_decode(model, src, BOS, EOS, 12, compile=True)
+    assert torch.equal(compiled.tokens, eager.tokens)
+    beam = beam_search(model, src, BOS, EOS, 12, beam_size=3, compile=True)
+    assert torch.equal(beam.tokens, beam_search(model, src, BOS, EOS, 12, beam_size=3).tokens)
