@@ -5,9 +5,76 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The user error behind ``err`` (a bad config value, a bad data file, a busy or changed run
+    directory; also when Hydra wraps it in an instantiation error), else ``None``."""
+    from symlit.atomic import DirectoryLocked
+
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    for candidate in reversed(seen):  # the innermost error says what went wrong
+        if isinstance(candidate, (ValueError, KeyError, OSError, DirectoryLocked)) or type(candidate).__name__ in (
+            "RunDirectoryError",
+        ):
+            return candidate
+    return None
+
+
+def run_cli(program: str, function: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+    """``function(cfg)``; a user error ends the program with its message on one line and exit status 2,
+    with no traceback (``HYDRA_FULL_ERROR=1`` shows it)."""
+    try:
+        return function(cfg)
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        message = cause.args[0] if isinstance(cause, KeyError) and cause.args else str(cause)
+        print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def check_numbers(cfg: DictConfig, rules: dict[str, tuple[type, Callable[[Any], bool], str]]) -> None:
+    """Check ``key: (type, valid, what)`` rules on ``cfg`` (missing or null keys are skipped) before
+    anything is built, so ``data.batch_size=abc`` fails with the key named, not deep inside a library."""
+    for key, (kind, valid, what) in rules.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None:
+            continue
+        kinds = (int, float) if kind is float else (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ConfigError(f"{key}={value!r} must be {'a number' if kind is float else 'an integer'} ({what})")
+        if not valid(value):
+            raise ConfigError(f"{key}={value} must be {what}")
+
+
+def quote_path_arguments(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """Quote the value of ``key=value`` arguments for ``keys`` (paths), so that a path with ``=`` or
+    ``,`` in it (every run directory of a run with overrides) reaches Hydra's parser as one string."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in keys and value and value[0] not in "'\"":
+            escaped = value.replace("'", "\\'")
+            arg = f"{key}='{escaped}'"
+        out.append(arg)
+    return out
 
 
 def config_dir() -> Path:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +34,10 @@ def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     scontrol.chmod(0o755)
     # a fresh job: no SLURM variables, and no W&B service of the test process to attach to
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "WANDB_SERVICE"}
+    # tests/ on the path: the test-only callback of signals_at()
+    python_path = os.pathsep.join(p for p in (str(ROOT / "tests"), env.get("PYTHONPATH")) if p)
     return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
-            "PATH": f"{bin_dir}:{env.get('PATH', '')}", **(extra or {})}
+            "PATH": f"{bin_dir}:{env.get('PATH', '')}", "PYTHONPATH": python_path, **(extra or {})}
 
 
 def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 400):
@@ -46,15 +47,18 @@ def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, ti
     return proc
 
 
-def start(root: Path, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def signals_at(plan: dict[int, str]) -> list[str]:
+    """Overrides that make the training process signal itself at exact steps (``tests/signal_at_step.py``)."""
+    return ["+callbacks.signals._target_=signal_at_step.SignalAtStep",
+            f"+callbacks.signals.steps=[{','.join(str(k) for k in plan)}]",
+            f"+callbacks.signals.signals=[{','.join(plan.values())}]"]
 
 
 def global_step(path: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
     run(tmp_path, [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=6",
                    "logger=csv", "run_name=ddp"])
@@ -65,65 +69,54 @@ def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
     assert "test/seq_acc" in metrics["metrics"]
 
 
+@pytest.mark.slow
 def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
     args = [*TINY, "data.batch_size=8", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=5",
-            "logger=wandb"]
-    proc = start(tmp_path, args, SLURM_ENV)
-    deadline = time.time() + 300
-    # the job id names the run, below the command's overrides
-    while not (found := list(tmp_path.glob("outputs/addition/*/slurm-4242/checkpoints/last.ckpt"))):
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0][-3000:]
-        time.sleep(0.1)
-    run_dir = found[0].parents[1]
-    proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit: Lightning saves hpc_ckpt_<n>
-    while not list(run_dir.glob("hpc_ckpt_*.ckpt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)  # let the atomic rename finish
-    proc.send_signal(signal.SIGKILL)  # ... then SLURM kills the job (and requeues it: same id)
-    log = proc.communicate()[0]
+            "logger=wandb"]  # 50 steps per epoch, 100 in all
+    # SLURM's warning arrives in the middle of the step that starts at global step 37; SLURM kills the job
+    # two steps later (last.ckpt is at step 35 then), and the requeued job reruns the same command
+    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
+                          env=env_for(tmp_path, SLURM_ENV), cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    log = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == -signal.SIGKILL, log
+    found = list(tmp_path.glob("outputs/addition/*/slurm-4242"))  # the job id names the run, below the overrides
+    assert len(found) == 1, log
+    run_dir = found[0]
     hpc = list(run_dir.glob("hpc_ckpt_*.ckpt"))
-    assert hpc, log[-3000:]
-    step = global_step(hpc[0])
-    assert 0 < step < 100, f"the signal did not arrive mid-training (step {step})"
+    assert len(hpc) == 1, log
+    # saved at the end of the batch the signal interrupted, never inside it
+    assert global_step(hpc[0]) == 38 and global_step(run_dir / "checkpoints/last.ckpt") == 35
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]  # Lightning asked SLURM to requeue
     wandb_id = (run_dir / "wandb_id.txt").read_text()
 
-    newest = max([*hpc, run_dir / "checkpoints/last.ckpt"], key=lambda p: p.stat().st_mtime_ns)
-    newest_step = global_step(newest)
-    assert newest_step >= step
-
-    run(tmp_path, args, SLURM_ENV)  # the requeued job resumes from the newest checkpoint
+    run(tmp_path, [*args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})], SLURM_ENV)  # the requeued job
     resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
-    assert resumes == [{"checkpoint": str(newest), "global_step": newest_step}]
+    assert resumes == [{"checkpoint": str(hpc[0]), "global_step": 38}]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["cluster"] == "SLURMEnvironment" and metrics["global_step"] == 100
+    assert metrics["cluster"] == "SLURMEnvironment" and metrics["global_step"] == 100  # no batch skipped
     assert (run_dir / "wandb_id.txt").read_text() == wandb_id
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert runs and all(r.name.endswith(wandb_id) for r in runs)  # the same W&B run, continued
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
     args = [*TINY, "data.batch_size=8", "trainer.max_epochs=6", "callbacks.last_checkpoint.every_n_train_steps=1000",
-            "logger=csv", "run_name=term"]  # 300 steps
+            "logger=csv", "run_name=term", *signals_at({137: "SIGTERM"})]  # 300 steps
     run_dir = tmp_path / "outputs/addition/term"
-    proc = start(tmp_path, args)
-    deadline = time.time() + 300
-    while not (run_dir / "csv" / "metrics.csv").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    log = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 143, log[-3000:]
-    step = global_step(run_dir / "checkpoints/last.ckpt")
-    assert 0 < step < 300, f"the signal did not arrive mid-training (step {step})"
+    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 143, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert global_step(run_dir / "checkpoints/last.ckpt") == 138  # the interrupted step finished, then saved
     assert not (run_dir / "metrics.json").exists()
 
-    run(tmp_path, args)
+    run(tmp_path, args)  # the same command resumes (a resumed process sends no signal)
     resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
-    assert [r["global_step"] for r in resumes] == [step]
+    assert [r["global_step"] for r in resumes] == [138]
     assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 300
 
 
+@pytest.mark.slow
 def test_multirun_gives_each_job_its_own_run_dir_and_wandb_run(tmp_path):
     run(tmp_path, ["-m", *TINY, "trainer.max_steps=3", "logger=wandb", "optim.optimizer.lr=1e-3,2e-3"])
     sweep = tmp_path / "outputs" / "addition"
