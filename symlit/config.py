@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -64,13 +65,16 @@ def check_numbers(cfg: DictConfig, rules: dict[str, tuple[type, Callable[[Any], 
             raise ConfigError(f"{key}={value} must be {what}")
 
 
-def quote_path_arguments(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
-    """Quote the value of ``key=value`` arguments for ``keys`` (paths), so that a path with ``=`` or
-    ``,`` in it (every run directory of a run with overrides) reaches Hydra's parser as one string."""
+def quote_paths(argv: Sequence[str]) -> list[str]:
+    """Quote the values of ``key=value`` arguments that are paths (they hold a ``/``) with characters
+    Hydra's override parser rejects or splits on (``=``, ``,``, brackets, spaces, ...), so that every
+    path ``symlit-train`` prints (``.../optim.optimizer.lr=0.002,trainer.max_epochs=60/...``) is
+    accepted unquoted."""
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in keys and value and value[0] not in "'\"":
+        special = set("=,()[]{} '\"")
+        if sep and "/" in value and special & set(value) and value[0] not in "'\"":
             escaped = value.replace("'", "\\'")
             arg = f"{key}='{escaped}'"
         out.append(arg)
@@ -121,13 +125,32 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     return safe or "default"
 
 
-def default_eval_dir(ckpt: str, split: str, strategy: str, beam_size: int) -> str:
-    """``<run dir>/eval/<checkpoint>-<split>-<decoding>``, next to the checkpoint's run."""
+def default_eval_dir(ckpt: str, split: str, decode: Any, limit: int | None = None, verify_timeout: float | None = None,
+                     data: Any = None) -> str:
+    """``<run dir>/eval/<checkpoint>-<split>-<decoding>[-limit<N>][-<hash>]``, next to the checkpoint's run.
+
+    The name carries every setting that changes the result, so two evaluations never share a
+    directory: ``limit`` in words, and a hash of the other decoding settings that differ from
+    ``conf/eval.yaml``, of ``verify.timeout`` when changed and of a ``data=`` replacement.
+    """
     path = Path(ckpt)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    decode = OmegaConf.to_container(decode, resolve=True) if isinstance(decode, DictConfig) else dict(decode)
+    strategy, beam_size = decode.get("strategy", "beam"), decode.get("beam_size", 1)
     decoding = f"beam{beam_size}" if strategy == "beam" and beam_size > 1 else strategy
-    decoding = "greedy" if decoding == "beam" else decoding
-    return str(run_dir / "eval" / f"{path.stem}-{split}-{decoding}")
+    name = f"{path.stem}-{split}-{'greedy' if decoding == 'beam' else decoding}"
+    if limit is not None:
+        name += f"-limit{limit}"
+    defaults = OmegaConf.load(config_dir() / "eval.yaml")
+    changed: dict[str, Any] = {k: v for k, v in decode.items()
+                               if k not in ("strategy", "beam_size", "compile") and v != defaults.decode.get(k)}
+    if verify_timeout is not None and verify_timeout != defaults.verify.timeout:
+        changed["verify.timeout"] = verify_timeout
+    if data is not None:
+        changed["data"] = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else data
+    if changed:
+        name += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return str(run_dir / "eval" / name)
 
 
 OmegaConf.register_new_resolver("symlit.run_id", run_id, replace=True)

@@ -40,7 +40,7 @@ def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
             "PATH": f"{bin_dir}:{env.get('PATH', '')}", "PYTHONPATH": python_path, **(extra or {})}
 
 
-def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 400):
+def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 1800):
     proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -76,7 +76,7 @@ def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
     # SLURM's warning arrives in the middle of the step that starts at global step 37; SLURM kills the job
     # two steps later (last.ckpt is at step 35 then), and the requeued job reruns the same command
     proc = subprocess.run([sys.executable, "-m", "symlit.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
-                          env=env_for(tmp_path, SLURM_ENV), cwd=tmp_path, capture_output=True, text=True, timeout=400)
+                          env=env_for(tmp_path, SLURM_ENV), cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     log = proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == -signal.SIGKILL, log
     found = list(tmp_path.glob("outputs/addition/*/slurm-4242"))  # the job id names the run, below the overrides
@@ -105,7 +105,7 @@ def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
             "logger=csv", "run_name=term", *signals_at({137: "SIGTERM"})]  # 300 steps
     run_dir = tmp_path / "outputs/addition/term"
     proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(tmp_path), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=400)
+                          capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 143, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert global_step(run_dir / "checkpoints/last.ckpt") == 138  # the interrupted step finished, then saved
     assert not (run_dir / "metrics.json").exists()
