@@ -83,10 +83,6 @@ class Seq2SeqTokenizer:
     def __len__(self) -> int:
         return self.hf.get_vocab_size()
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self)
-
     def fingerprint(self) -> str:
         """Stable identity of the vocabulary and model (for mismatch checks)."""
         return json.dumps(json.loads(self.to_json())["model"], sort_keys=True)
@@ -114,6 +110,3 @@ class Seq2SeqTokenizer:
 
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
         return self.hf.decode_batch([self._content(ids) for ids in batch], skip_special_tokens=False)
-
-    def tokens(self, text: str) -> list[str]:
-        return self.hf.encode(text, add_special_tokens=False).tokens

@@ -184,7 +184,7 @@ def test_mismatched_tokenizer_is_a_clear_error(tmp_path, trained):
 
 def test_eval_on_other_data_with_a_missing_file_names_the_field(trained, tmp_path):
     cfg = eval_cfg(trained, "data=file", f"data.task.train={tmp_path / 'missing.csv'}")
-    with pytest.raises(Exception, match=r"data.task.train=.*missing.csv does not exist") as info:  # noqa: PT011
+    with pytest.raises(Exception, match=r"data.task.train=.*missing.csv does not exist") as info:
         run_eval(cfg)
     causes = [info.value]  # Hydra wraps errors raised while instantiating; the original is a cause
     while causes[-1].__cause__ is not None:

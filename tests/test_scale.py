@@ -194,3 +194,25 @@ def test_mixed_precision_trains_on_gpu(tmp_path, precision):
                    f"run_name={precision}"])
     metrics = json.loads((tmp_path / "outputs/addition" / precision / "metrics.json").read_text())["metrics"]
     assert all(v == v for v in metrics.values())  # finite (no NaN from overflow)
+
+
+@pytest.mark.slow
+def test_optuna_sweep_runs_two_trials_and_reports_the_best(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    run(tmp_path, ["hparams_search=optuna_addition", "hydra.sweeper.n_trials=2", *TINY, "trainer.max_steps=3",
+                   "logger=none"])
+    sweep = tmp_path / "outputs" / "addition"
+    trials = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    assert len(trials) == 2, sorted(p.name for p in sweep.iterdir())
+    values = [json.loads((t / "metrics.json").read_text())["metrics"]["val/seq_acc"] for t in trials]
+    best = (sweep / "optimization_results.yaml").read_text()  # the sweeper's summary of the study
+    assert "best_value" in best and any(f"best_value: {v}" in best for v in values), best
+
+
+def test_gpu_check_without_a_gpu_says_so_and_exits_0():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: run benchmarks/gpu_check.sh itself")
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("gpu_check: no CUDA GPU available here")

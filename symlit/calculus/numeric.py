@@ -22,15 +22,6 @@ def _sign(v: complex) -> complex:
     return 0.0 if v == 0 else v / abs(v)
 
 
-def _real(fn: Callable[[float], float]) -> Callable[[float], float]:
-    def wrapped(v: float) -> float:
-        if isinstance(v, complex):
-            return NAN
-        return fn(v)
-
-    return wrapped
-
-
 def _inv(fn):
     return lambda v: fn(1 / v)
 

@@ -205,13 +205,6 @@ class Diagram:
     def n_vertices(self) -> int:
         return sum(len(ln.slots) for ln in self.lines)
 
-    def channel(self) -> str:
-        """A readable label of the propagators, e.g. ``"A(p1+p2)"`` or ``"e(p1-p3)"``."""
-        parts = [f"A({combo_text(q)})" for q in self.photon_propagators()]
-        for i in range(len(self.lines)):
-            parts += [f"{self.line_flavour(i)}({combo_text(q)})" for q in self.fermion_propagators(i)]
-        return " ".join(parts)
-
     def key(self) -> tuple:
         """Identity of the diagram, independent of how it was enumerated."""
         lines = []
