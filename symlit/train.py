@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit.atomic import DirectoryLock, write_text_atomic
 from symlit.callbacks import AtomicCheckpointIO, RankAgreement
-from symlit.config import check_numbers, config_dir, run_cli
+from symlit.config import ConfigError, check_numbers, config_dir, run_cli
 from symlit.data import Seq2SeqDataModule
 from symlit.module import Seq2SeqModule
 from symlit.tokenizer import Seq2SeqTokenizer
@@ -187,7 +187,7 @@ def _print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -
 
 # numeric settings checked before anything is built: key -> (type, valid, what a valid value is)
 NUMBERS: dict[str, tuple[type, Any, str]] = {
-    "seed": (int, lambda v: True, "any integer"),
+    "seed": (int, lambda v: True, "e.g. seed=1"),
     "data.batch_size": (int, lambda v: v >= 1, ">= 1"),
     "data.eval_batch_size": (int, lambda v: v >= 1, ">= 1"),
     "trainer.max_epochs": (int, lambda v: v >= -1, ">= -1 (-1: no limit)"),
@@ -195,7 +195,20 @@ NUMBERS: dict[str, tuple[type, Any, str]] = {
     "trainer.accumulate_grad_batches": (int, lambda v: v >= 1, ">= 1"),
     "optim.optimizer.lr": (float, lambda v: v > 0, "> 0"),
     "optim.optimizer.weight_decay": (float, lambda v: v >= 0, ">= 0"),
+    "module.verify.workers": (int, lambda v: v >= 0, ">= 0 (0 = verify in the trainer process)"),
+    "module.verify.timeout": (float, lambda v: v > 0, "> 0 seconds"),
 }
+
+
+def _check_settings(cfg: DictConfig) -> None:
+    """Numbers (:data:`NUMBERS`) and the final test's decoding, named by the keys the user wrote."""
+    check_numbers(cfg, NUMBERS)
+    from symlit.decoding import DecodeConfig
+
+    try:
+        DecodeConfig(**OmegaConf.to_container(cfg.module.test_decode, resolve=True))
+    except (TypeError, ValueError) as err:  # DecodeConfig names symlit-eval's keys (decode.*)
+        raise ConfigError(str(err).replace("decode.", "module.test_decode.")) from None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -204,7 +217,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Holds a lock on the run directory (``.lock``, naming this process) while it runs: a second
     command for the same directory is refused instead of interleaving with this one.
     """
-    check_numbers(cfg, NUMBERS)
+    _check_settings(cfg)
     run_dir = Path(cfg.paths.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     # the launcher's rank 0 holds the lock for all ranks of the run (they share the directory)

@@ -160,6 +160,8 @@ def test_every_encoding_trains_fast_dev_run(make_cfg, encoding):
         ("data.batch_size=abc", ConfigError, "data.batch_size='abc' must be an integer"),
         ("seed=abc", ConfigError, "seed='abc' must be an integer"),
         ("optim.optimizer.lr=-0.001", ConfigError, "optim.optimizer.lr=-0.001 must be > 0"),
+        ("module.test_decode.beam_size=0", ConfigError, "module.test_decode.beam_size=0 must be >= 1"),
+        ("module.verify.workers=-1", ConfigError, "module.verify.workers=-1 must be >= 0"),
     ],
 )
 def test_bad_values_raise_clear_errors(make_cfg, tmp_path, override, error, message):
@@ -227,3 +229,13 @@ def test_symlit_generate_with_a_non_calculus_data_group_names_the_choices(monkey
     assert info.value.code == 2 and "Traceback" not in err
     assert err.strip() == ("symlit-generate: error: data=arithmetic is not a calculus task; symlit-generate makes "
                            "calculus datasets: use data=ode1|ode2|prim_bwd|prim_fwd|prim_ibp")
+
+
+def test_help_is_symlits_and_imports_no_torch():
+    code = ("import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
+            "sys.argv = ['symlit-train', '--help']; from symlit.cli import train; train()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("symlit-train: train an encoder-decoder transformer")
+    assert "experiment: addition, addition_4x2" in proc.stdout and "trainer: cpu, ddp, default, gpu, multinode" in proc.stdout
+    assert proc.stdout.strip().endswith("torch imported: False")
