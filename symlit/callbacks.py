@@ -74,7 +74,7 @@ class SignalCheckpoint(L.Callback):
             return
         self._requeue_signal = environment.requeue_signal or signal.SIGUSR1
         handler = signal.getsignal(self._requeue_signal)
-        if callable(handler) and handler is not self._defer_requeue:
+        if callable(handler) and handler != self._defer_requeue:
             self._requeue_handler = handler
             signal.signal(self._requeue_signal, self._defer_requeue)
 

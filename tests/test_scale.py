@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from symlit.config import config_dir, run_id
 from symlit.slurm import compose_train, render, template_groups
+from symlit.slurm import main as slurm_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["experiment=addition", "data.task.n_train=400", "data.task.n_valid=40", "data.task.n_test=40",
@@ -217,3 +218,8 @@ def test_gpu_check_without_a_gpu_says_so_and_exits_0():
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("gpu_check: no CUDA GPU available here")
+
+
+def test_symlit_slurm_bad_values_are_one_line_errors():
+    with pytest.raises(SystemExit, match=r"^symlit-slurm: error: trainer.devices='auto': SLURM templates need"):
+        slurm_main([str(ROOT / "slurm" / "train_single_gpu.sbatch"), "trainer.devices=auto"])
