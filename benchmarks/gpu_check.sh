@@ -120,6 +120,7 @@ class Notes(logging.Handler):
 
 
 logging.getLogger("torch").addHandler(Notes())
+torch._logging.set_logs(perf_hints=True)  # inductor says here when it skips CUDA graphs, and why
 
 
 def timed_decode(compile: bool, repeats: int = 5) -> tuple[float, torch.Tensor]:
@@ -150,7 +151,7 @@ else:
 print(f"\n{'greedy decoding':<16} {'samples/s':>10} {'x eager':>8}  tokens = eager")
 for key, (rate, same) in decoding.items():
     print(f"{key:<16} {rate:>10.0f} {rate / eager_rate:>8.2f}  {same}")
-print("CUDA graphs:", "; ".join(sorted(set(cudagraph_notes))[:3]) or "no cudagraph warnings (graphs used)")
+print("CUDA graphs:", "; ".join(sorted(set(cudagraph_notes))[:3]) or "no 'skipping cudagraphs' hint from inductor")
 with open(f"{out_dir}/precision_decoding.json", "w") as f:
     json.dump({"gpu": name, "training": [{k: v for k, v in r.items() if k != "model"} for r in results],
                "decoding": {k: {"samples_per_s": v[0], "tokens_equal_eager": v[1]} for k, v in decoding.items()},
