@@ -3,11 +3,82 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The user error behind ``err`` (a bad config value, a bad data file, a busy or changed run
+    directory; also when Hydra wraps it in an instantiation error), else ``None``."""
+    from symlit.atomic import DirectoryLocked
+
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    for candidate in reversed(seen):  # the innermost error says what went wrong
+        if isinstance(candidate, (ValueError, KeyError, OSError, DirectoryLocked)) or type(candidate).__name__ in (
+            "RunDirectoryError",
+        ):
+            return candidate
+    return None
+
+
+def run_cli(program: str, function: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+    """``function(cfg)``; a user error ends the program with its message on one line and exit status 2,
+    with no traceback (``HYDRA_FULL_ERROR=1`` shows it)."""
+    try:
+        return function(cfg)
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        message = cause.args[0] if isinstance(cause, KeyError) and cause.args else str(cause)
+        print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def check_numbers(cfg: DictConfig, rules: dict[str, tuple[type, Callable[[Any], bool], str]]) -> None:
+    """Check ``key: (type, valid, what)`` rules on ``cfg`` (missing or null keys are skipped) before
+    anything is built, so ``data.batch_size=abc`` fails with the key named, not deep inside a library."""
+    for key, (kind, valid, what) in rules.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None:
+            continue
+        kinds = (int, float) if kind is float else (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ConfigError(f"{key}={value!r} must be {'a number' if kind is float else 'an integer'} ({what})")
+        if not valid(value):
+            raise ConfigError(f"{key}={value} must be {what}")
+
+
+def quote_paths(argv: Sequence[str]) -> list[str]:
+    """Quote the values of ``key=value`` arguments that are paths (they hold a ``/``) with characters
+    Hydra's override parser rejects or splits on (``=``, ``,``, brackets, spaces, ...), so that every
+    path ``symlit-train`` prints (``.../optim.optimizer.lr=0.002,trainer.max_epochs=60/...``) is
+    accepted unquoted."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        special = set("=,()[]{} '\"")
+        if sep and "/" in value and special & set(value) and value[0] not in "'\"":
+            escaped = value.replace("'", "\\'")
+            arg = f"{key}='{escaped}'"
+        out.append(arg)
+    return out
 
 
 def config_dir() -> Path:
@@ -54,13 +125,32 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     return safe or "default"
 
 
-def default_eval_dir(ckpt: str, split: str, strategy: str, beam_size: int) -> str:
-    """``<run dir>/eval/<checkpoint>-<split>-<decoding>``, next to the checkpoint's run."""
+def default_eval_dir(ckpt: str, split: str, decode: Any, limit: int | None = None, verify_timeout: float | None = None,
+                     data: Any = None) -> str:
+    """``<run dir>/eval/<checkpoint>-<split>-<decoding>[-limit<N>][-<hash>]``, next to the checkpoint's run.
+
+    The name carries every setting that changes the result, so two evaluations never share a
+    directory: ``limit`` in words, and a hash of the other decoding settings that differ from
+    ``conf/eval.yaml``, of ``verify.timeout`` when changed and of a ``data=`` replacement.
+    """
     path = Path(ckpt)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    decode = OmegaConf.to_container(decode, resolve=True) if isinstance(decode, DictConfig) else dict(decode)
+    strategy, beam_size = decode.get("strategy", "beam"), decode.get("beam_size", 1)
     decoding = f"beam{beam_size}" if strategy == "beam" and beam_size > 1 else strategy
-    decoding = "greedy" if decoding == "beam" else decoding
-    return str(run_dir / "eval" / f"{path.stem}-{split}-{decoding}")
+    name = f"{path.stem}-{split}-{'greedy' if decoding == 'beam' else decoding}"
+    if limit is not None:
+        name += f"-limit{limit}"
+    defaults = OmegaConf.load(config_dir() / "eval.yaml")
+    changed: dict[str, Any] = {k: v for k, v in decode.items()
+                               if k not in ("strategy", "beam_size", "compile") and v != defaults.decode.get(k)}
+    if verify_timeout is not None and verify_timeout != defaults.verify.timeout:
+        changed["verify.timeout"] = verify_timeout
+    if data is not None:
+        changed["data"] = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else data
+    if changed:
+        name += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return str(run_dir / "eval" / name)
 
 
 OmegaConf.register_new_resolver("symlit.run_id", run_id, replace=True)

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symlit.atomic import write_text_atomic
-from symlit.config import config_dir
+from symlit.config import ConfigError, config_dir, quote_paths, run_cli
 from symlit.decoding import DecodeConfig, decode, greedy_decode
 from symlit.model import DecodingModel, build_for_task
 from symlit.tasks.base import Task
@@ -375,6 +376,8 @@ def _log_wandb(cfg: DictConfig, out_dir: Path, summary: dict[str, Any], preds: l
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     """``symlit-eval``: evaluate ``cfg.ckpt`` on ``cfg.split``; writes ``eval.json`` and ``report.md``."""
+    if cfg.limit is not None and (isinstance(cfg.limit, bool) or not isinstance(cfg.limit, int) or cfg.limit < 1):
+        raise ConfigError(f"limit={cfg.limit!r} must be a positive number of inputs, or null for the whole split")
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_checkpoint(cfg.ckpt, cfg.get("tokenizer"), device)
     if cfg.get("data") is not None:  # evaluate on other data: data=<group> replaces the checkpoint's task
@@ -385,7 +388,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     if cfg.split not in dataset:
         raise KeyError(f"split={cfg.split!r} is not a split of task {loaded.task.name}; available: {sorted(dataset)}")
     split = dataset[cfg.split]
-    if cfg.limit:
+    if cfg.limit is not None:
         split = split.select(range(min(cfg.limit, split.num_rows)))
     sources, targets = list(split["source"]), list(split["target"])
     unknown = sum(loaded.tokenizer.unk_id in ids for ids in loaded.tokenizer.encode_batch(sources))
@@ -421,10 +424,20 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
-def main(cfg: DictConfig) -> None:
-    """Console entry point ``symlit-eval``."""
+def _hydra_main(cfg: DictConfig) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
-    run_eval(cfg)
+    run_cli("symlit-eval", run_eval, cfg)
+
+
+def main() -> None:
+    """Console entry point ``symlit-eval``: accepts the checkpoint paths ``symlit-train`` prints, unquoted."""
+    args = sys.argv[1:]
+    if not any(a.lstrip("+").startswith("ckpt=") for a in args) and not {"-h", "--help", "--hydra-help"} & set(args):
+        print("symlit-eval: error: ckpt is missing; pass the checkpoint to evaluate, "
+              "e.g. symlit-eval ckpt=outputs/<name>/<run>/checkpoints/best.ckpt", file=sys.stderr)
+        raise SystemExit(2)
+    sys.argv[1:] = quote_paths(args)
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -132,13 +132,33 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _check_data_choice(args: list[str]) -> None:
+    """``data=<group>`` must be a calculus task (the output directory is named by its generator)."""
+    for arg in args:
+        if arg.startswith("data="):
+            name = arg.partition("=")[2]
+            path = config_dir() / "data" / f"{name}.yaml"
+            calculus = sorted(p.stem for p in path.parent.glob("*.yaml")  # calculus.yaml and the groups built on it
+                              if p.stem != "calculus" and "- calculus" in p.read_text())
+            if path.is_file() and name != "calculus" and name not in calculus:
+                choices = calculus
+                print(f"symlit-generate: error: data={name} is not a calculus task; symlit-generate makes "
+                      f"calculus datasets: use data={'|'.join(choices)}", file=sys.stderr)
+                raise SystemExit(2)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="generate")
-def main(cfg: DictConfig) -> None:
-    """Console entry point."""
+def _hydra_main(cfg: DictConfig) -> None:
     summary = run(cfg)
     audit_result = summary.get("audit")
     if audit_result and audit_result["verified"] != audit_result["total"]:
         sys.exit(1)
+
+
+def main() -> None:
+    """Console entry point ``symlit-generate``."""
+    _check_data_choice(sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from symlit.config import config_dir
@@ -93,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"symlit-slurm: template {template} not found (see slurm/*.sbatch)")
     overrides = args[1:]
     text = template.read_text()
-    # the template's srun line chooses e.g. trainer=ddp; the user's overrides come after and win
-    cfg = compose_train([*template_groups(text), *overrides])
-    sys.stdout.write(render(text, cfg, overrides))
+    try:
+        # the template's srun line chooses e.g. trainer=ddp; the user's overrides come after and win
+        cfg = compose_train([*template_groups(text), *overrides])
+        sys.stdout.write(render(text, cfg, overrides))
+    except (ValueError, HydraException) as err:  # a bad value or override: one line, no traceback
+        raise SystemExit(f"symlit-slurm: error: {err}") from None
 
 
 if __name__ == "__main__":

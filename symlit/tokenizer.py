@@ -83,10 +83,6 @@ class Seq2SeqTokenizer:
     def __len__(self) -> int:
         return self.hf.get_vocab_size()
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self)
-
     def fingerprint(self) -> str:
         """Stable identity of the vocabulary and model (for mismatch checks)."""
         return json.dumps(json.loads(self.to_json())["model"], sort_keys=True)
@@ -120,4 +116,5 @@ class Seq2SeqTokenizer:
         return tuple(sorted({i for t in tokens if (i := self.hf.token_to_id(t)) is not None}))
 
     def tokens(self, text: str) -> list[str]:
+        """The tokens ``text`` splits into (without BOS/EOS), as strings: for showing inputs."""
         return self.hf.encode(text, add_special_tokens=False).tokens

@@ -7,6 +7,7 @@ command finds the same directory and resumes from ``last.ckpt``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,14 +20,14 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
-from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from symlit.atomic import write_text_atomic
+from symlit.atomic import DirectoryLock, write_text_atomic
 from symlit.callbacks import AtomicCheckpointIO, RankAgreement
-from symlit.config import config_dir
+from symlit.config import ConfigError, check_numbers, config_dir, run_cli
 from symlit.data import Seq2SeqDataModule
 from symlit.module import Seq2SeqModule
 from symlit.tokenizer import Seq2SeqTokenizer
@@ -80,28 +81,56 @@ def _resume_point(run_dir: Path, resume: bool) -> tuple[str | None, bool]:
     return (str(newest) if newest else None), finished
 
 
+# Settings a resumed run may change, because they do not change the training trajectory (where runs
+# and data live, logging, checkpoint frequency, progress output, the final test's decoding and
+# verification, validation-only settings). Every other resolved setting must stay as it was.
+RESUME_SAFE = (
+    "resume", "run_name", "name", "optimized_metric", "paths", "logger", "callbacks", "slurm", "hydra",
+    "data.num_workers", "data.eval_batch_size", "data.cache_dir", "data.rebuild",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.max_time",
+    "trainer.limit_val_batches", "trainer.limit_test_batches", "trainer.num_sanity_val_steps",
+    "module.test_decode", "module.verify", "module.num_prediction_samples", "module.val_decode_batches",
+    "module.decode_max_len",
+)
+
+
+def _flatten(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = node
+    return out
+
+
 def _run_identity(cfg: DictConfig, datamodule: Seq2SeqDataModule) -> dict[str, Any]:
-    """What must not change when a run is resumed."""
-    return {
-        "task": datamodule.task.fingerprint(),
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "optim": OmegaConf.to_container(cfg.optim, resolve=True),
-        "seed": cfg.seed,
-        "batch_size": datamodule.batch_size,
-    }
+    """What must not change when a run is resumed: every resolved setting outside :data:`RESUME_SAFE`
+    (the task is represented by its fingerprint), as dotted keys."""
+    identity: dict[str, Any] = {"data.task": datamodule.task.fingerprint()}
+    for key in cfg:
+        if key in RESUME_SAFE:
+            continue
+        node = cfg[key]
+        value = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        _flatten(value, str(key), identity)
+    identity = {k: v for k, v in identity.items()
+                if k == "data.task" or not any(k == s or k.startswith(s + ".") for s in (*RESUME_SAFE, "data.task"))}
+    return json.loads(json.dumps(identity, default=str))
 
 
 def _check_run_identity(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Refuse a run directory whose ``run.json`` records other settings than ``identity``."""
     path = run_dir / "run.json"
     if not path.exists():
-        _write_json(path, identity)
         return
     saved = json.loads(path.read_text())
-    changed = sorted(k for k in identity if saved.get(k) != json.loads(json.dumps(identity[k])))
+    changed = sorted(k for k in saved.keys() | identity.keys() if saved.get(k) != identity.get(k))
     if changed:
+        shown = ", ".join(f"{k}: {saved.get(k, '<unset>')!r} -> {identity.get(k, '<unset>')!r}" for k in changed[:6])
+        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
         raise RunDirectoryError(
-            f"the config changed since this run started in {run_dir} (differs in: {', '.join(changed)}). "
-            "Use a new run_name, or delete the run directory to start over."
+            f"the config changed since this run started in {run_dir} ({shown}{more}). "
+            "Rerun with the original values, use a new run_name, or delete the run directory to start over."
         )
 
 
@@ -156,18 +185,58 @@ def _print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -
     print("\n".join(lines), flush=True)
 
 
+# numeric settings checked before anything is built: key -> (type, valid, what a valid value is)
+NUMBERS: dict[str, tuple[type, Any, str]] = {
+    "seed": (int, lambda v: True, "e.g. seed=1"),
+    "data.batch_size": (int, lambda v: v >= 1, ">= 1"),
+    "data.eval_batch_size": (int, lambda v: v >= 1, ">= 1"),
+    "trainer.max_epochs": (int, lambda v: v >= -1, ">= -1 (-1: no limit)"),
+    "trainer.max_steps": (int, lambda v: v >= -1, ">= -1 (-1: no limit)"),
+    "trainer.accumulate_grad_batches": (int, lambda v: v >= 1, ">= 1"),
+    "optim.optimizer.lr": (float, lambda v: v > 0, "> 0"),
+    "optim.optimizer.weight_decay": (float, lambda v: v >= 0, ">= 0"),
+    "module.verify.workers": (int, lambda v: v >= 0, ">= 0 (0 = verify in the trainer process)"),
+    "module.verify.timeout": (float, lambda v: v > 0, "> 0 seconds"),
+}
+
+
+def _check_settings(cfg: DictConfig) -> None:
+    """Numbers (:data:`NUMBERS`) and the final test's decoding, named by the keys the user wrote."""
+    check_numbers(cfg, NUMBERS)
+    from symlit.decoding import DecodeConfig
+
+    try:
+        DecodeConfig(**OmegaConf.to_container(cfg.module.test_decode, resolve=True))
+    except (TypeError, ValueError) as err:  # DecodeConfig names symlit-eval's keys (decode.*)
+        raise ConfigError(str(err).replace("decode.", "module.test_decode.")) from None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train, then validate and test the best checkpoint; returns the final metrics."""
+    """Train, then validate and test the best checkpoint; returns the final metrics.
+
+    Holds a lock on the run directory (``.lock``, naming this process) while it runs: a second
+    command for the same directory is refused instead of interleaving with this one.
+    """
+    _check_settings(cfg)
     run_dir = Path(cfg.paths.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    # the launcher's rank 0 holds the lock for all ranks of the run (they share the directory)
+    with DirectoryLock(run_dir, "symlit-train run") if _is_rank_zero() else contextlib.nullcontext():
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
     L.seed_everything(cfg.seed, workers=True)
     datamodule: Seq2SeqDataModule = instantiate(cfg.data)
     resume_from, finished = None, False
     if not fast_dev_run:  # a smoke test neither resumes nor writes results into the run directory
         resume_from, finished = _resume_point(run_dir, cfg.resume)
-        _check_run_identity(run_dir, _run_identity(cfg, datamodule))
+        identity = _run_identity(cfg, datamodule)
+        _check_run_identity(run_dir, identity)
     datamodule.prepare_data()
+    if not fast_dev_run and not (run_dir / "run.json").exists():
+        _write_json(run_dir / "run.json", identity)  # only now: a data file that fails to build binds nothing
     tokenizer = _tokenizer_for_run(datamodule, run_dir)
 
     module: Seq2SeqModule = instantiate(
@@ -268,7 +337,7 @@ def _fit_and_evaluate(
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns ``optimized_metric`` for Hydra sweepers."""
     os.environ.setdefault("WANDB_SILENT", "true")
-    metrics = train(cfg)
+    metrics = run_cli("symlit-train", train, cfg)
     key = cfg.get("optimized_metric")
     return metrics.get(key) if key else None
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from symlit.config import config_dir
+from symlit import evaluate as evaluate_cli
+from symlit.config import ConfigError, config_dir
 from symlit.decoding import DecodeConfig
 from symlit.evaluate import Prediction, load_checkpoint, run_eval, summarize, verify_predictions
 from symlit.tasks import ArithmeticTask
@@ -99,8 +100,10 @@ def test_symlit_eval_writes_eval_json_and_report(trained):
     assert saved["metrics"]["n"] == 60 and saved["decode"]["beam_size"] == 3
     assert saved["metrics"] == json.loads(json.dumps(summary, default=str))
     assert {"greedy", "nbest", "by_bucket", "confidence", "timeouts"} <= set(saved["metrics"])
-    assert 0.0 <= saved["metrics"]["nbest"]["accuracy_at_3"] <= 1.0
-    assert saved["metrics"]["nbest"]["accuracy_at_3"] >= saved["metrics"]["nbest"]["top1_accuracy"]
+    nbest = saved["metrics"]["nbest"]
+    assert nbest["accuracy_at_3"] >= nbest["top1_accuracy"]
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert nbest["accuracy_at_3"] == pytest.approx(sum("correct" in p["verdicts"] for p in predictions) / 60)
     assert set(saved["metrics"]["by_bucket"]) <= {"digits=1", "digits=2", "digits=3"}
     report = (out / "report.md").read_text()
     for heading in ("## Accuracy", "## By bucket", "## Confidence", "failures"):
@@ -112,22 +115,49 @@ def test_symlit_eval_writes_eval_json_and_report(trained):
 def test_symlit_eval_ood_split_and_wandb_tables(trained, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)  # the config alone keeps W&B offline
     run_eval(eval_cfg(trained, "split=three_digits", "limit=20", "logger.enabled=true", "verify.workers=0"))
-    out = trained.parents[1] / "eval" / "best-three_digits-greedy"
+    out = trained.parents[1] / "eval" / "best-three_digits-greedy-limit20"
     assert json.loads((out / "eval.json").read_text())["metrics"]["n"] == 20
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].rglob("eval/predictions*.table.json"))
 
 
-def test_symlit_eval_command_line(trained, tmp_path):
-    out = tmp_path / "cli"
+def test_symlit_eval_command_line_accepts_the_paths_training_prints(trained, tmp_path):
+    # a run with overrides lives in a directory named by them: '=' and ',' in the path, unquoted
+    run_dir = tmp_path / "outputs/addition/optim.optimizer.lr=0.002,trainer.max_steps=200"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    ckpt.write_bytes(trained.read_bytes())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "symlit.evaluate", f"ckpt={trained}", f"paths.root_dir={trained.parents[2]}",
-         f"output_dir={out}", "verify.workers=0", "limit=10"],
+        [sys.executable, "-m", "symlit.evaluate", f"ckpt={ckpt}", f"paths.root_dir={trained.parents[2]}",
+         "verify.workers=0", "limit=10"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    out = run_dir / "eval" / "best-test-greedy-limit10"
     assert "greedy" in proc.stdout and (out / "eval.json").is_file() and (out / "report.md").is_file()
+
+
+def test_symlit_eval_without_ckpt_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["symlit-eval", "limit=5"])
+    with pytest.raises(SystemExit) as info:
+        evaluate_cli.main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("symlit-eval: error: ckpt is missing; pass") and "Traceback" not in err
+
+
+def test_evaluations_with_other_settings_never_share_a_directory(trained):
+    full = run_eval(eval_cfg(trained, "verify.workers=0"))
+    first = run_eval(eval_cfg(trained, "verify.workers=0", "limit=5"))
+    sampled = run_eval(eval_cfg(trained, "verify.workers=0", "limit=5", "decode.length_penalty=0.5"))
+    assert (full["n"], first["n"], sampled["n"]) == (60, 5, 5)
+    evals = trained.parents[1] / "eval"
+    dirs = {p.name: json.loads((p / "eval.json").read_text())["metrics"]["n"] for p in evals.glob("best-test-greedy*")}
+    assert dirs["best-test-greedy"] == 60 and dirs["best-test-greedy-limit5"] == 5  # the full evaluation is kept
+    assert len([d for d in dirs if d.startswith("best-test-greedy-limit5-")]) == 1  # another length penalty
+    for limit in ("-1", "0"):
+        with pytest.raises(ConfigError, match=f"limit={limit} must be a positive number"):
+            run_eval(eval_cfg(trained, f"limit={limit}"))
 
 
 def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path, trained):
@@ -154,8 +184,12 @@ def test_mismatched_tokenizer_is_a_clear_error(tmp_path, trained):
 
 def test_eval_on_other_data_with_a_missing_file_names_the_field(trained, tmp_path):
     cfg = eval_cfg(trained, "data=file", f"data.task.train={tmp_path / 'missing.csv'}")
-    with pytest.raises(Exception, match="missing.csv"):
+    with pytest.raises(Exception, match=r"data.task.train=.*missing.csv does not exist") as info:
         run_eval(cfg)
+    causes = [info.value]  # Hydra wraps errors raised while instantiating; the original is a cause
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    assert any(isinstance(c, FileNotFoundError) for c in causes), causes
 
 
 def test_malformed_prefix_hypotheses_are_wrong_never_a_crash():

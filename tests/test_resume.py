@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
 import torch
 
+TESTS = Path(__file__).resolve().parent
 COMMAND = [
     "experiment=addition",
     "data.task.n_train=1500",
@@ -23,50 +24,44 @@ COMMAND = [
     "trainer.enable_progress_bar=false",
     "run_name=resume",
 ]
+# the training process kills itself in the middle of the step that starts at global step 210 (second
+# epoch; last.ckpt is at step 200 then), through the test-only callback of tests/signal_at_step.py
+KILL_AT_210 = ["+callbacks.kill._target_=signal_at_step.SignalAtStep", "+callbacks.kill.steps=[210]",
+               "+callbacks.kill.signals=[SIGKILL]"]
 
 
-def start(root: Path) -> subprocess.Popen:
-    env = {**os.environ, "SYMLIT_ROOT": str(root)}
-    return subprocess.Popen([sys.executable, "-m", "symlit.train", *COMMAND], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
+    python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
+    return subprocess.run([sys.executable, "-m", "symlit.train", *COMMAND, *extra], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=1800)
 
 
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+def checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_matches_uninterrupted_run(tmp_path):
     killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
     killed_root.mkdir()
     clean_root.mkdir()
     run = Path("outputs/addition/resume")
 
-    proc = start(killed_root)
-    last = killed_root / run / "checkpoints" / "last.ckpt"
-    deadline, step_at_kill, seen = time.time() + 240, 0, None
-    while step_at_kill < 200 and proc.poll() is None and time.time() < deadline:  # kill inside epoch 2
-        time.sleep(0.05)
-        if last.exists() and last.stat().st_mtime_ns != seen:
-            seen = last.stat().st_mtime_ns
-            step_at_kill = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 188 < step_at_kill < 376, f"the kill was not in the middle of the second epoch (step {step_at_kill})"
+    killed = train(killed_root, KILL_AT_210)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
+    assert checkpoint(killed_root / run / "checkpoints" / "last.ckpt")["global_step"] == 200
     assert not (killed_root / run / "metrics.json").exists()
 
-    resumed = start(killed_root)
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0, log
-    assert "Restored all states from the checkpoint" in log
+    resumed = train(killed_root, KILL_AT_210)  # the same command; a resumed process sends no signal
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
 
-    clean = start(clean_root)
-    clean_log = clean.communicate(timeout=300)[0]
-    assert clean.returncode == 0, clean_log
+    clean = train(clean_root, [])
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
 
-    final_killed = weights(killed_root / run / "checkpoints" / "last.ckpt")
-    final_clean = weights(clean_root / run / "checkpoints" / "last.ckpt")
-    for name, tensor in final_clean.items():
-        torch.testing.assert_close(final_killed[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
-    steps = [torch.load(r / run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-             for r in (killed_root, clean_root)]
-    assert steps == [376, 376]
+    final_killed = checkpoint(killed_root / run / "checkpoints" / "last.ckpt")
+    final_clean = checkpoint(clean_root / run / "checkpoints" / "last.ckpt")
+    assert final_killed["global_step"] == final_clean["global_step"] == 376
+    for name, tensor in final_clean["state_dict"].items():
+        torch.testing.assert_close(final_killed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)

@@ -4,11 +4,11 @@ checkpoint), SIGTERM, multirun sweeps with separate W&B runs, and the sbatch tem
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from symlit.config import config_dir, run_id
 from symlit.slurm import compose_train, render, template_groups
+from symlit.slurm import main as slurm_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["experiment=addition", "data.task.n_train=400", "data.task.n_valid=40", "data.task.n_test=40",
@@ -35,26 +36,31 @@ def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     scontrol.chmod(0o755)
     # a fresh job: no SLURM variables, and no W&B service of the test process to attach to
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "WANDB_SERVICE"}
+    # tests/ on the path: the test-only callback of signals_at()
+    python_path = os.pathsep.join(p for p in (str(ROOT / "tests"), env.get("PYTHONPATH")) if p)
     return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
-            "PATH": f"{bin_dir}:{env.get('PATH', '')}", **(extra or {})}
+            "PATH": f"{bin_dir}:{env.get('PATH', '')}", "PYTHONPATH": python_path, **(extra or {})}
 
 
-def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 400):
+def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 1800):
     proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
-def start(root: Path, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def signals_at(plan: dict[int, str]) -> list[str]:
+    """Overrides that make the training process signal itself at exact steps (``tests/signal_at_step.py``)."""
+    return ["+callbacks.signals._target_=signal_at_step.SignalAtStep",
+            f"+callbacks.signals.steps=[{','.join(str(k) for k in plan)}]",
+            f"+callbacks.signals.signals=[{','.join(plan.values())}]"]
 
 
 def global_step(path: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
     run(tmp_path, [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=6",
                    "logger=csv", "run_name=ddp"])
@@ -65,65 +71,54 @@ def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
     assert "test/seq_acc" in metrics["metrics"]
 
 
+@pytest.mark.slow
 def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
     args = [*TINY, "data.batch_size=8", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=5",
-            "logger=wandb"]
-    proc = start(tmp_path, args, SLURM_ENV)
-    deadline = time.time() + 300
-    # the job id names the run, below the command's overrides
-    while not (found := list(tmp_path.glob("outputs/addition/*/slurm-4242/checkpoints/last.ckpt"))):
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0][-3000:]
-        time.sleep(0.1)
-    run_dir = found[0].parents[1]
-    proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit: Lightning saves hpc_ckpt_<n>
-    while not list(run_dir.glob("hpc_ckpt_*.ckpt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)  # let the atomic rename finish
-    proc.send_signal(signal.SIGKILL)  # ... then SLURM kills the job (and requeues it: same id)
-    log = proc.communicate()[0]
+            "logger=wandb"]  # 50 steps per epoch, 100 in all
+    # SLURM's warning arrives in the middle of the step that starts at global step 37; SLURM kills the job
+    # two steps later (last.ckpt is at step 35 then), and the requeued job reruns the same command
+    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
+                          env=env_for(tmp_path, SLURM_ENV), cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    log = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == -signal.SIGKILL, log
+    found = list(tmp_path.glob("outputs/addition/*/slurm-4242"))  # the job id names the run, below the overrides
+    assert len(found) == 1, log
+    run_dir = found[0]
     hpc = list(run_dir.glob("hpc_ckpt_*.ckpt"))
-    assert hpc, log[-3000:]
-    step = global_step(hpc[0])
-    assert 0 < step < 100, f"the signal did not arrive mid-training (step {step})"
+    assert len(hpc) == 1, log
+    # saved at the end of the batch the signal interrupted, never inside it
+    assert global_step(hpc[0]) == 38 and global_step(run_dir / "checkpoints/last.ckpt") == 35
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]  # Lightning asked SLURM to requeue
     wandb_id = (run_dir / "wandb_id.txt").read_text()
 
-    newest = max([*hpc, run_dir / "checkpoints/last.ckpt"], key=lambda p: p.stat().st_mtime_ns)
-    newest_step = global_step(newest)
-    assert newest_step >= step
-
-    run(tmp_path, args, SLURM_ENV)  # the requeued job resumes from the newest checkpoint
+    run(tmp_path, [*args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})], SLURM_ENV)  # the requeued job
     resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
-    assert resumes == [{"checkpoint": str(newest), "global_step": newest_step}]
+    assert resumes == [{"checkpoint": str(hpc[0]), "global_step": 38}]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["cluster"] == "SLURMEnvironment" and metrics["global_step"] == 100
+    assert metrics["cluster"] == "SLURMEnvironment" and metrics["global_step"] == 100  # no batch skipped
     assert (run_dir / "wandb_id.txt").read_text() == wandb_id
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert runs and all(r.name.endswith(wandb_id) for r in runs)  # the same W&B run, continued
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
     args = [*TINY, "data.batch_size=8", "trainer.max_epochs=6", "callbacks.last_checkpoint.every_n_train_steps=1000",
-            "logger=csv", "run_name=term"]  # 300 steps
+            "logger=csv", "run_name=term", *signals_at({137: "SIGTERM"})]  # 300 steps
     run_dir = tmp_path / "outputs/addition/term"
-    proc = start(tmp_path, args)
-    deadline = time.time() + 300
-    while not (run_dir / "csv" / "metrics.csv").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    log = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 143, log[-3000:]
-    step = global_step(run_dir / "checkpoints/last.ckpt")
-    assert 0 < step < 300, f"the signal did not arrive mid-training (step {step})"
+    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 143, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert global_step(run_dir / "checkpoints/last.ckpt") == 138  # the interrupted step finished, then saved
     assert not (run_dir / "metrics.json").exists()
 
-    run(tmp_path, args)
+    run(tmp_path, args)  # the same command resumes (a resumed process sends no signal)
     resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
-    assert [r["global_step"] for r in resumes] == [step]
+    assert [r["global_step"] for r in resumes] == [138]
     assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 300
 
 
+@pytest.mark.slow
 def test_multirun_gives_each_job_its_own_run_dir_and_wandb_run(tmp_path):
     run(tmp_path, ["-m", *TINY, "trainer.max_steps=3", "logger=wandb", "optim.optimizer.lr=1e-3,2e-3"])
     sweep = tmp_path / "outputs" / "addition"
@@ -200,4 +195,31 @@ def test_mixed_precision_trains_on_gpu(tmp_path, precision):
     run(tmp_path, [*TINY, "trainer=gpu", f"trainer.precision={precision}", "trainer.max_steps=30", "logger=none",
                    f"run_name={precision}"])
     metrics = json.loads((tmp_path / "outputs/addition" / precision / "metrics.json").read_text())["metrics"]
-    assert all(v == v for v in metrics.values())  # finite (no NaN from overflow)
+    assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics  # no NaN or inf from overflow
+
+
+@pytest.mark.slow
+def test_optuna_sweep_runs_two_trials_and_reports_the_best(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    run(tmp_path, ["hparams_search=optuna_addition", "hydra.sweeper.n_trials=2", *TINY, "trainer.max_steps=3",
+                   "logger=none"])
+    sweep = tmp_path / "outputs" / "addition"
+    trials = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    assert len(trials) == 2, sorted(p.name for p in sweep.iterdir())
+    values = [json.loads((t / "metrics.json").read_text())["metrics"]["val/seq_acc"] for t in trials]
+    best = (sweep / "optimization_results.yaml").read_text()  # the sweeper's summary of the study
+    assert "best_value" in best and any(f"best_value: {v}" in best for v in values), best
+
+
+def test_gpu_check_without_a_gpu_says_so_and_exits_0():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: run benchmarks/gpu_check.sh itself")
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("gpu_check: no CUDA GPU available here")
+
+
+def test_symlit_slurm_bad_values_are_one_line_errors():
+    with pytest.raises(SystemExit, match=r"^symlit-slurm: error: trainer.devices='auto': SLURM templates need"):
+        slurm_main([str(ROOT / "slurm" / "train_single_gpu.sbatch"), "trainer.devices=auto"])

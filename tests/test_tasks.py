@@ -138,7 +138,7 @@ def test_csv_cells_are_read_literally(tmp_path):
     rows = FileTask(train=str(path), valid_fraction=0, test_fraction=0).build()["train"]
     assert rows == {"source": ["1 + 1", "NA", "null"], "target": ["02", "5.0", "None"]}
     path.write_text("source,target\na,\n")
-    with pytest.raises(ValueError, match="empty source or target in data row 1"):
+    with pytest.raises(ValueError, match="pairs.csv, line 2: empty 'target'"):
         FileTask(train=str(path), valid_fraction=0, test_fraction=0).build()
 
 

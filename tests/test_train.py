@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue
 
-from symlit.config import config_dir, run_id
+from symlit import train as train_cli
+from symlit.atomic import DirectoryLocked
+from symlit.config import ConfigError, config_dir, run_id
 from symlit.train import RunDirectoryError, train
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
@@ -81,18 +85,65 @@ def test_finished_run_is_not_retrained_and_resume_false_protects_it(make_cfg, tm
         train(make_cfg(*args, "resume=false", run_dir=run_dir))
 
 
-@pytest.mark.parametrize("change", ["data.task.encoding=number", "data.task.n_train=150", "model.d_ff=256", "seed=1"])
-def test_changed_config_in_existing_run_is_refused(make_cfg, tmp_path, change):
+def test_changed_config_in_existing_run_is_refused_and_safe_changes_are_not(make_cfg, tmp_path):
     run_dir = tmp_path / "run"
-    train(make_cfg(*SMALL_DATA, "logger=none", "trainer.max_epochs=1", run_dir=run_dir))
-    with pytest.raises(RunDirectoryError, match="config changed"):
-        train(make_cfg(*SMALL_DATA, change, "logger=none", "trainer.max_epochs=1", run_dir=run_dir))
+    args = (*SMALL_DATA, "logger=none", "trainer.max_epochs=1")
+    train(make_cfg(*args, run_dir=run_dir))
+    for change, key in [("data.task.encoding=number", "data.task"), ("data.task.n_train=150", "data.task"),
+                        ("model.d_ff=256", "model.d_ff"), ("seed=1", "seed"),
+                        ("trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches"),
+                        ("module.label_smoothing=0.2", "module.label_smoothing"),
+                        ("trainer.precision=bf16-mixed", "trainer.precision")]:
+        with pytest.raises(RunDirectoryError, match=rf"config changed since this run started .*[(, ]{key}: "):
+            train(make_cfg(*args, change, run_dir=run_dir))
+    # declared safe (RESUME_SAFE): logging, checkpoint frequency, the final test's decoding
+    train(make_cfg(*args, "callbacks.last_checkpoint.every_n_train_steps=7", "trainer.log_every_n_steps=3",
+                   "module.test_decode.beam_size=2", "data.eval_batch_size=16", run_dir=run_dir))
+
+
+def test_a_second_run_in_the_same_directory_is_refused_and_a_dead_runs_lock_is_not(make_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    in_flight = run_dir / "checkpoints" / ".last.ckpt.tmp-12345"  # the first run's checkpoint, mid-save
+    in_flight.write_bytes(b"partial")
+    holder = subprocess.Popen(  # another process that holds the run directory (as symlit-train does)
+        [sys.executable, "-c", "import sys; from symlit.atomic import DirectoryLock; "
+         "lock = DirectoryLock(sys.argv[1]).__enter__(); print('locked', flush=True); sys.stdin.read()", str(run_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cfg = make_cfg(*SMALL_DATA, "logger=none", "trainer.max_steps=2", run_dir=run_dir)
+        with pytest.raises(DirectoryLocked, match=f"in use by .*pid {holder.pid} on host {socket.gethostname()}"):
+            train(cfg)
+        assert in_flight.exists() and not (run_dir / "run.json").exists()  # nothing touched
+    finally:
+        holder.kill()  # dies holding the lock: the .lock file stays behind
+        holder.wait()
+    assert str(holder.pid) in (run_dir / ".lock").read_text()
+    train(cfg)
+    assert not in_flight.exists() and (run_dir / "metrics.json").is_file()
+    assert str(holder.pid) not in (run_dir / ".lock").read_text()
+
+
+def test_a_bad_data_file_does_not_bind_the_run_directory(make_cfg, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    rows = [f"x {i} y,{i} z" for i in range(80)]
+    rows[10] = "x 10 y"  # no target
+    pairs.write_text("source,target\n" + "\n".join(rows) + "\n")
+    args = ("experiment=from_file", f"data.task.train={pairs}", "logger=none", "trainer.max_steps=2")
+    with pytest.raises(ValueError, match="pairs.csv, line 12: no 'target' field"):
+        train(make_cfg(*args))
+    rows[10] = "x 10 y,10 z"
+    pairs.write_text("source,target\n" + "\n".join(rows) + "\n")  # fixed: the same command now trains
+    train(make_cfg(*args))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["finished"]
 
 
 @pytest.mark.parametrize("encoding", ["reversed", "number", "text"])
 def test_every_encoding_trains_fast_dev_run(make_cfg, encoding):
     metrics = train(make_cfg(*SMALL_DATA, f"data.task.encoding={encoding}", "debug=fast_dev_run"))
-    assert 0.0 <= metrics["test/seq_acc"] <= 1.0
+    assert set(metrics) >= {"test/seq_acc", "val/seq_acc", "val/loss"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values()), metrics
 
 
 @pytest.mark.parametrize(
@@ -106,17 +157,46 @@ def test_every_encoding_trains_fast_dev_run(make_cfg, encoding):
         ("model.max_positions=8", ValueError, "model.max_positions=8"),
         ("optim.scheduler.warmup_steps=-1", ValueError, "optim.scheduler.warmup_steps=-1"),
         ("module.label_smoothing=2", ValueError, "module.label_smoothing=2"),
+        ("data.batch_size=abc", ConfigError, "data.batch_size='abc' must be an integer"),
+        ("seed=abc", ConfigError, "seed='abc' must be an integer"),
+        ("optim.optimizer.lr=-0.001", ConfigError, "optim.optimizer.lr=-0.001 must be > 0"),
+        ("module.test_decode.beam_size=0", ConfigError, "module.test_decode.beam_size=0 must be >= 1"),
+        ("module.verify.workers=-1", ConfigError, "module.verify.workers=-1 must be >= 0"),
     ],
 )
-def test_bad_values_raise_clear_errors(make_cfg, override, error, message):
+def test_bad_values_raise_clear_errors(make_cfg, tmp_path, override, error, message):
     cfg = make_cfg(*SMALL_DATA, override, "debug=fast_dev_run")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the type is checked on the cause chain below
         train(cfg)
     assert message in str(info.value)
     causes = [info.value]  # Hydra wraps errors raised while instantiating; the original is a cause
     while causes[-1].__cause__ is not None:
         causes.append(causes[-1].__cause__)
     assert any(isinstance(c, error) for c in causes), causes
+    if error is ConfigError:  # checked before anything is built
+        assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["data.batch_size=abc"], "symlit-train: error: data.batch_size='abc' must be an integer (>= 1)"),
+    (["experiment=from_file", "data.task.train={empty}"], "symlit-train: error: data.task.train={empty} is empty; "),
+])
+def test_user_errors_print_one_line_without_traceback(tmp_path, monkeypatch, capsys, args, message):
+    empty = tmp_path / "empty.csv"
+    empty.touch()
+    args = [a.format(empty=empty) for a in args]
+    monkeypatch.setenv("SYMLIT_ROOT", str(tmp_path))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["symlit-train", *args, "logger=none"])
+    with pytest.raises(SystemExit) as info:
+        train_cli.main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message.format(empty=empty) in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("symlit-train: error: ")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # the traceback is still there for those who ask
+    with pytest.raises((ConfigError, ValueError)):
+        train_cli.main()
 
 
 def test_unknown_keys_and_missing_values_fail_in_hydra(make_cfg, tmp_path):
@@ -137,3 +217,25 @@ def test_run_id_is_derived_from_the_command():
     assert "/" not in run_id(None, "paths.x=/a/b")
     long = run_id(None, "x=" + "9" * 300)
     assert len(long) <= 100 and long != run_id(None, "x=" + "9" * 299)
+
+
+def test_symlit_generate_with_a_non_calculus_data_group_names_the_choices(monkeypatch, capsys):
+    from symlit import generate
+
+    monkeypatch.setattr(sys, "argv", ["symlit-generate", "data=arithmetic", "n=10"])
+    with pytest.raises(SystemExit) as info:
+        generate.main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert err.strip() == ("symlit-generate: error: data=arithmetic is not a calculus task; symlit-generate makes "
+                           "calculus datasets: use data=ode1|ode2|prim_bwd|prim_fwd|prim_ibp")
+
+
+def test_help_is_symlits_and_imports_no_torch():
+    code = ("import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
+            "sys.argv = ['symlit-train', '--help']; from symlit.cli import train; train()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("symlit-train: train an encoder-decoder transformer")
+    assert "experiment: addition, addition_4x2" in proc.stdout and "trainer: cpu, ddp, default, gpu, multinode" in proc.stdout
+    assert proc.stdout.strip().endswith("torch imported: False")

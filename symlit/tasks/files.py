@@ -8,27 +8,48 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from datasets import Dataset, Features, Value
+from typing import Any
+
+from datasets import Dataset
 
 from symlit.tasks.base import Rows, Task, exact_match
 
 log = logging.getLogger(__name__)
 
 
-def _read_delimited(path: str, sep: str) -> Dataset:
-    """Every column as the literal text in the file (no '02' -> 2.0, no 'NA' -> missing)."""
+Row = tuple[int, dict[str, Any]]
+"""A data row and the line (CSV/TSV/JSONL) or row number (JSON, Parquet) it came from."""
+
+
+def _read_delimited(path: str, sep: str) -> tuple[list[str], list[Row]]:
+    """Header and rows with their line numbers, every field as the literal text in the file (no '02'
+    -> 2.0, no 'NA' -> missing). A row with another number of fields than the header keeps ``None``
+    for the fields it lacks and ``"__extra__"`` for surplus ones, so that validation can name it."""
     with open(path, newline="") as f:
-        header = next(csv.reader(f, delimiter=sep), [])
-    features = Features({name: Value("string") for name in header})
-    return Dataset.from_csv(path, sep=sep, features=features, keep_default_na=False, na_filter=False)
+        reader = csv.reader(f, delimiter=sep)
+        header = next(reader, [])
+        rows = []
+        for fields in reader:
+            if not fields:  # a blank line
+                continue
+            row: dict[str, Any] = dict(zip(header, fields))
+            if len(fields) > len(header):
+                row["__extra__"] = fields[len(header) :]
+            rows.append((reader.line_num, row))
+    return header, rows
+
+
+def _read_dataset(path: str, load: Any) -> tuple[list[str], list[Row]]:
+    data = load(path)
+    return data.column_names, [(i, row) for i, row in enumerate(data, start=1)]
 
 
 READERS = {
     ".csv": lambda p: _read_delimited(p, ","),
     ".tsv": lambda p: _read_delimited(p, "\t"),
-    ".jsonl": lambda p: Dataset.from_json(p),
-    ".json": lambda p: Dataset.from_json(p),
-    ".parquet": lambda p: Dataset.from_parquet(p),
+    ".jsonl": lambda p: _read_dataset(p, Dataset.from_json),
+    ".json": lambda p: _read_dataset(p, Dataset.from_json),
+    ".parquet": lambda p: _read_dataset(p, Dataset.from_parquet),
 }
 
 
@@ -45,6 +66,10 @@ class FileTask(Task):
     hash of the source text (``valid_fraction``, ``test_fraction``), so a source never appears in
     two splits. ``extra_tests`` maps more test split names to files. Answers are checked by
     exact token match.
+
+    Every row is validated when the data is built: a row without a source or target (an empty
+    field, fewer or more fields than the header, a null) is an error naming the file, the line
+    and the problem, or, with ``skip_bad_rows``, is skipped and counted in a warning.
     """
 
     train: str = "???"
@@ -57,6 +82,7 @@ class FileTask(Task):
     test_fraction: float = 0.05
     tokenizer: str = "word"
     bpe_vocab_size: int = 1000
+    skip_bad_rows: bool = False
 
     def __post_init__(self) -> None:
         self.extra_tests = {str(k): str(v) for k, v in dict(self.extra_tests).items()}
@@ -93,21 +119,49 @@ class FileTask(Task):
         blob = json.dumps({"base": super().fingerprint(), "files": stats}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def _problem(self, row: dict[str, Any], header: list[str]) -> str | None:
+        """What is wrong with a data row, or ``None``."""
+        if "__extra__" in row:
+            return f"{len(header) + len(row['__extra__'])} fields where the header has {len(header)}"
+        for column in (self.source_column, self.target_column):
+            value = row.get(column)
+            if value is None:
+                return f"no {column!r} field"
+            if not str(value).strip():
+                return f"empty {column!r}"
+        return None
+
     def _read(self, key: str, path: str) -> Rows:
-        ds = READERS[Path(path).suffix.lower()](path)
-        missing = [c for c in (self.source_column, self.target_column) if c not in ds.column_names]
+        where = f"data.task.{key}={path}"
+        if Path(path).stat().st_size == 0:
+            raise ValueError(f"{where} is empty; it needs a header ({self.source_column},{self.target_column}) "
+                             "and at least one row")
+        header, rows = READERS[Path(path).suffix.lower()](path)
+        missing = [c for c in (self.source_column, self.target_column) if c not in header]
         if missing:
             raise ValueError(
-                f"data.task.{key}={path} has no column(s) {missing} (columns: {ds.column_names}); "
+                f"{where} has no column(s) {missing} (columns: {header}); "
                 "set data.task.source_column / data.task.target_column"
             )
-        rows: Rows = {"source": [], "target": []}
-        for row, (s, t) in enumerate(zip(ds[self.source_column], ds[self.target_column]), start=1):
-            if s is None or t is None or not str(s).strip() or not str(t).strip():
-                raise ValueError(f"data.task.{key}={path}: empty source or target in data row {row}")
-            rows["source"].append(str(s))
-            rows["target"].append(str(t))
-        return rows
+        unit = "line" if Path(path).suffix.lower() in (".csv", ".tsv", ".jsonl") else "row"
+        out: Rows = {"source": [], "target": []}
+        skipped: list[str] = []
+        for number, row in rows:
+            problem = self._problem(row, header)
+            if problem is not None:
+                if not self.skip_bad_rows:
+                    raise ValueError(f"{path}, {unit} {number}: {problem}; fix or remove the row, or set "
+                                     "data.task.skip_bad_rows=true to skip bad rows")
+                skipped.append(f"{unit} {number}: {problem}")
+                continue
+            out["source"].append(str(row[self.source_column]))
+            out["target"].append(str(row[self.target_column]))
+        if skipped:
+            log.warning("%s: skipped %d bad rows (skip_bad_rows=true), e.g. %s", path, len(skipped), skipped[0])
+        if not out["source"]:
+            raise ValueError(f"{where} has no data rows{' left after skipping bad rows' if skipped else ''}; "
+                             f"add ({self.source_column}, {self.target_column}) rows below the header")
+        return out
 
     def build(self) -> dict[str, Rows]:
         train = self._read("train", self.train)
