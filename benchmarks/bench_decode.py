@@ -53,20 +53,34 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    cfg = TransformerConfig(vocab_size=args.vocab, d_model=args.d_model, n_heads=args.heads, n_encoder_layers=args.layers,
-                            n_decoder_layers=args.layers, d_ff=args.d_ff, dropout=0.0,
-                            max_positions=max(args.src_len, args.tgt_len) + 1)
+    cfg = TransformerConfig(
+        vocab_size=args.vocab,
+        d_model=args.d_model,
+        n_heads=args.heads,
+        n_encoder_layers=args.layers,
+        n_decoder_layers=args.layers,
+        d_ff=args.d_ff,
+        dropout=0.0,
+        max_positions=max(args.src_len, args.tgt_len) + 1,
+    )
     model = Seq2SeqTransformer(cfg).to(args.device).eval()
     src = torch.randint(3, args.vocab, (args.batch_size, args.src_len), device=args.device)
     beam_src = src[: args.beam_inputs]
-    print(f"model d_model={args.d_model} layers={args.layers}+{args.layers} heads={args.heads} d_ff={args.d_ff} "
-          f"vocab={args.vocab} ({model.num_parameters() / 1e6:.2f}M params); source {args.src_len}, target "
-          f"{args.tgt_len} tokens; {torch.get_num_threads()} threads on {args.device}")
+    print(
+        f"model d_model={args.d_model} layers={args.layers}+{args.layers} heads={args.heads} d_ff={args.d_ff} "
+        f"vocab={args.vocab} ({model.num_parameters() / 1e6:.2f}M params); source {args.src_len}, target "
+        f"{args.tgt_len} tokens; {torch.get_num_threads()} threads on {args.device}"
+    )
 
     cases = {
-        "greedy": (args.batch_size, lambda cache: greedy_decode(model, src, BOS, NO_EOS, args.tgt_len, use_cache=cache)),
-        f"beam{args.beam_size}": (args.beam_inputs, lambda cache: beam_search(
-            model, beam_src, BOS, NO_EOS, args.tgt_len, args.beam_size, use_cache=cache)),
+        "greedy": (
+            args.batch_size,
+            lambda cache: greedy_decode(model, src, BOS, NO_EOS, args.tgt_len, use_cache=cache),
+        ),
+        f"beam{args.beam_size}": (
+            args.beam_inputs,
+            lambda cache: beam_search(model, beam_src, BOS, NO_EOS, args.tgt_len, args.beam_size, use_cache=cache),
+        ),
     }
     print(f"{'decoding':<10} {'inputs':>6} {'cached seq/s':>13} {'recompute seq/s':>16} {'speed-up':>9}")
     ok = True

@@ -49,14 +49,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sympy as sp  # noqa: E402
+import sympy as sp
 
-from symlit.calculus import engine  # noqa: E402
-from symlit.calculus.generators import TASKS, Generator, GeneratorConfig  # noqa: E402
-from symlit.calculus.limits import SampleTimeout, time_limit  # noqa: E402
-from symlit.calculus.prefix import OPERATORS, X, PrefixError, UnsupportedExpression, prefix_to_sympy, sympy_to_prefix  # noqa: E402
-from symlit.calculus.random_trees import TreeSampler  # noqa: E402
-from symlit.tasks.calculus import CalculusTask  # noqa: E402
+from symlit.calculus import engine
+from symlit.calculus.generators import TASKS, Generator, GeneratorConfig
+from symlit.calculus.limits import SampleTimeout, time_limit
+from symlit.calculus.prefix import OPERATORS, PrefixError, UnsupportedExpression, X, prefix_to_sympy, sympy_to_prefix
+from symlit.calculus.random_trees import TreeSampler
+from symlit.tasks.calculus import CalculusTask
 
 TARGET_BWD = 30.0  # equations/s per core required for prim_bwd with fast=true (issue 3)
 
@@ -74,8 +74,12 @@ def lengths(values: list[int]) -> dict[str, float]:
     values = sorted(values)
     if not values:
         return {}
-    return {"mean": round(statistics.fmean(values), 1), "median": values[len(values) // 2],
-            "p90": values[int(0.9 * (len(values) - 1))], "max": values[-1]}
+    return {
+        "mean": round(statistics.fmean(values), 1),
+        "median": values[len(values) // 2],
+        "p90": values[int(0.9 * (len(values) - 1))],
+        "max": values[-1],
+    }
 
 
 def throughput(task: str, seconds: float, overrides: dict, seed: int, write: Path | None = None) -> dict:
@@ -103,8 +107,12 @@ def throughput(task: str, seconds: float, overrides: dict, seed: int, write: Pat
         sink.close()
     attempts = sum(causes.values())
     return {
-        "task": task, "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1), "accepted": len(samples),
-        "attempts": attempts, "eq_per_s_per_core": round(len(samples) / elapsed, 3),
+        "task": task,
+        "seconds": round(elapsed, 1),
+        "cpu_seconds": round(cpu, 1),
+        "accepted": len(samples),
+        "attempts": attempts,
+        "eq_per_s_per_core": round(len(samples) / elapsed, 3),
         "eq_per_cpu_s": round(len(samples) / max(cpu, 1e-9), 3),
         "acceptance": round(len(samples) / max(attempts, 1), 3),
         "top_rejections": dict(Counter({k: v for k, v in causes.items() if k != "ok"}).most_common(8)),
@@ -145,18 +153,25 @@ def distribution(pairs: list[tuple[str, str]]) -> dict:
 def compare(reference: dict, ours: dict, tolerance: float = 1.5) -> str:
     """A side-by-side text table of two :func:`distribution` results; ``*`` marks operator token
     shares more than ``tolerance`` points apart."""
-    lines = [f"{'':<22}{'reference':>14}{'symlit':>14}", f"{'pairs':<22}{reference['pairs']:>14}{ours['pairs']:>14}",
-             f"{'distinct inputs':<22}{reference['distinct_inputs']:>14.3f}{ours['distinct_inputs']:>14.3f}"]
+    lines = [
+        f"{'':<22}{'reference':>14}{'symlit':>14}",
+        f"{'pairs':<22}{reference['pairs']:>14}{ours['pairs']:>14}",
+        f"{'distinct inputs':<22}{reference['distinct_inputs']:>14.3f}{ours['distinct_inputs']:>14.3f}",
+    ]
     for side in ("input_len", "output_len"):
         for stat in ("mean", "median", "p90"):
             lines.append(f"{side + ' ' + stat:<22}{reference[side].get(stat, 0):>14}{ours[side].get(stat, 0):>14}")
     lines.append(f"{'operator':<10}{'ref tok%':>9}{'ours tok%':>10}{'diff':>7}{'ref in%':>9}{'ours in%':>9}")
-    ops = sorted(set(reference["op_token_pct"]) | set(ours["op_token_pct"]), key=lambda o: -reference["op_token_pct"].get(o, 0))
+    ops = sorted(
+        set(reference["op_token_pct"]) | set(ours["op_token_pct"]), key=lambda o: -reference["op_token_pct"].get(o, 0)
+    )
     for op in ops:
         a, b = reference["op_token_pct"].get(op, 0.0), ours["op_token_pct"].get(op, 0.0)
         mark = " *" if abs(a - b) > tolerance else ""
-        lines.append(f"{op:<10}{a:>9.2f}{b:>10.2f}{b - a:>7.2f}{reference['op_input_pct'].get(op, 0.0):>9.1f}"
-                     f"{ours['op_input_pct'].get(op, 0.0):>9.1f}{mark}")
+        lines.append(
+            f"{op:<10}{a:>9.2f}{b:>10.2f}{b - a:>7.2f}{reference['op_input_pct'].get(op, 0.0):>9.1f}"
+            f"{ours['op_input_pct'].get(op, 0.0):>9.1f}{mark}"
+        )
     return "\n".join(lines)
 
 
@@ -176,8 +191,14 @@ def check_file(task: str, path: Path) -> dict:
         if not verdict.ok and len(failures) < 5:
             failures.append(f"{verdict.method}: {source}\t{target}")
     total = sum(verdicts.values())
-    return {"task": task, "file": str(path), "pairs": total, "verified": sum(v for k, v in verdicts.items() if k.startswith("ok:")),
-            "verdicts": dict(verdicts.most_common()), "examples": failures}
+    return {
+        "task": task,
+        "file": str(path),
+        "pairs": total,
+        "verified": sum(v for k, v in verdicts.items() if k.startswith("ok:")),
+        "verdicts": dict(verdicts.most_common()),
+        "examples": failures,
+    }
 
 
 def round_trip(n: int, seed: int) -> dict:
@@ -187,8 +208,9 @@ def round_trip(n: int, seed: int) -> dict:
     from symlit.calculus.verify import equivalent
 
     operators = ",".join(f"{op}:1" for op in OPERATORS if op not in ("derivative", "f"))
-    sampler = TreeSampler(operators=operators, max_ops=15, leaf_probs=[0.6, 0.1, 0.2, 0.1], n_coefficients=3,
-                          positive=False, max_int=20)
+    sampler = TreeSampler(
+        operators=operators, max_ops=15, leaf_probs=[0.6, 0.1, 0.2, 0.1], n_coefficients=3, positive=False, max_int=20
+    )
     rng = random.Random(seed)
     exact = same_evaluated = equal_value = checked = skipped = 0
     failures = []
@@ -223,9 +245,15 @@ def round_trip(n: int, seed: int) -> dict:
                 same_evaluated += 1
             elif equivalent(tokens, sympy_to_prefix(evaluated)):
                 equal_value += 1
-    return {"checked": checked, "identical_exact_decoding": exact, "identical_evaluating_decoding": same_evaluated,
-            "resimplified_but_numerically_equal": equal_value, "failures": failures[:10], "skipped_draws": skipped,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "checked": checked,
+        "identical_exact_decoding": exact,
+        "identical_evaluating_decoding": same_evaluated,
+        "resimplified_but_numerically_equal": equal_value,
+        "failures": failures[:10],
+        "skipped_draws": skipped,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def audit(tasks: list[str], n: int, workers: int, out: Path, overrides: dict, seed: int) -> list[dict]:
@@ -234,18 +262,23 @@ def audit(tasks: list[str], n: int, workers: int, out: Path, overrides: dict, se
         task = CalculusTask(generator=task_name, n_train=n, n_valid=0, n_test=0, progress=True, **overrides)
         directory = out / task_name
         start = time.perf_counter()
-        report = engine.generate(task.generator_config(), directory, n, workers=workers, seed=seed,
-                                 chunk_attempts=8)
+        report = engine.generate(task.generator_config(), directory, n, workers=workers, seed=seed, chunk_attempts=8)
         rows = engine.unique_rows(engine.read_rows(directory))[:n]
         generated = time.perf_counter() - start
         start = time.perf_counter()
         failures = [r for r in rows if not task.verify(r["source"], "<no exact match>", r["target"])]
-        results.append({
-            "task": task_name, "pairs": len(rows), "verified": len(rows) - len(failures),
-            "rate": round((len(rows) - len(failures)) / max(len(rows), 1), 4),
-            "verify_seconds": round(time.perf_counter() - start, 1), "generate_seconds_this_run": round(generated, 1),
-            "attempts": report.attempts, "failures": [f"{r['source']}\t{r['target']}" for r in failures[:5]],
-        })
+        results.append(
+            {
+                "task": task_name,
+                "pairs": len(rows),
+                "verified": len(rows) - len(failures),
+                "rate": round((len(rows) - len(failures)) / max(len(rows), 1), 4),
+                "verify_seconds": round(time.perf_counter() - start, 1),
+                "generate_seconds_this_run": round(generated, 1),
+                "attempts": report.attempts,
+                "failures": [f"{r['source']}\t{r['target']}" for r in failures[:5]],
+            }
+        )
         print(json.dumps(results[-1]), flush=True)
     return results
 
@@ -260,11 +293,23 @@ def main() -> int:
     p.add_argument("--audit", type=int, default=0, metavar="N", help="generate and verify N pairs per task instead")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("data/audit"))
-    p.add_argument("--write", type=Path, default=None, metavar="DIR", help="also write accepted pairs to DIR/<task>.symlit")
-    p.add_argument("--compare-distribution", type=Path, default=None, metavar="FILE",
-                   help="compare symlit's pairs with this reference-format file (one task)")
-    p.add_argument("--symlit", type=Path, default=None, metavar="FILE",
-                   help="with --compare-distribution: symlit's pairs (else generated here for --seconds)")
+    p.add_argument(
+        "--write", type=Path, default=None, metavar="DIR", help="also write accepted pairs to DIR/<task>.symlit"
+    )
+    p.add_argument(
+        "--compare-distribution",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="compare symlit's pairs with this reference-format file (one task)",
+    )
+    p.add_argument(
+        "--symlit",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --compare-distribution: symlit's pairs (else generated here for --seconds)",
+    )
     p.add_argument("--check", type=Path, default=None, metavar="FILE", help="verify every pair of FILE (one task)")
     args = p.parse_args()
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -294,8 +339,11 @@ def main() -> int:
         print(json.dumps(result), flush=True)
         if task == "prim_bwd" and overrides == {"fast": True}:
             verdict = "PASS" if result["eq_per_s_per_core"] >= TARGET_BWD else "FAIL"
-            print(f"prim_bwd with fast=true: {result['eq_per_s_per_core']} eq/s per core "
-                  f"(issue-3 target >= {TARGET_BWD}): {verdict}", flush=True)
+            print(
+                f"prim_bwd with fast=true: {result['eq_per_s_per_core']} eq/s per core "
+                f"(issue-3 target >= {TARGET_BWD}): {verdict}",
+                flush=True,
+            )
     return 0
 
 

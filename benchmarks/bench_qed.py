@@ -47,7 +47,7 @@ def marty_agreement(rows: list[tuple[str, str]], points: int) -> None:
     ratios = collections.Counter()
     worst = 0.0
     t0 = time.perf_counter()
-    for k, (amp, sqamp) in enumerate(rows, start=1):
+    for k, (amp, sqamp) in enumerate(rows, start=1):  # noqa: B007 - k counts rows for the report after the loop
         tree = sf.parse(amp)
         legs = sf.legs(tree)
         proc = gen.Process(tuple(legs))
@@ -97,8 +97,10 @@ def throughput(workers: int, timeout: float) -> None:
     rows = gen.generate(procs, "diagram", timeout, workers=workers)
     dt = time.perf_counter() - t0
     slow = sum(not r.simplified for r in rows)
-    print(f"    2->2: {len(procs)} processes, {len(rows)} diagrams generated, squared and factored in {dt:.1f} s "
-          f"({workers or 1} worker(s)); {slow} not factored within {timeout:.0f} s")
+    print(
+        f"    2->2: {len(procs)} processes, {len(rows)} diagrams generated, squared and factored in {dt:.1f} s "
+        f"({workers or 1} worker(s)); {slow} not factored within {timeout:.0f} s"
+    )
     t0 = time.perf_counter()
     full = gen.generate(procs, "process", timeout, workers=workers)
     print(f"    2->2 whole processes with interference: {len(full)} in {time.perf_counter() - t0:.1f} s")
@@ -111,13 +113,17 @@ def throughput(workers: int, timeout: float) -> None:
         gen.squared_diagram(d, engine)
         gen.amplitude_text(d)
     dt = time.perf_counter() - t0
-    print(f"    2->3: {len(procs3)} processes, {sum(len(list(gen.diagrams(p))) for p in procs3)} diagrams in all; "
-          f"on {len(ds)} diagrams of 40 random processes: {len(ds) / dt:.1f} diagrams/s squared (unfactored)")
+    print(
+        f"    2->3: {len(procs3)} processes, {sum(len(list(gen.diagrams(p))) for p in procs3)} diagrams in all; "
+        f"on {len(ds)} diagrams of 40 random processes: {len(ds) / dt:.1f} diagrams/s squared (unfactored)"
+    )
     t0 = time.perf_counter()
     rows3 = gen.generate(sample[:10], "diagram", timeout)
     dt = time.perf_counter() - t0
-    print(f"    2->3 with factor: {len(rows3)} diagrams in {dt:.1f} s = {len(rows3) / dt:.2f} diagrams/s "
-          f"({sum(not r.simplified for r in rows3)} not factored within {timeout:.0f} s)")
+    print(
+        f"    2->3 with factor: {len(rows3)} diagrams in {dt:.1f} s = {len(rows3) / dt:.2f} diagrams/s "
+        f"({sum(not r.simplified for r in rows3)} not factored within {timeout:.0f} s)"
+    )
 
 
 def scale(shape: str, work_dir: str, workers: int, timeout: float) -> None:
@@ -132,20 +138,26 @@ def scale(shape: str, work_dir: str, workers: int, timeout: float) -> None:
     dt = time.perf_counter() - t0
     procs = {r["process"] for r in rows}
     slow = sum(not r["simplified"] for r in rows)
-    print(f"    {len(procs)} processes, {len(rows)} diagrams, {len({r['sqamp'] for r in rows})} distinct squared "
-          f"amplitudes (as text), {slow} factor timeouts; {dt:.1f} s wall-clock for this call "
-          f"(0 if every shard existed); sum of per-diagram times {sum(r['seconds'] for r in rows):.1f} s")
+    print(
+        f"    {len(procs)} processes, {len(rows)} diagrams, {len({r['sqamp'] for r in rows})} distinct squared "
+        f"amplitudes (as text), {slow} factor timeouts; {dt:.1f} s wall-clock for this call "
+        f"(0 if every shard existed); sum of per-diagram times {sum(r['seconds'] for r in rows):.1f} s"
+    )
     trees = [sf.parse(r["amp"]) for r in rows]
     keys = [amplitude_keys(t) for t in trees]
     for level in ("diagram", "diagram_class", "diagram_family", "process", "process_family"):
         print(f"    distinct {level} keys: {len({k[level] for k in keys})}")
     exprs = [sf.parse_sqamp(r["sqamp"]) for r in rows]
-    print(f"    {'notation':14s} {'sqamp mean':>10s} {'median':>7s} {'p95':>6s} {'max':>6s} {'amp mean':>9s} {'max':>6s}")
+    print(
+        f"    {'notation':14s} {'sqamp mean':>10s} {'median':>7s} {'p95':>6s} {'max':>6s} {'amp mean':>9s} {'max':>6s}"
+    )
     for notation in NOTATIONS:
         sq = sorted(len(to_tokens(e, notation)) for e in exprs)
         am = [len(sf.amplitude_tokens(t, notation)) for t in trees]
-        print(f"    {notation:14s} {statistics.mean(sq):10.1f} {statistics.median(sq):7.0f} "
-              f"{sq[int(0.95 * (len(sq) - 1))]:6d} {sq[-1]:6d} {statistics.mean(am):9.1f} {max(am):6d}")
+        print(
+            f"    {notation:14s} {statistics.mean(sq):10.1f} {statistics.median(sq):7.0f} "
+            f"{sq[int(0.95 * (len(sq) - 1))]:6d} {sq[-1]:6d} {statistics.mean(am):9.1f} {max(am):6d}"
+        )
     t0 = time.perf_counter()
     data = load_or_build(task, Path(work_dir) / "cache")
     print(f"    cached dataset {dict((k, v.num_rows) for k, v in data.items())} in {time.perf_counter() - t0:.1f} s")
@@ -166,15 +178,24 @@ def histograms(data: str, out: str, split_by: str) -> None:
         splits = QEDSymbaTask(path=data, split_by=split_by, notation=notation).build()
         for ax, column in zip(axes, ("target", "source")):
             lengths_ = [len(t.split()) for s in splits.values() for t in s[column]]
-            ax.hist(lengths_, bins=40, range=(0, 440), histtype="step", linewidth=1.6, color=colour,
-                    label=f"{notation} (mean {statistics.mean(lengths_):.0f}, max {max(lengths_)})")
+            ax.hist(
+                lengths_,
+                bins=40,
+                range=(0, 440),
+                histtype="step",
+                linewidth=1.6,
+                color=colour,
+                label=f"{notation} (mean {statistics.mean(lengths_):.0f}, max {max(lengths_)})",
+            )
             print(f"    {notation:14s} {column:7s} mean {statistics.mean(lengths_):6.1f} max {max(lengths_):4d}")
     for ax, what in zip(axes, ("squared amplitude (target)", "amplitude (source)")):
         ax.set_xlabel(f"{what} length, tokens")
         ax.set_ylabel("rows")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Sequence lengths by notation: {Path(data).name}, all {sum(len(s['source']) for s in splits.values())} rows")
+    fig.suptitle(
+        f"Sequence lengths by notation: {Path(data).name}, all {sum(len(s['source']) for s in splits.values())} rows"
+    )
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"    -> {out}")

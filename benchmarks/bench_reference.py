@@ -31,10 +31,21 @@ import types
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 REFERENCE_README = argparse.Namespace(
     operators="add:10,sub:3,mul:10,div:5,sqrt:4,pow2:4,pow3:2,pow4:1,pow5:1,ln:4,exp:4,sin:4,cos:4,tan:4,asin:1,acos:1,"
-              "atan:1,sinh:1,cosh:1,tanh:1,asinh:1,acosh:1,atanh:1",
-    max_ops=15, max_ops_G=4, max_int=5, int_base=10, balanced=False, precision=10, positive=True,
-    rewrite_functions="", leaf_probs="0.75,0,0.25,0", n_variables=1, n_coefficients=0, clean_prefix_expr=True,
-    max_len=512)
+    "atan:1,sinh:1,cosh:1,tanh:1,asinh:1,acosh:1,atanh:1",
+    max_ops=15,
+    max_ops_G=4,
+    max_int=5,
+    int_base=10,
+    balanced=False,
+    precision=10,
+    positive=True,
+    rewrite_functions="",
+    leaf_probs="0.75,0,0.25,0",
+    n_variables=1,
+    n_coefficients=0,
+    clean_prefix_expr=True,
+    max_len=512,
+)
 
 
 def _cpu_time_alarms(ref_utils: types.ModuleType) -> None:
@@ -66,8 +77,13 @@ def main() -> int:
     env = CharSPEnvironment(REFERENCE_README)
     env.worker_id = 0
     rng = np.random.RandomState(seed)
-    generate = {"prim_fwd": env.gen_prim_fwd, "prim_bwd": lambda r: env.gen_prim_bwd(r, predict_primitive=True),
-                "prim_ibp": env.gen_prim_ibp, "ode1": env.gen_ode1, "ode2": env.gen_ode2}[task]
+    generate = {
+        "prim_fwd": env.gen_prim_fwd,
+        "prim_bwd": lambda r: env.gen_prim_bwd(r, predict_primitive=True),
+        "prim_ibp": env.gen_prim_ibp,
+        "ode1": env.gen_ode1,
+        "ode2": env.gen_ode2,
+    }[task]
     logging.disable(logging.CRITICAL)
     n = attempts = 0
     start, cpu_start = time.monotonic(), time.process_time()
@@ -76,7 +92,7 @@ def main() -> int:
             attempts += 1
             try:
                 xy = generate(rng)
-            except Exception:  # noqa: BLE001, S112 - the reference's own loop skips every failure (TimeoutError included)
+            except Exception:  # noqa: BLE001 - the reference's own loop skips every failure (TimeoutError included)
                 continue
             if xy is None:
                 continue
@@ -85,8 +101,11 @@ def main() -> int:
             if n % 10000 == 0:
                 clear_cache()  # as the reference does
     wall, cpu = time.monotonic() - start, time.process_time() - cpu_start
-    print(f"reference {task}: {n} pairs, {attempts} attempts, {wall:.1f} s wall, {cpu:.1f} s cpu, "
-          f"{n / wall:.3f} eq/s wall, {n / cpu:.3f} eq/s cpu", flush=True)
+    print(
+        f"reference {task}: {n} pairs, {attempts} attempts, {wall:.1f} s wall, {cpu:.1f} s cpu, "
+        f"{n / wall:.3f} eq/s wall, {n / cpu:.3f} eq/s cpu",
+        flush=True,
+    )
     return 0
 
 

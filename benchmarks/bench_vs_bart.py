@@ -80,19 +80,48 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_models(a: argparse.Namespace) -> tuple[Seq2SeqTransformer, BartForConditionalGeneration]:
-    symlit = Seq2SeqTransformer(TransformerConfig(
-        vocab_size=a.vocab, pad_id=PAD, d_model=a.d_model, n_heads=a.heads, n_encoder_layers=a.layers,
-        n_decoder_layers=a.layers, d_ff=a.ffn, dropout=0.0, attention_dropout=0.0, activation="gelu",
-        norm_first=False, positions="learned", max_positions=a.max_positions, tie_embeddings=True,
-    ))
-    bart = BartForConditionalGeneration(BartConfig(
-        vocab_size=a.vocab, d_model=a.d_model, encoder_layers=a.layers, decoder_layers=a.layers,
-        encoder_attention_heads=a.heads, decoder_attention_heads=a.heads, encoder_ffn_dim=a.ffn,
-        decoder_ffn_dim=a.ffn, max_position_embeddings=a.max_positions, activation_function="gelu",
-        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, pad_token_id=PAD, bos_token_id=BOS,
-        eos_token_id=EOS, decoder_start_token_id=BOS, forced_bos_token_id=None, forced_eos_token_id=None,
-        tie_word_embeddings=True,
-    ))
+    symlit = Seq2SeqTransformer(
+        TransformerConfig(
+            vocab_size=a.vocab,
+            pad_id=PAD,
+            d_model=a.d_model,
+            n_heads=a.heads,
+            n_encoder_layers=a.layers,
+            n_decoder_layers=a.layers,
+            d_ff=a.ffn,
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation="gelu",
+            norm_first=False,
+            positions="learned",
+            max_positions=a.max_positions,
+            tie_embeddings=True,
+        )
+    )
+    bart = BartForConditionalGeneration(
+        BartConfig(
+            vocab_size=a.vocab,
+            d_model=a.d_model,
+            encoder_layers=a.layers,
+            decoder_layers=a.layers,
+            encoder_attention_heads=a.heads,
+            decoder_attention_heads=a.heads,
+            encoder_ffn_dim=a.ffn,
+            decoder_ffn_dim=a.ffn,
+            max_position_embeddings=a.max_positions,
+            activation_function="gelu",
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+            pad_token_id=PAD,
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+            decoder_start_token_id=BOS,
+            forced_bos_token_id=None,
+            forced_eos_token_id=None,
+            tie_word_embeddings=True,
+        )
+    )
     return symlit, bart
 
 
@@ -133,8 +162,10 @@ def summarize(
 ) -> tuple[dict[str, float], tuple[float, float, float]]:
     """Samples/s of symlit's ``name`` and BART's ``baseline`` (from the median times) and the quartiles
     of the baseline's time over symlit's."""
-    throughput = {"symlit": batch_size / statistics.median(times[name]),
-                  "BART": batch_size / statistics.median(times[baseline])}
+    throughput = {
+        "symlit": batch_size / statistics.median(times[name]),
+        "BART": batch_size / statistics.median(times[baseline]),
+    }
     ratios = [b / s for s, b in zip(times[name], times[baseline], strict=True)]
     q1, median, q3 = statistics.quantiles(ratios, n=4)
     return throughput, (q1, median, q3)
@@ -169,8 +200,15 @@ def bart_generate(
         config = CompileConfig()
         config._compile_all_devices = True
         kwargs = {"cache_implementation": "static", "compile_config": config}
-    out = model.generate(input_ids=src, attention_mask=src != PAD, num_beams=1, do_sample=False,
-                         max_new_tokens=length, min_new_tokens=length if fixed else 0, **kwargs)
+    out = model.generate(
+        input_ids=src,
+        attention_mask=src != PAD,
+        num_beams=1,
+        do_sample=False,
+        max_new_tokens=length,
+        min_new_tokens=length if fixed else 0,
+        **kwargs,
+    )
     return out[:, 1:]  # drop the decoder start token
 
 
@@ -197,17 +235,27 @@ def main() -> None:
     held_out = copy_batches(a, a.decode_batches, generator)
     length = a.src_len + 1
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
-    print(f"d_model {a.d_model}, {a.layers}+{a.layers} layers, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; "
-          f"batch {a.batch_size}, copy task, source length {a.src_len // 2}..{a.src_len}")
+    print(
+        f"d_model {a.d_model}, {a.layers}+{a.layers} layers, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; "
+        f"batch {a.batch_size}, copy task, source length {a.src_len // 2}..{a.src_len}"
+    )
     print(f"  symlit  parameters: {symlit.num_parameters():,}")
     print(f"  BART    parameters: {sum(p.numel() for p in bart.parameters()):,}")
 
     rows: list[tuple[str, dict[str, float], tuple[float, float, float], float]] = []
-    times = paired_times({
-        "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
-        "BART": train_step(bart, lambda b: bart(input_ids=b[0], attention_mask=b[0] != PAD,
-                                                decoder_input_ids=b[1], use_cache=False).logits),
-    }, train, a.warmup)
+    times = paired_times(
+        {
+            "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
+            "BART": train_step(
+                bart,
+                lambda b: (
+                    bart(input_ids=b[0], attention_mask=b[0] != PAD, decoder_input_ids=b[1], use_cache=False).logits
+                ),
+            ),
+        },
+        train,
+        a.warmup,
+    )
     rows.append(("train", *summarize(times, a.batch_size), TRAIN_TARGET))
     print(f"\ntrained {a.train_steps} steps")
 
@@ -219,44 +267,64 @@ def main() -> None:
         def record(name: str, fn: Callable[[Tensor], Tensor]) -> Step:
             return lambda batch: outputs[name].append(fn(batch[0]))
 
-        times = paired_times({
-            "symlit": record("symlit", lambda src: symlit_generate(symlit, src, length, EOS)),
-            "compiled": record("compiled", lambda src: symlit_generate(symlit, src, length, EOS, compile=True)),
-            "BART": record("BART", lambda src: bart_generate(bart, src, length, fixed=False)),
-            "BART compiled": record("BART compiled", lambda src: bart_generate(bart, src, length, False, True)),
-        }, held_out, a.warmup, a.repeats)
+        times = paired_times(
+            {
+                "symlit": record("symlit", lambda src: symlit_generate(symlit, src, length, EOS)),
+                "compiled": record("compiled", lambda src: symlit_generate(symlit, src, length, EOS, compile=True)),
+                "BART": record("BART", lambda src: bart_generate(bart, src, length, fixed=False)),
+                "BART compiled": record("BART compiled", lambda src: bart_generate(bart, src, length, False, True)),
+            },
+            held_out,
+            a.warmup,
+            a.repeats,
+        )
         rows.append(("greedy", *summarize(times, a.batch_size), GREEDY_TARGET))
         rows.append(("greedy, compiled", *summarize(times, a.batch_size, "compiled"), GREEDY_TARGET))
-        rows.append(("greedy, both compiled", *summarize(times, a.batch_size, "compiled", "BART compiled"),
-                     GREEDY_TARGET))
+        rows.append(
+            ("greedy, both compiled", *summarize(times, a.batch_size, "compiled", "BART compiled"), GREEDY_TARGET)
+        )
         for name, outs in outputs.items():
             accuracy, mean_len = copy_report(outs[: len(held_out)], held_out)
             print(f"  {name:<13} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
         differ = sum(not torch.equal(c, e) for c, e in zip(outputs["compiled"], outputs["symlit"], strict=True))
-        print(f"  compiled tokens equal the eager ones in {len(outputs['symlit']) - differ} of "
-              f"{len(outputs['symlit'])} batches")
+        print(
+            f"  compiled tokens equal the eager ones in {len(outputs['symlit']) - differ} of "
+            f"{len(outputs['symlit'])} batches"
+        )
 
         def fixed_length(name: str, fn: Callable[[Tensor], Tensor]) -> Step:
             def step(batch: Batch) -> None:
                 tokens = fn(batch[0])
                 if tokens.shape != (batch[0].shape[0], length):
                     raise RuntimeError(f"{name} produced {tuple(tokens.shape)}, expected length {length}")
+
             return step
 
-        times = paired_times({
-            "symlit": fixed_length("symlit", lambda src: symlit_generate(symlit, src, length, eos=-1)),
-            "compiled": fixed_length("compiled", lambda src: symlit_generate(symlit, src, length, -1, compile=True)),
-            "BART": fixed_length("BART", lambda src: bart_generate(bart, src, length, fixed=True)),
-            "BART compiled": fixed_length("BART compiled", lambda src: bart_generate(bart, src, length, True, True)),
-        }, held_out, a.warmup, a.repeats)
+        times = paired_times(
+            {
+                "symlit": fixed_length("symlit", lambda src: symlit_generate(symlit, src, length, eos=-1)),
+                "compiled": fixed_length(
+                    "compiled", lambda src: symlit_generate(symlit, src, length, -1, compile=True)
+                ),
+                "BART": fixed_length("BART", lambda src: bart_generate(bart, src, length, fixed=True)),
+                "BART compiled": fixed_length(
+                    "BART compiled", lambda src: bart_generate(bart, src, length, True, True)
+                ),
+            },
+            held_out,
+            a.warmup,
+            a.repeats,
+        )
         rows.append(("fixed length", *summarize(times, a.batch_size), 0.0))
         rows.append(("fixed length, compiled", *summarize(times, a.batch_size, "compiled"), 0.0))
         rows.append(("fixed, both compiled", *summarize(times, a.batch_size, "compiled", "BART compiled"), 0.0))
 
     print(f"\n{'measurement':<26}{'symlit /s':>11}{'BART /s':>10}{'ratio':>8}{'quartiles':>16}")
     for kind, throughput, (q1, median, q3), _ in rows:
-        print(f"{kind:<26}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
-              f"{f'[{q1:.2f}, {q3:.2f}]':>16}")
+        print(
+            f"{kind:<26}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
+            f"{f'[{q1:.2f}, {q3:.2f}]':>16}"
+        )
     print()
     for kind, _, (_, median, _), target in rows:
         if target:

@@ -70,33 +70,51 @@ def main() -> None:
     torch.manual_seed(a.seed)
     old_model, old_decoding = import_renamed(a.old_tree)
     new, _ = build_models(a)
-    old = old_model.Seq2SeqTransformer(old_model.TransformerConfig(**{
-        k: getattr(new.cfg, k) for k in old_model.TransformerConfig.__dataclass_fields__}))
+    old = old_model.Seq2SeqTransformer(
+        old_model.TransformerConfig(
+            **{k: getattr(new.cfg, k) for k in old_model.TransformerConfig.__dataclass_fields__}
+        )
+    )
     old.load_state_dict(new.state_dict())  # same weights: the parameter names did not change
     generator = torch.Generator().manual_seed(a.seed)
     train, held_out = copy_batches(a, a.train_steps, generator), copy_batches(a, a.decode_batches, generator)
-    times = paired_times({"new": train_step(new, lambda b: new(b[0], b[1])),
-                          "old": train_step(old, lambda b: old(b[0], b[1]))}, train, a.warmup)
+    times = paired_times(
+        {"new": train_step(new, lambda b: new(b[0], b[1])), "old": train_step(old, lambda b: old(b[0], b[1]))},
+        train,
+        a.warmup,
+    )
     rows = [("train", *summarize(times, a.batch_size, "new", "old"))]
     new.eval()
     old.eval()
     length = a.src_len + 1
     with torch.inference_mode():
-        times = paired_times({
-            "new": lambda b: greedy_decode(new, b[0], BOS, EOS, length),
-            "old": lambda b: old_decoding.greedy_decode(old, b[0], BOS, EOS, length),
-        }, held_out, a.warmup, a.repeats)
+        times = paired_times(
+            {
+                "new": lambda b: greedy_decode(new, b[0], BOS, EOS, length),
+                "old": lambda b: old_decoding.greedy_decode(old, b[0], BOS, EOS, length),
+            },
+            held_out,
+            a.warmup,
+            a.repeats,
+        )
         rows.append(("greedy", *summarize(times, a.batch_size, "new", "old")))
-        times = paired_times({
-            "new": lambda b: greedy_decode(new, b[0], BOS, -1, length),
-            "old": lambda b: old_decoding.greedy_decode(old, b[0], BOS, -1, length),
-        }, held_out, a.warmup, a.repeats)
+        times = paired_times(
+            {
+                "new": lambda b: greedy_decode(new, b[0], BOS, -1, length),
+                "old": lambda b: old_decoding.greedy_decode(old, b[0], BOS, -1, length),
+            },
+            held_out,
+            a.warmup,
+            a.repeats,
+        )
         rows.append(("greedy, fixed length", *summarize(times, a.batch_size, "new", "old")))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; old tree {a.old_tree}")
     print(f"{'measurement':<22}{'new /s':>9}{'old /s':>9}{'old/new time':>14}{'quartiles':>16}")
     for kind, throughput, (q1, median, q3) in rows:
-        print(f"{kind:<22}{throughput['symlit']:>9.1f}{throughput['BART']:>9.1f}{median:>13.2f}x"
-              f"{f'[{q1:.2f}, {q3:.2f}]':>16}")
+        print(
+            f"{kind:<22}{throughput['symlit']:>9.1f}{throughput['BART']:>9.1f}{median:>13.2f}x"
+            f"{f'[{q1:.2f}, {q3:.2f}]':>16}"
+        )
 
 
 if __name__ == "__main__":

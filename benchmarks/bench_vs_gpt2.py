@@ -77,16 +77,41 @@ def parse_args() -> argparse.Namespace:
 
 def build_decoder_only(a: argparse.Namespace) -> tuple[CausalTransformer, GPT2LMHeadModel]:
     positions = 2 * a.src_len + 2  # source, BOS, target + EOS
-    symlit = CausalTransformer(CausalConfig(
-        vocab_size=a.vocab, pad_id=PAD, d_model=a.d_model, n_heads=a.heads, n_layers=a.gpt_layers, d_ff=a.ffn,
-        dropout=0.0, attention_dropout=0.0, activation="gelu", norm_first=True, positions="learned",
-        max_positions=positions, tie_embeddings=True,
-    ))
-    gpt2 = GPT2LMHeadModel(GPT2Config(
-        vocab_size=a.vocab, n_positions=positions, n_embd=a.d_model, n_layer=a.gpt_layers, n_head=a.heads,
-        n_inner=a.ffn, activation_function="gelu", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=True,
-    ))
+    symlit = CausalTransformer(
+        CausalConfig(
+            vocab_size=a.vocab,
+            pad_id=PAD,
+            d_model=a.d_model,
+            n_heads=a.heads,
+            n_layers=a.gpt_layers,
+            d_ff=a.ffn,
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation="gelu",
+            norm_first=True,
+            positions="learned",
+            max_positions=positions,
+            tie_embeddings=True,
+        )
+    )
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=a.vocab,
+            n_positions=positions,
+            n_embd=a.d_model,
+            n_layer=a.gpt_layers,
+            n_head=a.heads,
+            n_inner=a.ffn,
+            activation_function="gelu",
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+            pad_token_id=PAD,
+            tie_word_embeddings=True,
+        )
+    )
     return symlit, gpt2
 
 
@@ -104,9 +129,16 @@ def gpt2_inputs(src: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
 
 def gpt2_generate(model: GPT2LMHeadModel, src: Tensor, length: int) -> Tensor:
     prompt = torch.cat([left_padded(src), torch.full((src.shape[0], 1), BOS)], dim=1)
-    out = model.generate(input_ids=prompt, attention_mask=(prompt != PAD).long(), num_beams=1, do_sample=False,
-                         max_new_tokens=length, eos_token_id=EOS, pad_token_id=PAD)
-    return out[:, prompt.shape[1]:]
+    out = model.generate(
+        input_ids=prompt,
+        attention_mask=(prompt != PAD).long(),
+        num_beams=1,
+        do_sample=False,
+        max_new_tokens=length,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+    )
+    return out[:, prompt.shape[1] :]
 
 
 Row = tuple[str, dict[str, float], tuple[float, float, float], float]
@@ -114,23 +146,34 @@ Row = tuple[str, dict[str, float], tuple[float, float, float], float]
 
 def gpt2_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) -> list[Row]:
     symlit, gpt2 = build_decoder_only(a)
-    print(f"  decoder-only: {a.gpt_layers} layers; symlit {symlit.num_parameters():,} parameters, "
-          f"GPT-2 {sum(p.numel() for p in gpt2.parameters()):,}")
+    print(
+        f"  decoder-only: {a.gpt_layers} layers; symlit {symlit.num_parameters():,} parameters, "
+        f"GPT-2 {sum(p.numel() for p in gpt2.parameters()):,}"
+    )
     s = train[0][0].shape[1]  # source width: the logits of the target positions follow it
-    times = paired_times({
-        "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
-        "GPT-2": train_step(gpt2, lambda b: gpt2(**gpt2_inputs(b[0], b[1]), use_cache=False).logits[:, s:]),
-    }, train, a.warmup)
+    times = paired_times(
+        {
+            "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
+            "GPT-2": train_step(gpt2, lambda b: gpt2(**gpt2_inputs(b[0], b[1]), use_cache=False).logits[:, s:]),
+        },
+        train,
+        a.warmup,
+    )
     rows: list[Row] = [("GPT-2 train", *summarize(times, a.batch_size, "symlit", "GPT-2"), TRAIN_TARGET)]
     length = a.src_len + 1
     symlit.eval()
     gpt2.eval()
     with torch.inference_mode():
         outputs: dict[str, list[Tensor]] = {"symlit": [], "GPT-2": []}
-        times = paired_times({
-            "symlit": lambda b: outputs["symlit"].append(symlit_generate(symlit, b[0], length, EOS)),
-            "GPT-2": lambda b: outputs["GPT-2"].append(gpt2_generate(gpt2, b[0], length)),
-        }, held_out, a.warmup, a.repeats)
+        times = paired_times(
+            {
+                "symlit": lambda b: outputs["symlit"].append(symlit_generate(symlit, b[0], length, EOS)),
+                "GPT-2": lambda b: outputs["GPT-2"].append(gpt2_generate(gpt2, b[0], length)),
+            },
+            held_out,
+            a.warmup,
+            a.repeats,
+        )
     rows.append(("GPT-2 greedy", *summarize(times, a.batch_size, "symlit", "GPT-2"), GREEDY_TARGET))
     for name, outs in outputs.items():
         accuracy, mean_len = copy_report(outs[: len(held_out)], held_out)
@@ -140,20 +183,33 @@ def gpt2_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) 
 
 def bart_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) -> list[Row]:
     symlit, bart = build_models(a)
-    times = paired_times({
-        "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
-        "BART": train_step(bart, lambda b: bart(input_ids=b[0], attention_mask=b[0] != PAD,
-                                                decoder_input_ids=b[1], use_cache=False).logits),
-    }, train, a.warmup)
+    times = paired_times(
+        {
+            "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
+            "BART": train_step(
+                bart,
+                lambda b: (
+                    bart(input_ids=b[0], attention_mask=b[0] != PAD, decoder_input_ids=b[1], use_cache=False).logits
+                ),
+            ),
+        },
+        train,
+        a.warmup,
+    )
     rows: list[Row] = [("BART train", *summarize(times, a.batch_size), TRAIN_TARGET)]
     length = a.src_len + 1
     symlit.eval()
     bart.eval()
     with torch.inference_mode():
-        times = paired_times({
-            "symlit": lambda b: symlit_generate(symlit, b[0], length, EOS),
-            "BART": lambda b: bart_generate(bart, b[0], length, fixed=False),
-        }, held_out, a.warmup, a.repeats)
+        times = paired_times(
+            {
+                "symlit": lambda b: symlit_generate(symlit, b[0], length, EOS),
+                "BART": lambda b: bart_generate(bart, b[0], length, fixed=False),
+            },
+            held_out,
+            a.warmup,
+            a.repeats,
+        )
     rows.append(("BART greedy", *summarize(times, a.batch_size), GREEDY_TARGET))
     return rows
 
@@ -166,15 +222,19 @@ def main() -> None:
     train = copy_batches(a, a.train_steps, generator)
     held_out = copy_batches(a, a.decode_batches, generator)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
-    print(f"d_model {a.d_model}, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; batch {a.batch_size}, copy task, "
-          f"source length {a.src_len // 2}..{a.src_len}")
+    print(
+        f"d_model {a.d_model}, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; batch {a.batch_size}, copy task, "
+        f"source length {a.src_len // 2}..{a.src_len}"
+    )
     rows = [] if a.skip_bart else bart_rows(a, train, held_out)
     rows += gpt2_rows(a, train, held_out)
     print("(ratio: the other model's median time over symlit's; 'other' is BART or GPT-2 as the row says)")
     print(f"\n{'measurement':<16}{'symlit /s':>11}{'other /s':>10}{'ratio':>8}{'quartiles':>16}")
     for kind, throughput, (q1, median, q3), _ in rows:
-        print(f"{kind:<16}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
-              f"{f'[{q1:.2f}, {q3:.2f}]':>16}")
+        print(
+            f"{kind:<16}{throughput['symlit']:>11.1f}{throughput['BART']:>10.1f}{median:>7.2f}x"
+            f"{f'[{q1:.2f}, {q3:.2f}]':>16}"
+        )
     print()
     for kind, _, (_, median, _), target in rows:
         verdict = "PASS" if median >= target else "FAIL"

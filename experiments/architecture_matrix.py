@@ -39,20 +39,51 @@ def main() -> None:
                 continue  # NoPE is decoder-only
             start = time.perf_counter()
             run_dir = f"{ROOT}/outputs/matrix/{model}-{positions.replace('+', '-')}"
-            common = [f"model={model}", f"model.positions={positions}", "data.task.encoding=reversed",
-                      f"paths.root_dir={ROOT}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
+            common = [
+                f"model={model}",
+                f"model.positions={positions}",
+                "data.task.encoding=reversed",
+                f"paths.root_dir={ROOT}",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+            ]
             with contextlib.redirect_stdout(io.StringIO()):
                 train(cfg("train", *common, f"paths.run_dir={run_dir}-fdr", "debug=fast_dev_run"))
-                metrics = train(cfg("train", *common, f"paths.run_dir={run_dir}", "logger=none", "trainer.max_steps=3",
-                                    "trainer.max_epochs=1", "trainer.limit_val_batches=1",
-                                    "trainer.limit_test_batches=1", "resume=false"))
+                metrics = train(
+                    cfg(
+                        "train",
+                        *common,
+                        f"paths.run_dir={run_dir}",
+                        "logger=none",
+                        "trainer.max_steps=3",
+                        "trainer.max_epochs=1",
+                        "trainer.limit_val_batches=1",
+                        "trainer.limit_test_batches=1",
+                        "resume=false",
+                    )
+                )
                 ckpt = f"{run_dir}/checkpoints/last.ckpt"
-                evals = [run_eval(cfg("eval", f"ckpt={ckpt}", f"paths.root_dir={ROOT}", "limit=100", "device=cpu",
-                                      f"decode.beam_size={k}", "verify.workers=0")) for k in (1, 5)]
+                evals = [
+                    run_eval(
+                        cfg(
+                            "eval",
+                            f"ckpt={ckpt}",
+                            f"paths.root_dir={ROOT}",
+                            "limit=100",
+                            "device=cpu",
+                            f"decode.beam_size={k}",
+                            "verify.workers=0",
+                        )
+                    )
+                    for k in (1, 5)
+                ]
             beam = evals[1]["nbest"]
-            print(f"{model:<10} {positions:<12} fast_dev_run ok | 3 steps: val/seq_acc {metrics['val/seq_acc']:.2f} | "
-                  f"eval greedy {evals[0]['greedy']['accuracy']:.2f} | beam-5 top-1 {beam['top1_accuracy']:.2f} "
-                  f"@5 {beam['accuracy_at_5']:.2f} (n={evals[1]['n']}) | {time.perf_counter() - start:.0f} s", flush=True)
+            print(
+                f"{model:<10} {positions:<12} fast_dev_run ok | 3 steps: val/seq_acc {metrics['val/seq_acc']:.2f} | "
+                f"eval greedy {evals[0]['greedy']['accuracy']:.2f} | beam-5 top-1 {beam['top1_accuracy']:.2f} "
+                f"@5 {beam['accuracy_at_5']:.2f} (n={evals[1]['n']}) | {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,16 @@ def forgetful_sum(a: int, b: int, horizon: int = 10) -> int:
 
 
 def main(path: str) -> None:
-    task = ArithmeticTask(digits=[1, 10], reverse_output=True, index_hints=True, balance=["lengths"],
-                          n_train=100, n_valid=0, n_test=0, ood={"grid": {"digits": [1, 30], "n": 9000}})
+    task = ArithmeticTask(
+        digits=[1, 10],
+        reverse_output=True,
+        index_hints=True,
+        balance=["lengths"],
+        n_train=100,
+        n_valid=0,
+        n_test=0,
+        ood={"grid": {"digits": [1, 30], "n": 9000}},
+    )
     grid = task.build()["grid"]
     records, rows = [], []
     for source, target in zip(grid["source"], grid["target"]):

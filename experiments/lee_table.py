@@ -40,7 +40,11 @@ def main(sweep_dir: str, png: str) -> None:
     print("|---|" + "---|" * len(sizes))
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for fmt in ("plain", "reversed"):
-        print(f"| {fmt} | " + " | ".join(f"{100 * table[fmt, n]:.1f} %" if (fmt, n) in table else "-" for n in sizes) + " |")
+        print(
+            f"| {fmt} | "
+            + " | ".join(f"{100 * table[fmt, n]:.1f} %" if (fmt, n) in table else "-" for n in sizes)
+            + " |"
+        )
         points = [(n, 100 * table[fmt, n]) for n in sizes if (fmt, n) in table]
         if points:
             ax.plot(*zip(*points), marker="o", label=f"{fmt} output")

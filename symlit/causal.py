@@ -70,8 +70,12 @@ class CausalTransformer(TransformerBase):
         x = emb = self._embed(tokens, positions, digit_index)
         attn = self.pos.attention(positions, key_pos)
         rope = attn.rope if attn else None
-        mask = _merge(_causal(tokens.shape[1], tokens.device) if mask is None and cache is None and attn
-                      and attn.bias is not None else mask, attn.bias if attn else None)
+        mask = _merge(
+            _causal(tokens.shape[1], tokens.device)
+            if mask is None and cache is None and attn and attn.bias is not None
+            else mask,
+            attn.bias if attn else None,
+        )
         causal = mask is None and cache is None
         n = len(self.layers)
         for loop in range(self.cfg.n_loops):
@@ -100,15 +104,19 @@ class CausalTransformer(TransformerBase):
         real = src != self.cfg.pad_id
         longest = int(real.sum(1).max()) + max_len if batch else 0
         if longest > self.cfg.max_positions and self.pos.base in ("learned", "sinusoidal"):
-            raise ValueError(f"source plus decode length {longest} exceeds model.max_positions={self.cfg.max_positions}")
+            raise ValueError(
+                f"source plus decode length {longest} exceeds model.max_positions={self.cfg.max_positions}"
+            )
         heads, head_dim = self.cfg.n_heads, self.cfg.d_model // self.cfg.n_heads
         dtype = torch.get_autocast_dtype(src.device.type) if torch.is_autocast_enabled(src.device.type) else None
         dtype = dtype or self.embed.weight.dtype
         shape = (batch, heads, width + max_len, head_dim)
         # zeros, not empty: a static cache multiplies unfilled values by zero attention weights,
         # and uninitialised memory may hold NaN (NaN * 0 = NaN)
-        self_kv = [(src.new_zeros(shape, dtype=dtype), src.new_zeros(shape, dtype=dtype))
-                   for _ in range(len(self.layers) * self.cfg.n_loops)]
+        self_kv = [
+            (src.new_zeros(shape, dtype=dtype), src.new_zeros(shape, dtype=dtype))
+            for _ in range(len(self.layers) * self.cfg.n_loops)
+        ]
         cache = KVCache(self_kv, static, compile)
         cache.rows["next_pos"] = torch.zeros(batch, dtype=torch.long, device=src.device)
         cache.rows["key_pos"] = torch.zeros(batch, width + max_len, dtype=torch.long, device=src.device)
@@ -138,8 +146,9 @@ class CausalTransformer(TransformerBase):
             digit_index = self.pos.digit_indices(tokens, rows["digit_run"])
             rows["digit_run"] = digit_index[:, -1]
         if not logits:
-            self._stack(tokens, positions, digit_index, cache.self_mask(slots), rows["key_pos"][:, : cache.width],
-                        cache, slots)
+            self._stack(
+                tokens, positions, digit_index, cache.self_mask(slots), rows["key_pos"][:, : cache.width], cache, slots
+            )
             return None
         stack = _compiled(type(self)._step_stack) if cache.compiled else type(self)._step_stack
         return stack(self, tokens, positions, digit_index, slots, cache)

@@ -54,7 +54,8 @@ class Run:
 
 def is_run_dir(path: Path) -> bool:
     return (path / ".hydra" / "overrides.yaml").is_file() and any(
-        (path / f).is_file() for f in ("metrics.json", "run.json"))
+        (path / f).is_file() for f in ("metrics.json", "run.json")
+    )
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
@@ -137,8 +138,10 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
     def rows(self, keys: list[str]) -> list[list]:
-        return [[r.name, r.status, *(r.overrides.get(k, "") for k in keys), *(r.metrics.get(m, "") for m in self.metrics)]
-                for r in self.runs]
+        return [
+            [r.name, r.status, *(r.overrides.get(k, "") for k in keys), *(r.metrics.get(m, "") for m in self.metrics)]
+            for r in self.runs
+        ]
 
     def markdown(self) -> str:
         out = [f"# {len(self.runs)} runs", ""]
@@ -159,13 +162,16 @@ class Comparison:
                 writer.writerow([*row, str(run.path)])
 
 
-def compare(paths: Sequence[str | Path], metric: str | None = None, metrics: Sequence[str] = (),
-            minimize: bool = False) -> Comparison:
+def compare(
+    paths: Sequence[str | Path], metric: str | None = None, metrics: Sequence[str] = (), minimize: bool = False
+) -> Comparison:
     """The :class:`Comparison` of every run under ``paths``, sorted by ``metric`` (best first)."""
     dirs = find_runs(paths)
     if not dirs:
-        raise CompareError(f"no run directories (a .hydra/overrides.yaml with metrics.json or run.json) under "
-                           f"{', '.join(map(str, paths))}; pass outputs/<name>/ or run directories")
+        raise CompareError(
+            f"no run directories (a .hydra/overrides.yaml with metrics.json or run.json) under "
+            f"{', '.join(map(str, paths))}; pass outputs/<name>/ or run directories"
+        )
     root = _common_root([Path(p).resolve() for p in paths]) if len(paths) > 1 else Path(paths[0]).resolve()
     runs = [load_run(d, root) for d in dirs]
     keys = sorted({k for r in runs for k in r.overrides})
@@ -184,8 +190,11 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, metrics: Seq
     optuna = [p for p in map(Path, paths) if (p / "optimization_results.yaml").is_file()]
     for p in optuna:
         best = yaml.safe_load((p / "optimization_results.yaml").read_text()) or {}
-        comparison.notes += [f"Optuna ({p.name}): best value {best.get('best_value')} with "
-                             + ", ".join(f"`{k}={v}`" for k, v in (best.get("best_params") or {}).items()), ""]
+        comparison.notes += [
+            f"Optuna ({p.name}): best value {best.get('best_value')} with "
+            + ", ".join(f"`{k}={v}`" for k, v in (best.get("best_params") or {}).items()),
+            "",
+        ]
     return comparison
 
 
@@ -194,9 +203,13 @@ def plot_metric(comparison: Comparison, metric: str, param: str, path: Path | No
     from symlit.plots import _save, plt
 
     if param not in comparison.varying:
-        constant = f" (it is the same in every run: {param}={comparison.common[param]})" if param in comparison.common else ""
-        raise CompareError(f"--param {param} does not vary across these runs{constant}; "
-                           f"varying overrides: {', '.join(comparison.varying) or 'none'}")
+        constant = (
+            f" (it is the same in every run: {param}={comparison.common[param]})" if param in comparison.common else ""
+        )
+        raise CompareError(
+            f"--param {param} does not vary across these runs{constant}; "
+            f"varying overrides: {', '.join(comparison.varying) or 'none'}"
+        )
     others = [k for k in comparison.varying if k != param]
     runs = [r for r in comparison.runs if metric in r.metrics and param in r.overrides]
     if not runs:
@@ -238,16 +251,24 @@ def _safe(name: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point ``symlit-compare``."""
     parser = argparse.ArgumentParser(
-        prog="symlit-compare", description="Compare runs: overrides against final metrics (Markdown, CSV, a plot).")
+        prog="symlit-compare", description="Compare runs: overrides against final metrics (Markdown, CSV, a plot)."
+    )
     parser.add_argument("paths", nargs="+", help="outputs/<name>/ (a sweep or experiment) or run directories")
-    parser.add_argument("--metric", default=None,
-                        help="metric to sort by and plot (default: val/seq_acc when the runs have it)")
-    parser.add_argument("--param", default=None, help="hyper-parameter (override key) to plot against "
-                        "(default: the first override that varies)")
+    parser.add_argument(
+        "--metric", default=None, help="metric to sort by and plot (default: val/seq_acc when the runs have it)"
+    )
+    parser.add_argument(
+        "--param",
+        default=None,
+        help="hyper-parameter (override key) to plot against (default: the first override that varies)",
+    )
     parser.add_argument("--metrics", nargs="*", default=[], help="metric columns to show (glob patterns, e.g. 'val/*')")
     parser.add_argument("--minimize", action="store_true", help="lower --metric is better (e.g. a loss)")
-    parser.add_argument("--out", default=None, help="where to write compare.md/.csv/.png "
-                        "(default: the directory given, or the current directory for several)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="where to write compare.md/.csv/.png (default: the directory given, or the current directory for several)",
+    )
     args = parser.parse_args(argv)
     try:
         probe = compare(args.paths)

@@ -125,8 +125,9 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     return safe or "default"
 
 
-def default_eval_dir(ckpt: str, split: str, decode: Any, limit: int | None = None, verify_timeout: float | None = None,
-                     data: Any = None) -> str:
+def default_eval_dir(
+    ckpt: str, split: str, decode: Any, limit: int | None = None, verify_timeout: float | None = None, data: Any = None
+) -> str:
     """``<run dir>/eval/<checkpoint>-<split>-<decoding>[-limit<N>][-<hash>]``, next to the checkpoint's run.
 
     The name carries every setting that changes the result, so two evaluations never share a
@@ -142,8 +143,9 @@ def default_eval_dir(ckpt: str, split: str, decode: Any, limit: int | None = Non
     if limit is not None:
         name += f"-limit{limit}"
     defaults = OmegaConf.load(config_dir() / "eval.yaml")
-    changed: dict[str, Any] = {k: v for k, v in decode.items()
-                               if k not in ("strategy", "beam_size", "compile") and v != defaults.decode.get(k)}
+    changed: dict[str, Any] = {
+        k: v for k, v in decode.items() if k not in ("strategy", "beam_size", "compile") and v != defaults.decode.get(k)
+    }
     if verify_timeout is not None and verify_timeout != defaults.verify.timeout:
         changed["verify.timeout"] = verify_timeout
     if data is not None:

@@ -216,9 +216,16 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         if self.bucket:
             size = self.pool * self.batch_size
-            order = np.concatenate(
-                [chunk[np.argsort(self.lengths[chunk], kind="stable")] for chunk in np.split(order, range(size, n, size))]
-            ) if n else order
+            order = (
+                np.concatenate(
+                    [
+                        chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                        for chunk in np.split(order, range(size, n, size))
+                    ]
+                )
+                if n
+                else order
+            )
         if self.world_size > 1:
             if n < self.world_size:
                 raise ValueError(f"{n} examples cannot be shared by {self.world_size} ranks")
@@ -291,7 +298,9 @@ class Seq2SeqDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
-            raise ValueError(f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be positive")
+            raise ValueError(
+                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be positive"
+            )
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
         self.task, self.cache_dir, self.rebuild = task, cache_dir, rebuild

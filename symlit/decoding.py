@@ -348,12 +348,27 @@ def decode(model: DecodingModel, src: Tensor, bos_id: int, eos_id: int, config: 
         raise ValueError("decode.max_len must be set")
     if config.strategy == "beam":
         return beam_search(
-            model, src, bos_id, eos_id, config.max_len, config.beam_size, config.length_penalty, config.early_stopping,
+            model,
+            src,
+            bos_id,
+            eos_id,
+            config.max_len,
+            config.beam_size,
+            config.length_penalty,
+            config.early_stopping,
             compile=config.compile,
         )
     if config.strategy == "sample":
         return sample_decode(
-            model, src, bos_id, eos_id, config.max_len, config.num_samples, config.temperature, config.top_k, config.seed,
+            model,
+            src,
+            bos_id,
+            eos_id,
+            config.max_len,
+            config.num_samples,
+            config.temperature,
+            config.top_k,
+            config.seed,
             compile=config.compile,
         )
     out = greedy_decode(model, src, bos_id, eos_id, config.max_len, compile=config.compile)

@@ -138,7 +138,11 @@ def _rate(hits: int, n: int) -> float:
 def _confidence_tables(preds: list[Prediction], use_nbest: bool, bins: int = 5) -> dict[str, Any]:
     """Accuracy of the top hypothesis against its score (quantile bins), coverage and agreement."""
     rows = [
-        (p.scores[0] if use_nbest and p.scores else p.greedy_score, p.top1_correct if use_nbest else p.greedy_correct, p)
+        (
+            p.scores[0] if use_nbest and p.scores else p.greedy_score,
+            p.top1_correct if use_nbest else p.greedy_correct,
+            p,
+        )
         for p in preds
     ]
     rows.sort(key=lambda r: -r[0])
@@ -146,10 +150,14 @@ def _confidence_tables(preds: list[Prediction], use_nbest: bool, bins: int = 5) 
     for b in range(bins):
         chunk = rows[b * len(rows) // bins : (b + 1) * len(rows) // bins]
         if chunk:
-            by_score.append({
-                "score_max": chunk[0][0], "score_min": chunk[-1][0], "n": len(chunk),
-                "accuracy": _rate(sum(r[1] for r in chunk), len(chunk)),
-            })
+            by_score.append(
+                {
+                    "score_max": chunk[0][0],
+                    "score_min": chunk[-1][0],
+                    "n": len(chunk),
+                    "accuracy": _rate(sum(r[1] for r in chunk), len(chunk)),
+                }
+            )
     coverage = []
     for fraction in (0.1, 0.25, 0.5, 0.75, 0.9, 1.0):
         top = rows[: max(1, round(fraction * len(rows)))] if rows else []
@@ -159,7 +167,9 @@ def _confidence_tables(preds: list[Prediction], use_nbest: bool, bins: int = 5) 
         groups: dict[int, list[bool]] = defaultdict(list)
         for _, ok, p in rows:
             groups[p.agreement].append(ok)
-        by_agreement = [{"agreement": a, "n": len(v), "accuracy": _rate(sum(v), len(v))} for a, v in sorted(groups.items())]
+        by_agreement = [
+            {"agreement": a, "n": len(v), "accuracy": _rate(sum(v), len(v))} for a, v in sorted(groups.items())
+        ]
     return {"by_score": by_score, "coverage": coverage, "by_agreement": by_agreement}
 
 
@@ -190,8 +200,14 @@ def summarize(preds: list[Prediction], config: DecodeConfig) -> dict[str, Any]:
         name: {
             "n": len(group),
             "greedy": _rate(sum(p.greedy_correct for p in group), len(group)),
-            **({"top1": _rate(sum(p.top1_correct for p in group), len(group)),
-                f"at_{k}": _rate(sum(p.any_correct for p in group), len(group))} if use_nbest else {}),
+            **(
+                {
+                    "top1": _rate(sum(p.top1_correct for p in group), len(group)),
+                    f"at_{k}": _rate(sum(p.any_correct for p in group), len(group)),
+                }
+                if use_nbest
+                else {}
+            ),
         }
         for name, group in sorted(buckets.items(), key=lambda kv: _bucket_order(kv[0]))
     }
@@ -223,15 +239,21 @@ def render_report(summary: dict[str, Any], preds: list[Prediction], meta: dict[s
     """The Markdown report of an evaluation."""
     nb = summary.get("nbest")
     out = [f"# Evaluation of `{meta['checkpoint']}`", ""]
-    out += [f"- split: `{meta['split']}` ({summary['n']} inputs), task `{meta['task']}`",
-            f"- decoding: {meta['decode']}", f"- verifier: {meta['verify']}",
-            f"- timeouts: {summary['timeouts']}", ""]
+    out += [
+        f"- split: `{meta['split']}` ({summary['n']} inputs), task `{meta['task']}`",
+        f"- decoding: {meta['decode']}",
+        f"- verifier: {meta['verify']}",
+        f"- timeouts: {summary['timeouts']}",
+        "",
+    ]
     out += ["## Accuracy", ""]
     rows = [["greedy", summary["greedy"]["accuracy"], json.dumps(summary["greedy"]["verdicts"])]]
     if nb:
         k = nb["k"]
-        rows += [[f"{nb['strategy']} top-1", nb["top1_accuracy"], ""],
-                 [f"{nb['strategy']}@{k} (any of top {k})", nb[f"accuracy_at_{k}"], json.dumps(nb["verdicts"])]]
+        rows += [
+            [f"{nb['strategy']} top-1", nb["top1_accuracy"], ""],
+            [f"{nb['strategy']}@{k} (any of top {k})", nb[f"accuracy_at_{k}"], json.dumps(nb["verdicts"])],
+        ]
     out += [_table(["decoding", "accuracy", "verdicts"], rows), ""]
     if summary.get("scores"):
         out += ["Task scores (greedy): " + ", ".join(f"{k} = {v:.4f}" for k, v in summary["scores"].items()), ""]
@@ -240,21 +262,45 @@ def render_report(summary: dict[str, Any], preds: list[Prediction], meta: dict[s
     out += [_table(["bucket", *cols], [[name, *(v[c] for c in cols)] for name, v in summary["by_bucket"].items()]), ""]
     conf = summary["confidence"]
     which = "top-1 hypothesis" if nb else "greedy hypothesis"
-    out += ["## Confidence", "", f"Accuracy of the {which} by its score (sum of log-probabilities; "
-            "length-normalised for beam search), most confident first:", ""]
-    out += [_table(["score from", "score to", "n", "accuracy"],
-                   [[r["score_max"], r["score_min"], r["n"], r["accuracy"]] for r in conf["by_score"]]), ""]
+    out += [
+        "## Confidence",
+        "",
+        f"Accuracy of the {which} by its score (sum of log-probabilities; "
+        "length-normalised for beam search), most confident first:",
+        "",
+    ]
+    out += [
+        _table(
+            ["score from", "score to", "n", "accuracy"],
+            [[r["score_max"], r["score_min"], r["n"], r["accuracy"]] for r in conf["by_score"]],
+        ),
+        "",
+    ]
     out += ["Keeping only the most confident predictions:", ""]
-    out += [_table(["coverage", "n", "accuracy"], [[r["coverage"], r["n"], r["accuracy"]] for r in conf["coverage"]]), ""]
+    out += [
+        _table(["coverage", "n", "accuracy"], [[r["coverage"], r["n"], r["accuracy"]] for r in conf["coverage"]]),
+        "",
+    ]
     if conf["by_agreement"]:
-        out += ["Beam agreement: how many of the top-k hypotheses the verifier accepts with the top-1 as reference "
-                "(needs no reference answer):", ""]
-        out += [_table(["agreement", "n", "accuracy"], [[r["agreement"], r["n"], r["accuracy"]] for r in conf["by_agreement"]]), ""]
+        out += [
+            "Beam agreement: how many of the top-k hypotheses the verifier accepts with the top-1 as reference "
+            "(needs no reference answer):",
+            "",
+        ]
+        out += [
+            _table(
+                ["agreement", "n", "accuracy"], [[r["agreement"], r["n"], r["accuracy"]] for r in conf["by_agreement"]]
+            ),
+            "",
+        ]
     failures = [p for p in preds if not (p.top1_correct if nb else p.greedy_correct)][:n_failures]
     out += [f"## First {len(failures)} failures", ""]
     for p in failures:
-        out += [f"- **input** `{p.source}`", f"  - target `{p.target}`",
-                f"  - greedy `{p.greedy}` ({p.greedy_verdict}, {p.greedy_score:.3f})"]
+        out += [
+            f"- **input** `{p.source}`",
+            f"  - target `{p.target}`",
+            f"  - greedy `{p.greedy}` ({p.greedy_verdict}, {p.greedy_score:.3f})",
+        ]
         for h, s, v in list(zip(p.hypotheses, p.scores, p.verdicts))[:3]:
             out.append(f"  - hypothesis `{h}` ({v}, {s:.3f})")
     return "\n".join(out) + "\n"
@@ -283,12 +329,13 @@ def load_checkpoint(path: str | Path, tokenizer_path: str | None = None, device:
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
+    except Exception as err:
         raise ValueError(f"ckpt={path} is not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hp or not all(key in hp for key in ("model", "tokenizer_json", "task")):
-        raise ValueError(f"ckpt={path} has no symlit hyper-parameters (model, tokenizer_json, task); "
-                         "was it written by symlit-train?")
+        raise ValueError(
+            f"ckpt={path} has no symlit hyper-parameters (model, tokenizer_json, task); was it written by symlit-train?"
+        )
     tokenizer = Seq2SeqTokenizer.from_json(hp["tokenizer_json"])
     if tokenizer_path is not None:
         given = Seq2SeqTokenizer.from_file(tokenizer_path)
@@ -305,8 +352,10 @@ def load_checkpoint(path: str | Path, tokenizer_path: str | None = None, device:
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     rows = state.get("embed.weight")
     if rows is not None and rows.shape[0] != len(tokenizer):
-        raise ValueError(f"ckpt={path}: the model has {rows.shape[0]} embeddings but its tokenizer "
-                         f"{len(tokenizer)} tokens; the checkpoint is inconsistent")
+        raise ValueError(
+            f"ckpt={path}: the model has {rows.shape[0]} embeddings but its tokenizer "
+            f"{len(tokenizer)} tokens; the checkpoint is inconsistent"
+        )
     model.load_state_dict(state)
     return LoadedCheckpoint(model.to(device).eval(), tokenizer, task, dict(hp))
 
@@ -351,23 +400,41 @@ def _log_wandb(cfg: DictConfig, out_dir: Path, summary: dict[str, Any], preds: l
     import wandb
 
     run = wandb.init(
-        project=cfg.logger.project, dir=str(out_dir), job_type="eval", name=f"eval/{out_dir.name}",
-        mode="offline" if cfg.logger.offline else "online", config=OmegaConf.to_container(cfg, resolve=True),
+        project=cfg.logger.project,
+        dir=str(out_dir),
+        job_type="eval",
+        name=f"eval/{out_dir.name}",
+        mode="offline" if cfg.logger.offline else "online",
+        config=OmegaConf.to_container(cfg, resolve=True),
     )
     try:
         flat = {"eval/greedy_acc": summary["greedy"]["accuracy"], "eval/timeouts": summary["timeouts"]}
         if nb := summary.get("nbest"):
             flat |= {"eval/top1_acc": nb["top1_accuracy"], f"eval/acc_at_{nb['k']}": nb[f"accuracy_at_{nb['k']}"]}
         run.log(flat)
-        buckets = wandb.Table(columns=["bucket", "n", "greedy_acc"],
-                              data=[[b, v["n"], v["greedy"]] for b, v in summary["by_bucket"].items()])
-        conf = wandb.Table(columns=["score_max", "score_min", "n", "accuracy"],
-                           data=[[r["score_max"], r["score_min"], r["n"], r["accuracy"]] for r in summary["confidence"]["by_score"]])
+        buckets = wandb.Table(
+            columns=["bucket", "n", "greedy_acc"],
+            data=[[b, v["n"], v["greedy"]] for b, v in summary["by_bucket"].items()],
+        )
+        conf = wandb.Table(
+            columns=["score_max", "score_min", "n", "accuracy"],
+            data=[[r["score_max"], r["score_min"], r["n"], r["accuracy"]] for r in summary["confidence"]["by_score"]],
+        )
         predictions = wandb.Table(
             columns=["input", "target", "greedy", "greedy_verdict", "top_hypotheses", "verdicts", "score", "agreement"],
-            data=[[p.source, p.target, p.greedy, p.greedy_verdict, " || ".join(str(h) for h in p.hypotheses[:3]),
-                   ",".join(p.verdicts[:3]), p.scores[0] if p.scores else p.greedy_score, p.agreement]
-                  for p in preds[: cfg.logger.max_rows]],
+            data=[
+                [
+                    p.source,
+                    p.target,
+                    p.greedy,
+                    p.greedy_verdict,
+                    " || ".join(str(h) for h in p.hypotheses[:3]),
+                    ",".join(p.verdicts[:3]),
+                    p.scores[0] if p.scores else p.greedy_score,
+                    p.agreement,
+                ]
+                for p in preds[: cfg.logger.max_rows]
+            ],
         )
         run.log({"eval/buckets": buckets, "eval/confidence": conf, "eval/predictions": predictions})
     finally:
@@ -405,8 +472,13 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     summary["unknown_token_sources"] = unknown
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"checkpoint": str(cfg.ckpt), "split": cfg.split, "task": loaded.task.name,
-            "decode": asdict(config), "verify": OmegaConf.to_container(cfg.verify)}
+    meta = {
+        "checkpoint": str(cfg.ckpt),
+        "split": cfg.split,
+        "task": loaded.task.name,
+        "decode": asdict(config),
+        "verify": OmegaConf.to_container(cfg.verify),
+    }
     write_text_atomic(out_dir / "eval.json", json.dumps({**meta, "metrics": summary}, indent=1, default=str))
     write_text_atomic(out_dir / "report.md", render_report(summary, preds, meta))
     with (out_dir / "predictions.jsonl.tmp").open("w") as f:
@@ -419,7 +491,9 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     if nb := summary.get("nbest"):
         k = nb["k"]
         line += f" | {nb['strategy']} top-1 {nb['top1_accuracy']:.4f} | @{k} {nb[f'accuracy_at_{k}']:.4f}"
-    print(f"{cfg.split}: {summary['n']} inputs | {line} | timeouts {summary['timeouts']}\nreport: {out_dir / 'report.md'}")
+    print(
+        f"{cfg.split}: {summary['n']} inputs | {line} | timeouts {summary['timeouts']}\nreport: {out_dir / 'report.md'}"
+    )
     return summary
 
 
@@ -433,8 +507,11 @@ def main() -> None:
     """Console entry point ``symlit-eval``: accepts the checkpoint paths ``symlit-train`` prints, unquoted."""
     args = sys.argv[1:]
     if not any(a.lstrip("+").startswith("ckpt=") for a in args) and not {"-h", "--help", "--hydra-help"} & set(args):
-        print("symlit-eval: error: ckpt is missing; pass the checkpoint to evaluate, "
-              "e.g. symlit-eval ckpt=outputs/<name>/<run>/checkpoints/best.ckpt", file=sys.stderr)
+        print(
+            "symlit-eval: error: ckpt is missing; pass the checkpoint to evaluate, "
+            "e.g. symlit-eval ckpt=outputs/<name>/<run>/checkpoints/best.ckpt",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     sys.argv[1:] = quote_paths(args)
     _hydra_main()

@@ -74,8 +74,9 @@ def save_dataset(out: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
 
     disable_progress_bar()
     columns = ("source", "target", "n_ops", "count")
-    data = DatasetDict({name: Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
-                        for name, rows in splits.items()})
+    data = DatasetDict(
+        {name: Dataset.from_dict({c: [r[c] for r in rows] for c in columns}) for name, rows in splits.items()}
+    )
     tmp = out / f".dataset.tmp-{uuid.uuid4().hex[:8]}"
     data.save_to_disk(str(tmp))
     final = out / "dataset"
@@ -92,17 +93,26 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.n <= cfg.n_valid + cfg.n_test:
         raise ValueError(f"n={cfg.n} must exceed n_valid + n_test = {cfg.n_valid + cfg.n_test}")
     out = Path(cfg.output_dir)
-    report = engine.generate(task.generator_config(), out, int(cfg.n), workers=int(cfg.workers), seed=cfg.seed,
-                             shard_size=int(cfg.shard_size), chunk_attempts=int(cfg.chunk_attempts),
-                             progress=bool(cfg.progress))
+    report = engine.generate(
+        task.generator_config(),
+        out,
+        int(cfg.n),
+        workers=int(cfg.workers),
+        seed=cfg.seed,
+        shard_size=int(cfg.shard_size),
+        chunk_attempts=int(cfg.chunk_attempts),
+        progress=bool(cfg.progress),
+    )
     print(report.summary(), flush=True)
     rows = engine.read_rows(out)
     splits = engine.split(rows, int(cfg.n_valid), int(cfg.n_test), seed=cfg.seed)
     save_dataset(out, splits)
     if cfg.export_reference:
         for name, split_rows in splits.items():
-            write_reference(out / "reference" / f"{task.generator}.{name}",
-                            ((r["count"], r["source"], r["target"]) for r in split_rows))
+            write_reference(
+                out / "reference" / f"{task.generator}.{name}",
+                ((r["count"], r["source"], r["target"]) for r in split_rows),
+            )
     summary: dict[str, Any] = {
         "task": task.generator,
         "generator": task.generator_config().to_dict(),
@@ -122,8 +132,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         everything = [r for v in splits.values() for r in v]
         start = time.monotonic()
         ok, failures = audit(task, everything, workers=max(1, int(cfg.workers)))
-        summary["audit"] = {"verified": ok, "total": len(everything), "seconds": round(time.monotonic() - start, 1),
-                            "failures": failures[:20]}
+        summary["audit"] = {
+            "verified": ok,
+            "total": len(everything),
+            "seconds": round(time.monotonic() - start, 1),
+            "failures": failures[:20],
+        }
         print(f"audit: {ok}/{len(everything)} verified ({100 * ok / max(len(everything), 1):.2f} %)")
         for row in failures[:5]:
             print(f"  FAILED: {row['source']}\t{row['target']}")
@@ -138,12 +152,18 @@ def _check_data_choice(args: list[str]) -> None:
         if arg.startswith("data="):
             name = arg.partition("=")[2]
             path = config_dir() / "data" / f"{name}.yaml"
-            calculus = sorted(p.stem for p in path.parent.glob("*.yaml")  # calculus.yaml and the groups built on it
-                              if p.stem != "calculus" and "- calculus" in p.read_text())
+            calculus = sorted(
+                p.stem
+                for p in path.parent.glob("*.yaml")  # calculus.yaml and the groups built on it
+                if p.stem != "calculus" and "- calculus" in p.read_text()
+            )
             if path.is_file() and name != "calculus" and name not in calculus:
                 choices = calculus
-                print(f"symlit-generate: error: data={name} is not a calculus task; symlit-generate makes "
-                      f"calculus datasets: use data={'|'.join(choices)}", file=sys.stderr)
+                print(
+                    f"symlit-generate: error: data={name} is not a calculus task; symlit-generate makes "
+                    f"calculus datasets: use data={'|'.join(choices)}",
+                    file=sys.stderr,
+                )
                 raise SystemExit(2)
 
 

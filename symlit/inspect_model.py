@@ -44,8 +44,9 @@ class AttentionMap:
     weights: Tensor
 
 
-def attention_weights(q: Tensor, k: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
-                      scale: float | None = None) -> Tensor:
+def attention_weights(
+    q: Tensor, k: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False, scale: float | None = None
+) -> Tensor:
     """The probabilities SDPA applies to the values: ``softmax(q k^T * scale + mask)``, ``(B, H, T_q, T_k)``."""
     scores = (q @ k.transpose(-1, -2)).float() * (scale if scale is not None else q.shape[-1] ** -0.5)  # (B, H, Tq, Tk)
     if is_causal:
@@ -64,8 +65,16 @@ def capture_attention(model: nn.Module) -> Iterator[list[AttentionMap]]:
     stack: list[str] = []
     original = F.scaled_dot_product_attention
 
-    def recording(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                  is_causal: bool = False, scale: float | None = None, **kwargs: object) -> Tensor:
+    def recording(
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        attn_mask: Tensor | None = None,
+        dropout_p: float = 0.0,
+        is_causal: bool = False,
+        scale: float | None = None,
+        **kwargs: object,
+    ) -> Tensor:
         weights = attention_weights(q, k, attn_mask, is_causal, scale)  # (B, H, Tq, Tk)
         maps.append(AttentionMap(stack[-1] if stack else "", weights[0].detach().cpu()))
         return original(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kwargs)
@@ -96,13 +105,21 @@ def _block(name: str) -> str:
     return "decoder_self" if name.startswith("decoder") else "encoder"
 
 
-def plot_attention(maps: list[AttentionMap], queries: list[str], keys: list[str], title: str,
-                   path: str | Path | None = None, xlabel: str = "key", ylabel: str = "query"):
+def plot_attention(
+    maps: list[AttentionMap],
+    queries: list[str],
+    keys: list[str],
+    title: str,
+    path: str | Path | None = None,
+    xlabel: str = "key",
+    ylabel: str = "query",
+):
     """One heat map per layer (rows) and head (columns); queries down, keys across."""
     n_layers, n_heads = len(maps), maps[0].weights.shape[0]
     size = max(1.6, 0.28 * max(len(queries), len(keys)))
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads + 1.5, size * n_layers + 1.2), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        n_layers, n_heads, figsize=(size * n_heads + 1.5, size * n_layers + 1.2), squeeze=False, layout="constrained"
+    )
     for layer, m in enumerate(maps):
         for head in range(n_heads):
             ax = axes[layer][head]
@@ -171,12 +188,21 @@ def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, 
         with capture_attention(model) as maps:
             model(src, tgt_in)
     if not maps:
-        raise RuntimeError("no attention captured: the model does not call torch.nn.functional.scaled_dot_product_attention")
+        raise RuntimeError(
+            "no attention captured: the model does not call torch.nn.functional.scaled_dot_product_attention"
+        )
     src_tokens = tok.tokens(source)
     tgt_tokens = ["<s>", *(tok.hf.id_to_token(i) for i in out_ids)]
-    labels = {"encoder": (src_tokens, src_tokens), "decoder_self": (tgt_tokens, tgt_tokens), "cross": (tgt_tokens, src_tokens)}
-    what = {"encoder": "encoder self-attention", "decoder_self": "decoder self-attention (causal)",
-            "cross": "cross-attention (decoder queries, encoder keys)"}
+    labels = {
+        "encoder": (src_tokens, src_tokens),
+        "decoder_self": (tgt_tokens, tgt_tokens),
+        "cross": (tgt_tokens, src_tokens),
+    }
+    what = {
+        "encoder": "encoder self-attention",
+        "decoder_self": "decoder self-attention (causal)",
+        "cross": "cross-attention (decoder queries, encoder keys)",
+    }
     axis = {"encoder": ("input", "input"), "decoder_self": ("answer", "answer"), "cross": ("answer", "input")}
     answer_text = render.render(task, tok.decode(out_ids))
     out_dir = Path(out_dir)
@@ -186,8 +212,15 @@ def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, 
         if chosen:
             queries, keys = labels[block]
             path = out_dir / f"attention_{block}.png"
-            plot_attention(chosen, queries, keys, f"{what[block]}: {render.render(task, source)} -> {answer_text}", path,
-                           xlabel=f"key: {axis[block][1]} token", ylabel=f"query: {axis[block][0]} token")
+            plot_attention(
+                chosen,
+                queries,
+                keys,
+                f"{what[block]}: {render.render(task, source)} -> {answer_text}",
+                path,
+                xlabel=f"key: {axis[block][1]} token",
+                ylabel=f"query: {axis[block][0]} token",
+            )
             written[f"attention_{block}"] = path
     return written
 

@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 REPORT = "leakage.json"
 
 
-def canonical_prefix(tokens: Sequence[str], arity: Mapping[str, int], commutative: Sequence[str] = (),
-                     renamable: Sequence[str] = (), integers: Sequence[str] = ("INT+", "INT-"),
-                     digits: Sequence[str] = ()) -> str:
+def canonical_prefix(
+    tokens: Sequence[str],
+    arity: Mapping[str, int],
+    commutative: Sequence[str] = (),
+    renamable: Sequence[str] = (),
+    integers: Sequence[str] = ("INT+", "INT-"),
+    digits: Sequence[str] = (),
+) -> str:
     """A prefix expression up to reordering the arguments of ``commutative`` operators (nested
     chains flattened) and renaming the ``renamable`` leaves (coefficients) by first appearance.
     ``arity`` maps operator tokens to their argument counts; an integer is a token of
@@ -84,8 +89,13 @@ def leakage_report(task: Task, splits: Mapping[str, Mapping[str, Sequence[Any]]]
     levels = list(task.key_levels)
     seen = {level: {k[level] for k in train_keys if level in k} for level in levels}
     sources, targets = set(train["source"]), set(train["target"])
-    report: dict[str, Any] = {"task": task.name, "train_rows": len(train["source"]), "key_levels": levels,
-                              "leak_free_level": task.leak_free_level, "splits": {}}
+    report: dict[str, Any] = {
+        "task": task.name,
+        "train_rows": len(train["source"]),
+        "key_levels": levels,
+        "leak_free_level": task.leak_free_level,
+        "splits": {},
+    }
     for name, rows in splits.items():
         if name == "train":
             continue
@@ -118,16 +128,22 @@ def check_leak_free(report: Mapping[str, Any], leak_free: bool | str | None) -> 
         return
     level = report["leak_free_level"] if leak_free is True else str(leak_free)
     if level is not None and level not in report["key_levels"]:
-        raise ValueError(f"data.leak_free={leak_free!r}: the task {report['task']} has key levels "
-                         f"{report['key_levels']}, not {level!r}")
+        raise ValueError(
+            f"data.leak_free={leak_free!r}: the task {report['task']} has key levels "
+            f"{report['key_levels']}, not {level!r}"
+        )
     for name, s in report["splits"].items():
         if s["same_source"]:
-            raise ValueError(f"data.leak_free={leak_free!r}: split {name!r} shares {s['same_source']} of "
-                             f"{s['rows']} sources with train")
+            raise ValueError(
+                f"data.leak_free={leak_free!r}: split {name!r} shares {s['same_source']} of "
+                f"{s['rows']} sources with train"
+            )
         if level is not None and s["same_key"][level]:
-            raise ValueError(f"data.leak_free={leak_free!r}: split {name!r} shares {s['same_key'][level]} of "
-                             f"{s['rows']} {level} keys with train; choose a coarser data.task.split_by or "
-                             "set data.leak_free=false to accept the overlap")
+            raise ValueError(
+                f"data.leak_free={leak_free!r}: split {name!r} shares {s['same_key'][level]} of "
+                f"{s['rows']} {level} keys with train; choose a coarser data.task.split_by or "
+                "set data.leak_free=false to accept the overlap"
+            )
 
 
 def write(report: Mapping[str, Any], directory: str | Path) -> Path:

@@ -102,8 +102,11 @@ class TransformerConfig(ModelConfig):
     n_decoder_layers: int = 4
 
     def checks(self) -> dict[str, bool]:
-        return {**super().checks(), "n_encoder_layers": self.n_encoder_layers >= 1,
-                "n_decoder_layers": self.n_decoder_layers >= 1}
+        return {
+            **super().checks(),
+            "n_encoder_layers": self.n_encoder_layers >= 1,
+            "n_decoder_layers": self.n_decoder_layers >= 1,
+        }
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -363,8 +366,9 @@ class DecoderLayer(nn.Module):
         causal = self_mask is None and cache is None
 
         def self_block(h: Tensor) -> Tensor:
-            return self.drop(self.self_attn(h, mask=self_mask, causal=causal, cache=cache, layer=layer, slots=slots,
-                                            rope=rope))
+            return self.drop(
+                self.self_attn(h, mask=self_mask, causal=causal, cache=cache, layer=layer, slots=slots, rope=rope)
+            )
 
         def cross_block(h: Tensor) -> Tensor:
             return self.drop(self.cross_attn(h, memory, mask=memory_mask, cache=cache, layer=layer))
@@ -389,8 +393,16 @@ class TransformerBase(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         self.embed_scale = math.sqrt(cfg.d_model)
-        self.pos = Positions(cfg.positions, cfg.d_model, cfg.n_heads, cfg.max_positions, tuple(cfg.digit_ids),
-                             cfg.vocab_size, cfg.abacus_max_digits, cfg.abacus_max_offset)
+        self.pos = Positions(
+            cfg.positions,
+            cfg.d_model,
+            cfg.n_heads,
+            cfg.max_positions,
+            tuple(cfg.digit_ids),
+            cfg.vocab_size,
+            cfg.abacus_max_digits,
+            cfg.abacus_max_offset,
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
 
@@ -551,8 +563,10 @@ def build_model(cfg: dict[str, Any], vocab_size: int, pad_id: int, digit_ids: tu
     given = {k: v for k, v in cfg.items() if k != "_target_"}
     unknown = sorted(set(given) - fields)
     if unknown:
-        raise ValueError(f"model.{unknown[0]} is not a setting of {cls.__name__}; its settings are "
-                         f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids'})}")
+        raise ValueError(
+            f"model.{unknown[0]} is not a setting of {cls.__name__}; its settings are "
+            f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids'})}"
+        )
     return cls(cls.Config(**{**given, "vocab_size": vocab_size, "pad_id": pad_id, "digit_ids": tuple(digit_ids)}))
 
 

@@ -187,8 +187,13 @@ class Seq2SeqModule(L.LightningModule):
                 p.hypotheses, p.scores = [h for h, _ in lists[row]], [s for _, s in lists[row]]
             preds.append(p)
         verify_predictions(preds, self.pool, agreement=False)
-        self.log(f"{prefix}/seq_acc", sum(p.greedy_correct for p in preds) / size, batch_size=size,
-                 prog_bar=prefix == "val", **log)
+        self.log(
+            f"{prefix}/seq_acc",
+            sum(p.greedy_correct for p in preds) / size,
+            batch_size=size,
+            prog_bar=prefix == "val",
+            **log,
+        )
         if lists is not None:
             k = config.num_samples if config.strategy == "sample" else config.beam_size
             self.log(f"{prefix}/top1_acc", sum(p.top1_correct for p in preds) / size, batch_size=size, **log)

@@ -81,14 +81,24 @@ def reliability_bins(predictions: Sequence[Any], bins: int = 10) -> list[dict[st
     for b in range(bins):
         sel = index == b
         if sel.any():
-            out.append({"lo": b / bins, "hi": (b + 1) / bins, "confidence": float(conf[sel].mean()),
-                        "accuracy": float(ok[sel].mean()), "n": int(sel.sum())})
+            out.append(
+                {
+                    "lo": b / bins,
+                    "hi": (b + 1) / bins,
+                    "confidence": float(conf[sel].mean()),
+                    "accuracy": float(ok[sel].mean()),
+                    "n": int(sel.sum()),
+                }
+            )
     return out
 
 
 def plot_reliability(
-    predictions: Sequence[Any], summary: Mapping[str, Any] | None = None, path: str | Path | None = None,
-    bins: int = 10, title: str = "",
+    predictions: Sequence[Any],
+    summary: Mapping[str, Any] | None = None,
+    path: str | Path | None = None,
+    bins: int = 10,
+    title: str = "",
 ) -> Figure:
     """Reliability diagram of the greedy answers, with the beam-agreement table beside it.
 
@@ -105,8 +115,15 @@ def plot_reliability(
     ece = sum(r["n"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / n
     fig, (ax, side) = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="calibrated")
-    ax.bar([r["lo"] for r in rows], [r["accuracy"] for r in rows], width=1 / bins, align="edge",
-           edgecolor="black", alpha=0.7, label="accuracy in bin")
+    ax.bar(
+        [r["lo"] for r in rows],
+        [r["accuracy"] for r in rows],
+        width=1 / bins,
+        align="edge",
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy in bin",
+    )
     ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o", color="C3", label="mean confidence")
     for r in rows:
         ax.annotate(f"n={r['n']}", (r["lo"] + 0.5 / bins, min(r["accuracy"], 0.93) + 0.02), ha="center", fontsize=7)
@@ -120,20 +137,26 @@ def plot_reliability(
     agreement = ((summary or {}).get("confidence") or {}).get("by_agreement") or []
     if agreement:
         cells = [[str(r["agreement"]), str(r["n"]), f"{r['accuracy']:.3f}"] for r in agreement]
-        table = side.table(cellText=cells, colLabels=["agreement", "n", "top-1 accuracy"], loc="center",
-                           cellLoc="center")
+        table = side.table(
+            cellText=cells, colLabels=["agreement", "n", "top-1 accuracy"], loc="center", cellLoc="center"
+        )
         table.auto_set_font_size(False)
         table.set_fontsize(9)
         table.scale(1, 1.5)
-        side.set_title("Top-1 accuracy by beam agreement\n(top-k hypotheses the verifier accepts\n"
-                       "with the top-1 as reference)", fontsize=9)
+        side.set_title(
+            "Top-1 accuracy by beam agreement\n(top-k hypotheses the verifier accepts\nwith the top-1 as reference)",
+            fontsize=9,
+        )
     else:
         side.text(0.5, 0.5, "no beam agreement\n(greedy-only evaluation)", ha="center", va="center")
     return _save(fig, path)
 
 
 def plot_lengths(
-    splits: Mapping[str, Any] | Any, tokenizer: Any = None, path: str | Path | None = None, title: str = "",
+    splits: Mapping[str, Any] | Any,
+    tokenizer: Any = None,
+    path: str | Path | None = None,
+    title: str = "",
 ) -> Figure:
     """Histograms of source and target lengths in tokens, one overlaid series per split.
 
@@ -158,8 +181,12 @@ def plot_lengths(
         lo, hi = min(int(x.min()) for x in series), max(int(x.max()) for x in series)
         edges = np.arange(lo, hi + 2) - 0.5 if hi - lo <= 60 else np.linspace(lo, hi + 1, 41)
         # one group of bars per length bin, a bar per split (side by side, not overlaid)
-        ax.hist(series, bins=edges, density=True, label=[
-            f"{name} (n={len(x)}, mean {x.mean():.1f}, max {x.max()})" for name, x in zip(data, series)])
+        ax.hist(
+            series,
+            bins=edges,
+            density=True,
+            label=[f"{name} (n={len(x)}, mean {x.mean():.1f}, max {x.max()})" for name, x in zip(data, series)],
+        )
         ax.set_xlabel(f"{col} length (tokens{'' if tokenizer is not None else ', whitespace-separated'})")
         ax.set_ylabel("fraction of examples")
         ax.set_title(f"{col.capitalize()} lengths")
@@ -188,7 +215,9 @@ def eval_figures(eval_dir: str | Path) -> dict[str, Path]:
     summary = saved["metrics"]
     where = f"{saved.get('split', '?')} split, {Path(str(saved.get('checkpoint', '?'))).name}"
     out = {"accuracy_by_bucket": eval_dir / "accuracy_by_bucket.png", "reliability": eval_dir / "reliability.png"}
-    plot_bucket_accuracy(summary, out["accuracy_by_bucket"], title=f"Accuracy by bucket ({summary['n']} inputs, {where})")
+    plot_bucket_accuracy(
+        summary, out["accuracy_by_bucket"], title=f"Accuracy by bucket ({summary['n']} inputs, {where})"
+    )
     plot_reliability(read_predictions(preds_path), summary, out["reliability"])
     return out
 

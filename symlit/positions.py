@@ -67,6 +67,7 @@ def sinusoidal_table(n_positions: int, d_model: int) -> Tensor:
 def alibi_slopes(n_heads: int) -> Tensor:
     """Per-head slopes of Press et al. (2022): a geometric sequence from ``2**(-8/n)`` (for ``n`` a power
     of two; otherwise those of the next lower power, then every other one of the next higher)."""
+
     def powers(n: int) -> list[float]:
         start = 2 ** (-8 / n)
         return [start ** (i + 1) for i in range(n)]

@@ -69,8 +69,10 @@ class Result:
         lines.append(f"  #  {'answer':<{width}}  {'score':>8}  verdict")
         for rank, a in enumerate(self.answers, start=1):
             lines.append(f"{rank:>3}  {a.text:<{width}}  {a.score:>8.3f}  {a.verdict}")
-        lines.append(f"beam agreement: {self.agreement} of {len(self.answers)} "
-                     "(answers the verifier accepts with answer 1 as the reference)")
+        lines.append(
+            f"beam agreement: {self.agreement} of {len(self.answers)} "
+            "(answers the verifier accepts with answer 1 as the reference)"
+        )
         return "\n".join(lines)
 
 
@@ -81,8 +83,15 @@ class Predictor:
         self.loaded, self.config, self.pool, self.device = loaded, config, pool, device
 
     @classmethod
-    def from_checkpoint(cls, ckpt: str, beam_size: int = 5, device: str = "cpu", workers: int = 0,
-                        timeout: float = 10.0, **decode: object) -> Predictor:
+    def from_checkpoint(
+        cls,
+        ckpt: str,
+        beam_size: int = 5,
+        device: str = "cpu",
+        workers: int = 0,
+        timeout: float = 10.0,
+        **decode: object,
+    ) -> Predictor:
         """A predictor for ``ckpt``: beam search with ``beam_size`` beams, verification in
         ``workers`` processes (0: in this process) with ``timeout`` seconds per hypothesis."""
         loaded = load_checkpoint(ckpt, device=device)
@@ -100,17 +109,26 @@ class Predictor:
         limit = model.cfg.max_positions
         if len(ids) > limit:
             raise ValueError(f"the input has {len(ids)} tokens; this model reads at most {limit}")
-        config = DecodeConfig(**{**self.config.__dict__, "max_len": self.config.max_len or min(limit, 4 * len(ids) + 16)})
+        config = DecodeConfig(
+            **{**self.config.__dict__, "max_len": self.config.max_len or min(limit, 4 * len(ids) + 16)}
+        )
         src = torch.tensor([ids], device=self.device)  # (1, S)
         out = decode(model, src, tok.bos_id, tok.eos_id, config)  # tokens (1, N, L), scores (1, N)
         texts = tok.decode_batch(out.tokens[0].tolist())
-        hyps = [(t if done else None, s) for t, done, s in zip(texts, out.finished[0].tolist(), out.scores[0].tolist())
-                if math.isfinite(s)]
+        hyps = [
+            (t if done else None, s)
+            for t, done, s in zip(texts, out.finished[0].tolist(), out.scores[0].tolist())
+            if math.isfinite(s)
+        ]
         reference = render.reference(task, source)
         if not hyps:
             return Result(text.strip(), source, render.render(task, source), None)
-        pred = Prediction(source, reference if reference is not None else (hyps[0][0] or ""),
-                          hypotheses=[h for h, _ in hyps], scores=[s for _, s in hyps])
+        pred = Prediction(
+            source,
+            reference if reference is not None else (hyps[0][0] or ""),
+            hypotheses=[h for h, _ in hyps],
+            scores=[s for _, s in hyps],
+        )
         verify_predictions([pred], self.pool)
         verdicts = pred.verdicts if reference is not None else [UNVERIFIED] * len(hyps)
         answers = [Answer(h, render.render(task, h), s, v) for (h, s), v in zip(hyps, verdicts)]
@@ -155,8 +173,9 @@ def run_predict(cfg: DictConfig) -> Result | None:
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     decode_cfg = OmegaConf.to_container(cfg.decode, resolve=True)
     try:
-        predictor = Predictor.from_checkpoint(cfg.ckpt, device=device, workers=cfg.verify.workers,
-                                              timeout=cfg.verify.timeout, **decode_cfg)
+        predictor = Predictor.from_checkpoint(
+            cfg.ckpt, device=device, workers=cfg.verify.workers, timeout=cfg.verify.timeout, **decode_cfg
+        )
     except (FileNotFoundError, ValueError) as err:  # a bad ckpt or decode value: one line, no traceback
         raise SystemExit(f"symlit-predict: {err}") from None
     try:

@@ -110,8 +110,17 @@ def arithmetic_render(task: ArithmeticTask, tokens: str) -> str:
 
 
 # ---------------------------------------------------------------------------- calculus
-_NAMES: dict[str, Any] = {**cp.SYMBOLS, "pi": sp.pi, "E": sp.E, "I": sp.I, "ln": sp.log, "log": sp.log,
-                          "Y": cp.FX, "Yp": cp.DFX, "Ypp": cp.D2FX}
+_NAMES: dict[str, Any] = {
+    **cp.SYMBOLS,
+    "pi": sp.pi,
+    "E": sp.E,
+    "I": sp.I,
+    "ln": sp.log,
+    "log": sp.log,
+    "Y": cp.FX,
+    "Yp": cp.DFX,
+    "Ypp": cp.D2FX,
+}
 _READABLE = {cp.D2FX: sp.Symbol("Y''"), cp.DFX: sp.Symbol("Y'"), cp.FX: sp.Symbol("Y")}
 
 
@@ -131,8 +140,14 @@ def _read_sympy(text: str) -> sp.Expr:
     sides = [re.sub(r"\b[Yy]''", "Ypp", re.sub(r"\b[Yy]'(?!')", "Yp", side)) for side in text.split("=")]
     sides = [re.sub(r"\by\b", "Y", side) for side in sides]
     try:
-        exprs = [parse_expr(side, local_dict=dict(_NAMES), transformations=(
-            *standard_transformations, implicit_multiplication, convert_xor)) for side in sides]
+        exprs = [
+            parse_expr(
+                side,
+                local_dict=dict(_NAMES),
+                transformations=(*standard_transformations, implicit_multiplication, convert_xor),
+            )
+            for side in sides
+        ]
     except Exception as err:  # noqa: BLE001 - SymPy's parser raises SyntaxError, TokenError, TypeError...
         raise ValueError(f"cannot read {text!r} as an expression ({type(err).__name__}: {err})") from None
     expr = exprs[0] - exprs[1] if len(exprs) == 2 else exprs[0]
@@ -310,10 +325,16 @@ def embedding_groups(task: Task, vocabulary: list[str]) -> dict[str, list[str]]:
     arithmetic, operators for calculus, every non-special token otherwise."""
     specials = {t for t in vocabulary if t.startswith("<") and t.endswith(">")}
     if isinstance(task, ArithmeticTask):
-        numbers = [t for t in vocabulary if re.fullmatch(r"-?\d+", t) or (len(t) == 1 and t in DIGIT_SYMBOLS[: task.base])]
-        return {"digit / number": sorted(set(numbers), key=lambda t: (len(t), t)),
-                "sign / operator": [t for t in vocabulary if t in ("INT+", "INT-", *ARITHMETIC_OPERATORS)]}
+        numbers = [
+            t for t in vocabulary if re.fullmatch(r"-?\d+", t) or (len(t) == 1 and t in DIGIT_SYMBOLS[: task.base])
+        ]
+        return {
+            "digit / number": sorted(set(numbers), key=lambda t: (len(t), t)),
+            "sign / operator": [t for t in vocabulary if t in ("INT+", "INT-", *ARITHMETIC_OPERATORS)],
+        }
     if isinstance(task, CalculusTask):
-        return {"binary operator": [t for t in vocabulary if cp.OPERATORS.get(t) == 2],
-                "unary operator": [t for t in vocabulary if cp.OPERATORS.get(t) == 1]}
+        return {
+            "binary operator": [t for t in vocabulary if cp.OPERATORS.get(t) == 2],
+            "unary operator": [t for t in vocabulary if cp.OPERATORS.get(t) == 1],
+        }
     return {"token": [t for t in vocabulary if t not in specials]}

@@ -30,9 +30,7 @@ def inverse_sqrt(optimizer: Optimizer, total_steps: int, warmup_steps: int = 400
     return LambdaLR(optimizer, factor)
 
 
-def cosine(
-    optimizer: Optimizer, total_steps: int, warmup_steps: int = 1000, min_lr_ratio: float = 0.0
-) -> LRScheduler:
+def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 1000, min_lr_ratio: float = 0.0) -> LRScheduler:
     """Linear warmup, then cosine decay to ``min_lr_ratio * peak`` at ``total_steps``."""
     _check_warmup(warmup_steps)
     if not 0.0 <= min_lr_ratio <= 1.0:

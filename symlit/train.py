@@ -85,11 +85,30 @@ def _resume_point(run_dir: Path, resume: bool) -> tuple[str | None, bool]:
 # and data live, logging, checkpoint frequency, progress output, the final test's decoding and
 # verification, validation-only settings). Every other resolved setting must stay as it was.
 RESUME_SAFE = (
-    "resume", "run_name", "name", "optimized_metric", "paths", "logger", "callbacks", "slurm", "hydra",
-    "data.num_workers", "data.eval_batch_size", "data.cache_dir", "data.rebuild",
-    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.max_time",
-    "trainer.limit_val_batches", "trainer.limit_test_batches", "trainer.num_sanity_val_steps",
-    "module.test_decode", "module.verify", "module.num_prediction_samples", "module.val_decode_batches",
+    "resume",
+    "run_name",
+    "name",
+    "optimized_metric",
+    "paths",
+    "logger",
+    "callbacks",
+    "slurm",
+    "hydra",
+    "data.num_workers",
+    "data.eval_batch_size",
+    "data.cache_dir",
+    "data.rebuild",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.max_time",
+    "trainer.limit_val_batches",
+    "trainer.limit_test_batches",
+    "trainer.num_sanity_val_steps",
+    "module.test_decode",
+    "module.verify",
+    "module.num_prediction_samples",
+    "module.val_decode_batches",
     "module.decode_max_len",
 )
 
@@ -113,8 +132,11 @@ def _run_identity(cfg: DictConfig, datamodule: Seq2SeqDataModule) -> dict[str, A
         node = cfg[key]
         value = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
         _flatten(value, str(key), identity)
-    identity = {k: v for k, v in identity.items()
-                if k == "data.task" or not any(k == s or k.startswith(s + ".") for s in (*RESUME_SAFE, "data.task"))}
+    identity = {
+        k: v
+        for k, v in identity.items()
+        if k == "data.task" or not any(k == s or k.startswith(s + ".") for s in (*RESUME_SAFE, "data.task"))
+    }
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -323,12 +345,18 @@ def _fit_and_evaluate(
     metrics = {k: float(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         if not fast_dev_run:
-            _write_json(run_dir / "metrics.json", {
-                "metrics": metrics, "checkpoint": ckpt, "finished": True, "global_step": global_step,
-                "world_size": trainer.world_size,
-                "cluster": type(trainer._accelerator_connector.cluster_environment).__name__,
-                "rank_checksums": agreement.checksums,
-            })
+            _write_json(
+                run_dir / "metrics.json",
+                {
+                    "metrics": metrics,
+                    "checkpoint": ckpt,
+                    "finished": True,
+                    "global_step": global_step,
+                    "world_size": trainer.world_size,
+                    "cluster": type(trainer._accelerator_connector.cluster_environment).__name__,
+                    "rank_checksums": agreement.checksums,
+                },
+            )
         _print_summary(metrics, run_dir, ckpt)
     return metrics
 

@@ -34,8 +34,17 @@ def cases():
 
 
 def tiny(arch: str, positions: str, **overrides):
-    fields = {"vocab_size": 24, "d_model": 32, "n_heads": 4, "d_ff": 64, "dropout": 0.0, "max_positions": 64,
-              "positions": positions, "digit_ids": DIGITS, "abacus_max_offset": 0}
+    fields = {
+        "vocab_size": 24,
+        "d_model": 32,
+        "n_heads": 4,
+        "d_ff": 64,
+        "dropout": 0.0,
+        "max_positions": 64,
+        "positions": positions,
+        "digit_ids": DIGITS,
+        "abacus_max_offset": 0,
+    }
     fields |= {"n_encoder_layers": 2, "n_decoder_layers": 2} if arch == "enc-dec" else {"n_layers": 2}
     torch.manual_seed(0)
     model = ARCHS[arch](**{**fields, **overrides}).eval()
@@ -121,8 +130,9 @@ def test_rope_model_logits_ignore_a_shift_of_all_positions():
     with torch.no_grad():
         base = model._stack(tokens, positions, None, None, positions)
         for k in (3, 40):
-            torch.testing.assert_close(model._stack(tokens, positions + k, None, None, positions + k), base,
-                                       rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(
+                model._stack(tokens, positions + k, None, None, positions + k), base, rtol=1e-4, atol=1e-4
+            )
 
 
 def test_abacus_indices_on_hand_written_inputs():
@@ -197,18 +207,22 @@ def test_looped_layers_share_weights_and_cache_every_loop():
 
 @pytest.mark.parametrize(
     ("cfg", "message"),
-    [({"_target_": "symlit.model.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
-     ({"_target_": "symlit.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
-     ({"_target_": "symlit.causal.CausalTransformer", "n_encoder_layers": 2}, "model.n_encoder_layers is not"),
-     ({"_target_": "symlit.causal.CausalTransformer", "positions": "abacus"}, "needs digit tokens"),
-     ({"_target_": "symlit.nowhere.Model"}, "model._target_='symlit.nowhere.Model'")],
+    [
+        ({"_target_": "symlit.model.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
+        ({"_target_": "symlit.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
+        ({"_target_": "symlit.causal.CausalTransformer", "n_encoder_layers": 2}, "model.n_encoder_layers is not"),
+        ({"_target_": "symlit.causal.CausalTransformer", "positions": "abacus"}, "needs digit tokens"),
+        ({"_target_": "symlit.nowhere.Model"}, "model._target_='symlit.nowhere.Model'"),
+    ],
 )
 def test_bad_model_configs_name_the_key(cfg, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         build_model(cfg, vocab_size=24, pad_id=PAD)
 
 
-@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler"
+)
 def test_decoder_only_compiled_decoding_returns_the_eager_tokens():
     model = tiny("dec-only", "abacus+rope")
     src, _ = random_batch(batch=6, seed=3)

@@ -19,11 +19,18 @@ SMALL = {
 @pytest.mark.parametrize("experiment", sorted(SMALL))
 def test_arithmetic_experiment_runs_fast_dev_run(make_cfg, experiment):
     cfg = make_cfg(
-        f"experiment={experiment}", "debug=fast_dev_run", "logger=csv",
-        "data.task.n_train=200", "data.task.n_valid=40", "data.task.n_test=40",
+        f"experiment={experiment}",
+        "debug=fast_dev_run",
+        "logger=csv",
+        "data.task.n_train=200",
+        "data.task.n_valid=40",
+        "data.task.n_test=40",
         # an untrained model decodes to the length limit: keep it short (the encoder still sees
         # the longest sources and the loss the longest targets, so positions are checked)
-        "data.batch_size=8", "data.eval_batch_size=8", "module.decode_max_len=16", *SMALL[experiment],
+        "data.batch_size=8",
+        "data.eval_batch_size=8",
+        "module.decode_max_len=16",
+        *SMALL[experiment],
     )
     metrics = train(cfg)
     ood = sorted(cfg.data.task.ood)

@@ -38,11 +38,12 @@ def test_carries_match_a_brute_force_count():
 @pytest.mark.parametrize("encoding", ["digits", "reversed"])
 def test_index_hints_round_trip_and_are_checked(encoding):
     rng = random.Random(1)
-    for value in [0, 7, -10, 123, 10**29 + 5] + [rng.randint(-10**30, 10**30) for _ in range(2000)]:
+    for value in [0, 7, -10, 123, 10**29 + 5] + [rng.randint(-(10**30), 10**30) for _ in range(2000)]:
         tokens = encode_int(value, encoding, hints=True)
         assert decode_int(tokens, encoding, hints=True) == value
-        assert tokens[1::2] == [f"@{i}" for i in (range(len(tokens) // 2) if encoding == "reversed"
-                                                   else reversed(range(len(tokens) // 2)))]
+        assert tokens[1::2] == [
+            f"@{i}" for i in (range(len(tokens) // 2) if encoding == "reversed" else reversed(range(len(tokens) // 2)))
+        ]
     assert encode_int(123, hints=True) == ["INT+", "@2", "1", "@1", "2", "@0", "3"]
     assert encode_int(42, "reversed", width=3, hints=True) == ["INT+", "@0", "2", "@1", "4", "@2", "0"]
     with pytest.raises(NotationError, match="significance"):
@@ -53,8 +54,15 @@ def test_index_hints_round_trip_and_are_checked(encoding):
 
 @pytest.mark.parametrize("reverse_output", [False, True])
 def test_hinted_problems_have_aligned_hints_and_are_verified_by_value(reverse_output):
-    task = ArithmeticTask(digits=[1, 6], index_hints=True, reverse_output=reverse_output, n_train=500,
-                          n_valid=10, n_test=10, ood={"long": {"digits": 12, "n": 50}})
+    task = ArithmeticTask(
+        digits=[1, 6],
+        index_hints=True,
+        reverse_output=reverse_output,
+        n_train=500,
+        n_valid=10,
+        n_test=10,
+        ood={"long": {"digits": 12, "n": 50}},
+    )
     splits = task.build()
     vocabulary = set(task.base_vocabulary())
     for split in ("train", "long"):
@@ -81,8 +89,7 @@ def test_reverse_output_reverses_only_the_result():
     task = ArithmeticTask(min_value=0, max_value=999, reverse_output=True)
     assert task.format_problem(((123, 45), ("+",))) == ("INT+ 1 2 3 + INT+ 4 5", "INT+ 8 6 1")
     hinted = ArithmeticTask(min_value=0, max_value=999, reverse_output=True, index_hints=True)
-    assert hinted.format_problem(((123, 45), ("+",))) == (
-        "INT+ @2 1 @1 2 @0 3 + INT+ @1 4 @0 5", "INT+ @0 8 @1 6 @2 1")
+    assert hinted.format_problem(((123, 45), ("+",))) == ("INT+ @2 1 @1 2 @0 3 + INT+ @1 4 @0 5", "INT+ @0 8 @1 6 @2 1")
 
 
 def test_balance_lengths_gives_every_length_pair_equally_often():
@@ -104,11 +111,14 @@ def test_balance_lengths_shares_out_what_a_small_combination_lacks():
     assert counts[1, 1] == 100 and sorted(counts[k] for k in [(1, 2), (2, 1), (2, 2)]) == [300, 300, 300]
 
 
-@pytest.mark.parametrize(("fields", "carries"), [
-    ({"digits": [1, 5]}, range(6)),
-    ({"digits": 2, "n_operands": 4, "encoding": "reversed", "zero_pad": True}, range(3)),
-    ({"min_value": 0, "max_value": 99}, range(3)),
-])
+@pytest.mark.parametrize(
+    ("fields", "carries"),
+    [
+        ({"digits": [1, 5]}, range(6)),
+        ({"digits": 2, "n_operands": 4, "encoding": "reversed", "zero_pad": True}, range(3)),
+        ({"min_value": 0, "max_value": 99}, range(3)),
+    ],
+)
 def test_balance_carries_gives_every_carry_count_equally_often(fields, carries):
     task = ArithmeticTask(**fields, balance=["carries"], n_train=1200, n_valid=0, n_test=0)
     train = task.build()["train"]
@@ -130,20 +140,25 @@ def test_balance_lengths_and_carries_together():
 def test_fingerprints_stay_the_same_with_the_new_options_off():
     # values recorded before reverse_output, index_hints and balance existed (cached data stays valid)
     assert ArithmeticTask().fingerprint() == "6ed163d9c7a8d083"
-    assert ArithmeticTask(encoding="reversed", zero_pad=True, n_operands=4, min_value=0,
-                          max_value=99).fingerprint() == "f5ca10244b908f22"
+    assert (
+        ArithmeticTask(encoding="reversed", zero_pad=True, n_operands=4, min_value=0, max_value=99).fingerprint()
+        == "f5ca10244b908f22"
+    )
     assert ArithmeticTask(digits=[1, 3], ood={"x": {"digits": 4}}).fingerprint() == "f8d7aad3bc621f3c"
     assert ArithmeticTask(reverse_output=True).fingerprint() != ArithmeticTask().fingerprint()
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"reverse_output": True, "encoding": "reversed"}, "data.task.reverse_output=true .*encoding=digits"),
-    ({"index_hints": True, "encoding": "number"}, "data.task.index_hints=true needs a digit encoding"),
-    ({"balance": ["digits"]}, r"data.task.balance=\['digits'\] must list distinct entries"),
-    ({"balance": ["lengths"]}, "set data.task.digits"),
-    ({"balance": ["carries"], "operators": ["*"]}, r"data.task.balance=\[carries\] .*operators=\['\+'\]"),
-    ({"balance": ["carries"], "digits": 2, "n_operands": 7}, "lower data.task.n_operands"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"reverse_output": True, "encoding": "reversed"}, "data.task.reverse_output=true .*encoding=digits"),
+        ({"index_hints": True, "encoding": "number"}, "data.task.index_hints=true needs a digit encoding"),
+        ({"balance": ["digits"]}, r"data.task.balance=\['digits'\] must list distinct entries"),
+        ({"balance": ["lengths"]}, "set data.task.digits"),
+        ({"balance": ["carries"], "operators": ["*"]}, r"data.task.balance=\[carries\] .*operators=\['\+'\]"),
+        ({"balance": ["carries"], "digits": 2, "n_operands": 7}, "lower data.task.n_operands"),
+    ],
+)
 def test_bad_format_options_name_the_key(fields, message):
     with pytest.raises(ValueError, match=message):
         ArithmeticTask(**fields)
@@ -151,12 +166,19 @@ def test_bad_format_options_name_the_key(fields, message):
 
 def test_long_operands_are_quick_to_draw():
     """Operands of 11..30 digits (the length-generalisation test splits): sizes and lengths right."""
-    task = ArithmeticTask(digits=[1, 10], balance=["lengths"], n_train=500, n_valid=10, n_test=10,
-                          ood={"d30": {"digits": 30, "n": 200}, "long": {"digits": [11, 30], "n": 400}})
+    task = ArithmeticTask(
+        digits=[1, 10],
+        balance=["lengths"],
+        n_train=500,
+        n_valid=10,
+        n_test=10,
+        ood={"d30": {"digits": 30, "n": 200}, "long": {"digits": [11, 30], "n": 400}},
+    )
     splits = task.build()
     assert {task.operand_lengths(s) for s in splits["d30"]["source"]} == {(30, 30)}
     assert Counter(task.operand_lengths(s) for s in splits["long"]["source"]) == {
-        pair: 1 for pair in itertools.product(range(11, 31), repeat=2)}
+        pair: 1 for pair in itertools.product(range(11, 31), repeat=2)
+    }
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -194,11 +216,20 @@ def test_per_position_accuracy_is_aligned_by_significance(reverse_output):
 
 
 def test_tally_keys_are_fixed_per_split_and_cover_every_tally():
-    task = ArithmeticTask(digits=[1, 3], reverse_output=True, n_train=300, n_valid=20, n_test=20,
-                          ood={"long": {"digits": [4, 6], "n": 50}})
+    task = ArithmeticTask(
+        digits=[1, 3],
+        reverse_output=True,
+        n_train=300,
+        n_valid=20,
+        n_test=20,
+        ood={"long": {"digits": [4, 6], "n": 50}},
+    )
     splits = task.build()
-    assert task.tally_keys("test") == (*(f"acc_by_pos/{i}" for i in range(4)), *(f"acc_by_len/{d}" for d in (1, 2, 3)),
-                                       *(f"acc_by_carries/{c}" for c in range(4)))
+    assert task.tally_keys("test") == (
+        *(f"acc_by_pos/{i}" for i in range(4)),
+        *(f"acc_by_len/{d}" for d in (1, 2, 3)),
+        *(f"acc_by_carries/{c}" for c in range(4)),
+    )
     long_keys = task.tally_keys("long")
     assert "acc_by_len/6" in long_keys and "acc_by_pos/6" in long_keys and "acc_by_len/3" not in long_keys
     for split in ("test", "long"):

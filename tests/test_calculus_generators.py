@@ -11,7 +11,14 @@ import sympy as sp
 
 from symlit.calculus import engine, verify
 from symlit.calculus.generators import (
-    Generator, GeneratorConfig, Reject, finite_somewhere, generate_chunk, isolate, nested_exp_depth, primitive,
+    Generator,
+    GeneratorConfig,
+    Reject,
+    finite_somewhere,
+    generate_chunk,
+    isolate,
+    nested_exp_depth,
+    primitive,
 )
 from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import D2FX, DFX, SYMBOLS
@@ -56,7 +63,9 @@ def test_integral_verifier_accepts_equivalent_and_rejects_wrong_answers():
     # an equivalent form that is not structurally equal: 2 sin(x) cos(x) vs sin(x)^2
     assert verify.check_integral("sub Y' mul INT+ 2 mul sin x cos x", "pow sin x INT+ 2").ok
     assert verify.check_integral("sub Y' sin mul INT+ 2 x", "mul div INT- 1 INT+ 2 cos mul INT+ 2 x").ok
-    assert verify.check_integral("sub Y' pow sin x INT+ 2", "add div x INT+ 2 mul div INT- 1 INT+ 4 sin mul INT+ 2 x").ok
+    assert verify.check_integral(
+        "sub Y' pow sin x INT+ 2", "add div x INT+ 2 mul div INT- 1 INT+ 4 sin mul INT+ 2 x"
+    ).ok
 
 
 def test_ode_verifier():
@@ -86,10 +95,9 @@ def test_cleaning_helpers():
 
 def test_time_limit_interrupts_and_nests():
     start = time.monotonic()
-    with pytest.raises(SampleTimeout):
-        with time_limit(0.2):
-            while True:
-                pass
+    with pytest.raises(SampleTimeout), time_limit(0.2):
+        while True:
+            pass
     assert time.monotonic() - start < 2
     # an inner limit that expires is the inner block's own; the outer limit is restored after it
     with time_limit(5) as outer:
@@ -109,8 +117,9 @@ def test_a_hanging_sympy_call_is_abandoned_and_counted(monkeypatch):
             pass
 
     monkeypatch.setattr(sp, "diff", hang)
-    samples, stats = generate_chunk(GeneratorConfig(task="prim_bwd", max_ops=3, timeout=0.2, small_ops_prob=0),
-                                    seed=0, attempts=3)
+    samples, stats = generate_chunk(
+        GeneratorConfig(task="prim_bwd", max_ops=3, timeout=0.2, small_ops_prob=0), seed=0, attempts=3
+    )
     assert not samples and stats.get("timeout", 0) + stats.get("constant", 0) + stats.get("invalid", 0) == 3
     assert stats.get("timeout", 0) >= 1
 
@@ -130,31 +139,42 @@ def test_a_stuck_worker_is_killed_and_replaced(tmp_path):
     """A worker whose chunk overruns the deadline (here: no per-sample limit and a slow task) is
     killed, counted as chunk_timeout, and the run goes on to the requested count."""
     config = GeneratorConfig(task="prim_bwd", max_ops=4, fast=True)  # the engine, not the distribution
-    report = engine.generate(config, tmp_path, n_unique=20, workers=1, seed=0, shard_size=10, chunk_attempts=8,
-                             progress=False)
+    report = engine.generate(
+        config, tmp_path, n_unique=20, workers=1, seed=0, shard_size=10, chunk_attempts=8, progress=False
+    )
     assert report.unique >= 20
     # now a deadline no chunk can meet: every chunk is abandoned, and the run stops at max_attempts
-    report = engine.generate(config, tmp_path / "stuck", n_unique=10, workers=1, seed=0, chunk_attempts=8,
-                             chunk_timeout=0.0, progress=False, max_attempts=8)
+    report = engine.generate(
+        config,
+        tmp_path / "stuck",
+        n_unique=10,
+        workers=1,
+        seed=0,
+        chunk_attempts=8,
+        chunk_timeout=0.0,
+        progress=False,
+        max_attempts=8,
+    )
     assert report.causes.get("chunk_timeout", 0) >= 8 and report.unique == 0
 
 
 def test_generation_resumes_from_shards(tmp_path):
     config = GeneratorConfig(task="prim_bwd", max_ops=4, fast=True)  # the engine, not the distribution
-    first = engine.generate(config, tmp_path, n_unique=20, workers=0, seed=5, shard_size=8, chunk_attempts=8,
-                            progress=False)
+    first = engine.generate(
+        config, tmp_path, n_unique=20, workers=0, seed=5, shard_size=8, chunk_attempts=8, progress=False
+    )
     shards = sorted((tmp_path / "shards").glob("*.arrow"))
     assert first.unique >= 20 and shards
     shards[-1].unlink()  # an interrupted run: the last shard never made it to disk
-    again = engine.generate(config, tmp_path, n_unique=40, workers=0, seed=5, shard_size=8, chunk_attempts=8,
-                            progress=False)
+    again = engine.generate(
+        config, tmp_path, n_unique=40, workers=0, seed=5, shard_size=8, chunk_attempts=8, progress=False
+    )
     assert again.unique >= 40
     rows = engine.read_rows(tmp_path)
     chunks = sorted(c for _, meta in engine.iter_shards(tmp_path) for c in meta["chunks"])
     assert chunks == list(range(len(chunks)))  # the lost chunks were regenerated, none skipped
     with pytest.raises(ValueError, match="another configuration"):
-        engine.generate(GeneratorConfig(task="prim_bwd", max_ops=5), tmp_path, n_unique=50, workers=0,
-                        progress=False)
+        engine.generate(GeneratorConfig(task="prim_bwd", max_ops=5), tmp_path, n_unique=50, workers=0, progress=False)
     parts = engine.split(rows, n_valid=5, n_test=5, seed=0)
     train_sources = {r["source"] for r in parts["train"]}
     assert not train_sources & {r["source"] for r in parts["valid"] + parts["test"]}

@@ -10,7 +10,15 @@ import sympy as sp
 
 from symlit.calculus.numeric import evaluate_prefix
 from symlit.calculus.prefix import (
-    DFX, FX, OPERATORS, SYMBOLS, PrefixError, UnsupportedExpression, prefix_to_sympy, sympy_to_prefix, vocabulary,
+    DFX,
+    FX,
+    OPERATORS,
+    SYMBOLS,
+    PrefixError,
+    UnsupportedExpression,
+    prefix_to_sympy,
+    sympy_to_prefix,
+    vocabulary,
 )
 from symlit.calculus.random_trees import TreeSampler, parse_operators
 
@@ -64,8 +72,14 @@ def test_sub_div_and_unary_powers_decode():
 
 def test_round_trip_of_random_expressions_and_their_derivatives():
     """A few hundred here; benchmarks/bench_generate.py --round-trip 10000 runs the acceptance count."""
-    sampler = TreeSampler(operators=ALL_OPERATORS, max_ops=12, leaf_probs=[0.6, 0.1, 0.2, 0.1], n_coefficients=3,
-                          positive=False, max_int=20)
+    sampler = TreeSampler(
+        operators=ALL_OPERATORS,
+        max_ops=12,
+        leaf_probs=[0.6, 0.1, 0.2, 0.1],
+        n_coefficients=3,
+        positive=False,
+        max_int=20,
+    )
     rng = random.Random(0)
     checked = 0
     while checked < 200:

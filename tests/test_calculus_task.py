@@ -61,8 +61,9 @@ def test_reference_file_task_splits_without_leaks(reference_file, tmp_path):
     # explicit valid/test files: their inputs are removed from train
     valid = tmp_path / "v"
     write_reference(valid, [ReferencePair(1, *PAIRS[0])])
-    splits = CalculusTask(generator="prim_bwd", path=str(reference_file), valid_path=str(valid), test_path=str(valid),
-                          n_train=None).build()
+    splits = CalculusTask(
+        generator="prim_bwd", path=str(reference_file), valid_path=str(valid), test_path=str(valid), n_train=None
+    ).build()
     assert PAIRS[0][0] not in splits["train"]["source"] and len(splits["train"]["source"]) == len(PAIRS) - 1
     with pytest.raises(FileNotFoundError, match="data.task.path"):
         CalculusTask(path=str(tmp_path / "missing"))
@@ -91,14 +92,32 @@ def test_fingerprint_ignores_workers_but_not_settings():
 
 
 def test_reference_file_trains_fast_dev_run(make_cfg, reference_file):
-    metrics = train(make_cfg("experiment=integration_bwd_cpu", "debug=fast_dev_run", f"data.task.path={reference_file}",
-                             "data.task.n_train=null", "data.task.n_valid=2", "data.task.n_test=2"))
+    metrics = train(
+        make_cfg(
+            "experiment=integration_bwd_cpu",
+            "debug=fast_dev_run",
+            f"data.task.path={reference_file}",
+            "data.task.n_train=null",
+            "data.task.n_valid=2",
+            "data.task.n_test=2",
+        )
+    )
     assert 0.0 <= metrics["test/seq_acc"] <= 1.0
 
 
 def test_generated_task_is_resumable_and_leak_free(tmp_path):
-    task = CalculusTask(generator="prim_bwd", max_ops=4, n_train=40, n_valid=5, n_test=5, workers=0, fast=True,
-                        work_dir=str(tmp_path), shard_size=10, progress=False)
+    task = CalculusTask(
+        generator="prim_bwd",
+        max_ops=4,
+        n_train=40,
+        n_valid=5,
+        n_test=5,
+        workers=0,
+        fast=True,
+        work_dir=str(tmp_path),
+        shard_size=10,
+        progress=False,
+    )
     splits = task.build()
     assert [len(splits[k]["source"]) for k in ("train", "valid", "test")] == [40, 5, 5]
     assert not set(splits["train"]["source"]) & (set(splits["valid"]["source"]) | set(splits["test"]["source"]))
@@ -108,10 +127,21 @@ def test_generated_task_is_resumable_and_leak_free(tmp_path):
 def test_symlit_generate_writes_dataset_reference_export_and_audit(tmp_path):
     out = tmp_path / "gen"
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("generate", overrides=[
-            "data=prim_bwd", "n=40", "workers=0", "n_valid=4", "n_test=4", f"output_dir={out}", "audit=true",
-            "progress=false", "data.task.max_ops=4", f"paths.root_dir={tmp_path}",
-        ])
+        cfg = compose(
+            "generate",
+            overrides=[
+                "data=prim_bwd",
+                "n=40",
+                "workers=0",
+                "n_valid=4",
+                "n_test=4",
+                f"output_dir={out}",
+                "audit=true",
+                "progress=false",
+                "data.task.max_ops=4",
+                f"paths.root_dir={tmp_path}",
+            ],
+        )
     summary = generate_run(cfg)
     assert summary["audit"]["verified"] == summary["audit"]["total"] >= 40
     assert summary["splits"]["valid"] == 4 and summary["lengths"]["source"]["max"] > 0
@@ -122,9 +152,13 @@ def test_symlit_generate_writes_dataset_reference_export_and_audit(tmp_path):
     splits = task.build()
     assert len(splits["train"]["source"]) == summary["splits"]["train"]
     # and its reference export reads back as a file task
-    file_task = CalculusTask(generator="prim_bwd", path=str(out / "reference" / "prim_bwd.train"),
-                             valid_path=str(out / "reference" / "prim_bwd.valid"),
-                             test_path=str(out / "reference" / "prim_bwd.test"), n_train=None)
+    file_task = CalculusTask(
+        generator="prim_bwd",
+        path=str(out / "reference" / "prim_bwd.train"),
+        valid_path=str(out / "reference" / "prim_bwd.valid"),
+        test_path=str(out / "reference" / "prim_bwd.test"),
+        n_train=None,
+    )
     assert sorted(file_task.build()["train"]["source"]) == sorted(splits["train"]["source"])
 
 
@@ -135,8 +169,13 @@ def test_counts_round_trip_byte_for_byte_through_the_data_module(tmp_path):
     for name, lines in (("train", PAIRS[:8]), ("valid", PAIRS[8:10]), ("test", PAIRS[10:])):
         files[name] = tmp_path / f"prim_bwd.{name}"
         files[name].write_text("".join(f"{7 * i + 2}|{s}\t{t}\n" for i, (s, t) in enumerate(lines)))  # counts > 1
-    task = CalculusTask(generator="prim_bwd", path=str(files["train"]), valid_path=str(files["valid"]),
-                        test_path=str(files["test"]), n_train=None)
+    task = CalculusTask(
+        generator="prim_bwd",
+        path=str(files["train"]),
+        valid_path=str(files["valid"]),
+        test_path=str(files["test"]),
+        n_train=None,
+    )
     dataset = load_or_build(task, tmp_path / "cache")
     for name, path in files.items():
         export = tmp_path / f"export.{name}"
@@ -145,20 +184,24 @@ def test_counts_round_trip_byte_for_byte_through_the_data_module(tmp_path):
         assert export.read_bytes() == path.read_bytes(), name
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    ("sub Y' mul INT+ 2\tpow x INT+ 2", "input is not a prefix expression: incomplete"),
-    ("sub Y' mul INT+ 2 x\tpow x INT+", "output is not a prefix expression: integer without digits"),
-    ("sub Y' foo\tx", "unknown token 'foo'"),
-    ("mul INT+ 2 x\tpow x INT+ 2", "starts with \"sub Y'\""),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("sub Y' mul INT+ 2\tpow x INT+ 2", "input is not a prefix expression: incomplete"),
+        ("sub Y' mul INT+ 2 x\tpow x INT+", "output is not a prefix expression: integer without digits"),
+        ("sub Y' foo\tx", "unknown token 'foo'"),
+        ("mul INT+ 2 x\tpow x INT+ 2", 'starts with "sub Y\'"'),
+    ],
+)
 def test_a_bad_reference_line_is_an_error_or_skipped_and_counted(tmp_path, line, problem, caplog):
     path = tmp_path / "bad.train"
     good = [f"1|{s}\t{t}" for s, t in PAIRS]
     path.write_text("\n".join([*good[:5], f"1|{line}", *good[5:]]) + "\n")
     with pytest.raises(ValueError, match=rf"bad.train:6: .*{re.escape(problem)}.*data.task.skip_bad_rows=true"):
         CalculusTask(generator="prim_bwd", path=str(path), n_train=None, n_valid=2, n_test=2).build()
-    splits = CalculusTask(generator="prim_bwd", path=str(path), n_train=None, n_valid=2, n_test=2,
-                          skip_bad_rows=True).build()
+    splits = CalculusTask(
+        generator="prim_bwd", path=str(path), n_train=None, n_valid=2, n_test=2, skip_bad_rows=True
+    ).build()
     assert sum(len(v["source"]) for v in splits.values()) == len(PAIRS)
     assert "skipped 1 bad line(s)" in caplog.text
 

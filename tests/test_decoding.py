@@ -21,8 +21,18 @@ class EosBiased(Seq2SeqTransformer):
 
     def __init__(self, vocab_size: int = 20, eos_bias: float = 0.0, seed: int = 0) -> None:
         torch.manual_seed(seed)
-        super().__init__(TransformerConfig(vocab_size=vocab_size, d_model=32, n_heads=4, n_encoder_layers=1,
-                                           n_decoder_layers=2, d_ff=64, dropout=0.0, max_positions=64))
+        super().__init__(
+            TransformerConfig(
+                vocab_size=vocab_size,
+                d_model=32,
+                n_heads=4,
+                n_encoder_layers=1,
+                n_decoder_layers=2,
+                d_ff=64,
+                dropout=0.0,
+                max_positions=64,
+            )
+        )
         self.eos_bias = eos_bias
         self.eval()
 
@@ -80,8 +90,9 @@ def model_with_mixed_endings(seed: int, max_len: int) -> tuple[EosBiased, torch.
 @pytest.mark.parametrize(("length_penalty", "early_stopping"), [(1.0, True), (0.6, True), (0.0, True), (0.0, False)])
 def test_beam_size_one_equals_greedy(seed, length_penalty, early_stopping):
     model, src, greedy = model_with_mixed_endings(seed, max_len=6)
-    beam = beam_search(model, src, BOS, EOS, max_len=6, beam_size=1, length_penalty=length_penalty,
-                       early_stopping=early_stopping)
+    beam = beam_search(
+        model, src, BOS, EOS, max_len=6, beam_size=1, length_penalty=length_penalty, early_stopping=early_stopping
+    )
     assert torch.equal(beam.tokens[:, 0], greedy.tokens)
     assert torch.equal(beam.finished[:, 0], greedy.finished)
     torch.testing.assert_close(beam.log_probs[:, 0], greedy.scores)
@@ -98,8 +109,9 @@ def test_beam_search_finds_the_exhaustive_top_k(length_penalty):
     src = sources(batch=3, vocab=6, seed=3)
     content = [3, 4, 5]
     max_len = 3
-    out = beam_search(model, src, BOS, EOS, max_len=max_len, beam_size=40, length_penalty=length_penalty,
-                      early_stopping=False)
+    out = beam_search(
+        model, src, BOS, EOS, max_len=max_len, beam_size=40, length_penalty=length_penalty, early_stopping=False
+    )
     for row in range(src.shape[0]):
         scored = []
         for n in range(max_len):
@@ -113,8 +125,9 @@ def test_beam_search_finds_the_exhaustive_top_k(length_penalty):
             if out.finished[row, i]
         ]
         assert found == [seq for _, seq in scored]
-        torch.testing.assert_close(out.scores[row, : len(scored)], torch.tensor([s for s, _ in scored]),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            out.scores[row, : len(scored)], torch.tensor([s for s, _ in scored]), rtol=1e-4, atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("early_stopping", [True, False])
@@ -161,7 +174,9 @@ def test_dropping_finished_rows_changes_nothing():
         assert batch_beam.tokens[row, :, :n].tolist() == alone_beam.tokens[0].tolist()
 
 
-@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile on CPU needs a C++ compiler"
+)
 def test_compiled_decoding_returns_the_eager_tokens():
     """Decoder steps through torch.compile (a static cache: every step attends over the whole
     buffer under a mask) give eager decoding's tokens, also when rows leave the batch (greedy)
@@ -186,8 +201,10 @@ def test_compiled_decoding_returns_the_eager_tokens():
 
 def test_max_len_guard():
     model = EosBiased(eos_bias=-50.0)  # never ends
-    for out in (greedy_decode(model, sources(), BOS, EOS, max_len=5),
-                beam_search(model, sources(), BOS, EOS, max_len=5, beam_size=3).best()):
+    for out in (
+        greedy_decode(model, sources(), BOS, EOS, max_len=5),
+        beam_search(model, sources(), BOS, EOS, max_len=5, beam_size=3).best(),
+    ):
         assert out.tokens.shape[1] == 5 and not out.finished.any()
 
 

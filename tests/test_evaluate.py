@@ -57,7 +57,9 @@ def test_inline_pool_counts_malformed_hypotheses_as_wrong():
 def test_any_verified_hypothesis_counts_and_agreement_needs_no_reference():
     task = ArithmeticTask()
     preds = [
-        Prediction("a", "INT+ 5", greedy="INT+ 4", hypotheses=["INT+ 4", "INT+ 5", "INT+ 4"], scores=[-0.1, -0.2, -0.3]),
+        Prediction(
+            "a", "INT+ 5", greedy="INT+ 4", hypotheses=["INT+ 4", "INT+ 5", "INT+ 4"], scores=[-0.1, -0.2, -0.3]
+        ),
         Prediction("b", "INT+ 7", greedy="INT+ 7", hypotheses=["INT+ 7", None], scores=[-0.05, -0.5]),
     ]
     verify_predictions(preds, VerifierPool(task, workers=0))
@@ -75,10 +77,19 @@ def test_any_verified_hypothesis_counts_and_agreement_needs_no_reference():
 def trained(tmp_path_factory) -> Path:
     """A real (short) addition run: returns its best checkpoint."""
     root = tmp_path_factory.mktemp("evalrun")
-    overrides = [f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}", "trainer.accelerator=cpu",
-                 "trainer.enable_progress_bar=false", "logger=none", "data.task.n_train=600",
-                 "data.task.n_valid=60", "data.task.n_test=60", "trainer.max_epochs=2",
-                 "module.test_decode.beam_size=3", "module.verify.workers=1"]
+    overrides = [
+        f"paths.root_dir={root}",
+        f"paths.run_dir={root / 'run'}",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "data.task.n_train=600",
+        "data.task.n_valid=60",
+        "data.task.n_test=60",
+        "trainer.max_epochs=2",
+        "module.test_decode.beam_size=3",
+        "module.verify.workers=1",
+    ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         metrics = train(compose("train", overrides=overrides))
     # the final test of training decodes with module.test_decode and verifies in a worker pool
@@ -129,9 +140,19 @@ def test_symlit_eval_command_line_accepts_the_paths_training_prints(trained, tmp
     ckpt.write_bytes(trained.read_bytes())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "symlit.evaluate", f"ckpt={ckpt}", f"paths.root_dir={trained.parents[2]}",
-         "verify.workers=0", "limit=10"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "symlit.evaluate",
+            f"ckpt={ckpt}",
+            f"paths.root_dir={trained.parents[2]}",
+            "verify.workers=0",
+            "limit=10",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = run_dir / "eval" / "best-test-greedy-limit10"
@@ -143,7 +164,9 @@ def test_symlit_eval_without_ckpt_says_so(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         evaluate_cli.main()
     err = capsys.readouterr().err
-    assert info.value.code == 2 and err.startswith("symlit-eval: error: ckpt is missing; pass") and "Traceback" not in err
+    assert (
+        info.value.code == 2 and err.startswith("symlit-eval: error: ckpt is missing; pass") and "Traceback" not in err
+    )
 
 
 def test_evaluations_with_other_settings_never_share_a_directory(trained):
@@ -200,7 +223,16 @@ def test_malformed_prefix_hypotheses_are_wrong_never_a_crash():
     split = next(rows for rows in task.build().values() if rows["source"])
     source, target = split["source"][0], split["target"][0]
     tokens = target.split()
-    hypotheses = [target, " ".join(tokens[1:]), " ".join(tokens[:-3]), "add(", ")", "INT+", "", "pow INT+ 2 INT+ 9 9 9 9"]
+    hypotheses = [
+        target,
+        " ".join(tokens[1:]),
+        " ".join(tokens[:-3]),
+        "add(",
+        ")",
+        "INT+",
+        "",
+        "pow INT+ 2 INT+ 9 9 9 9",
+    ]
     with VerifierPool(task, workers=1, timeout=20.0) as pool:
         outcomes = pool.verify([Check(source, target, h, with_scores=True) for h in hypotheses])
     assert outcomes[0].verdict == "correct" and outcomes[0].scores["token_score"] == 1.0

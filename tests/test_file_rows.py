@@ -44,11 +44,14 @@ def test_a_null_jsonl_target_names_its_line(tmp_path):
         build(path)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", r"data.task.train=.*pairs.csv is empty; it needs a header"),
-    ("source,target\n", r"data.task.train=.*pairs.csv has no data rows; add"),
-    ("source,target\nx 1,\n", r"has no data rows left after skipping bad rows"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", r"data.task.train=.*pairs.csv is empty; it needs a header"),
+        ("source,target\n", r"data.task.train=.*pairs.csv has no data rows; add"),
+        ("source,target\nx 1,\n", r"has no data rows left after skipping bad rows"),
+    ],
+)
 def test_empty_or_header_only_files_name_the_key_and_the_fix(tmp_path, text, message):
     path = tmp_path / "pairs.csv"
     path.write_text(text)

@@ -24,6 +24,7 @@ SPLIT = {"valid_fraction": 0.3, "test_fraction": 0.3}
 def planted(tmp_path_factory) -> Path:
     """Two rows: a MARTY diagram, and the same diagram with its momenta relabelled, chosen so that a
     ``split_by: diagram`` build puts the original in train and the copy in test."""
+
     def lands(amp: str) -> str:
         u = _unit(keys(amp)["diagram"])
         return "valid" if u < SPLIT["valid_fraction"] else ("test" if 1 - u <= SPLIT["test_fraction"] else "train")
@@ -32,9 +33,13 @@ def planted(tmp_path_factory) -> Path:
         return QEDSymbaTask(path=str(SAMPLE)).canonical_key(" ".join(sf.amplitude_tokens(sf.parse(amp))), "")
 
     rows = sf.read_symba_file(str(SAMPLE))
-    for amp, sqamp in rows[:50]:
+    for amp, sqamp in rows[:50]:  # noqa: B007 - the pair found is used after the break
         if lands(amp) == "train":
-            moved = [p for p in itertools.permutations(range(1, 5)) if lands(sf.relabel_momenta(amp, dict(zip(range(1, 5), p)))) == "test"]
+            moved = [
+                p
+                for p in itertools.permutations(range(1, 5))
+                if lands(sf.relabel_momenta(amp, dict(zip(range(1, 5), p)))) == "test"
+            ]
             if moved:
                 perm = dict(zip(range(1, 5), moved[0]))
                 break
@@ -79,7 +84,9 @@ def test_report_is_stored_with_the_data_and_checked_on_every_load(tmp_path, capl
     row = QEDSymbaTask(path=str(SAMPLE), split_by="row", max_rows=300)
     report = leakage.leakage_report(row, row.build())
     assert report["splits"]["test"]["same_key"]["diagram_class"] > 0  # a row split leaks
-    with pytest.raises(ValueError, match=r"data.leak_free='diagram': split '(valid|test)' shares \d+ of \d+ diagram keys"):
+    with pytest.raises(
+        ValueError, match=r"data.leak_free='diagram': split '(valid|test)' shares \d+ of \d+ diagram keys"
+    ):
         Seq2SeqDataModule(row, str(tmp_path), leak_free="diagram").prepare_data()
     assert "same key diagram=" in leakage.summary(report)
 
@@ -92,8 +99,10 @@ def test_arithmetic_key_is_the_operands_up_to_commutativity():
     assert key("INT+ 3 * INT+ 2 + INT+ 5") == key("INT+ 5 + INT+ 2 * INT+ 3")
     assert key("INT+ 4 5 - INT+ 7") != key("INT+ 7 - INT+ 4 5")
     assert key("INT+ 2 * INT+ 3 + INT+ 5") != key("INT+ 2 + INT+ 3 * INT+ 5")
-    splits = {"train": {"source": ["INT+ 7 + INT+ 4 5", "INT+ 1 + INT+ 2"], "target": ["INT+ 5 2", "INT+ 3"]},
-              "test": {"source": ["INT+ 4 5 + INT+ 7", "INT+ 2 - INT+ 1"], "target": ["INT+ 5 2", "INT+ 1"]}}
+    splits = {
+        "train": {"source": ["INT+ 7 + INT+ 4 5", "INT+ 1 + INT+ 2"], "target": ["INT+ 5 2", "INT+ 3"]},
+        "test": {"source": ["INT+ 4 5 + INT+ 7", "INT+ 2 - INT+ 1"], "target": ["INT+ 5 2", "INT+ 1"]},
+    }
     report = leakage.leakage_report(task, splits)["splits"]["test"]
     assert report == {"rows": 2, "same_source": 0, "same_target": 1, "same_key": {"operands": 1}, "no_key": 0}
     with pytest.raises(ValueError, match=r"split 'test' shares 1 of 2 operands keys"):
@@ -115,10 +124,20 @@ def test_calculus_key_renames_coefficients_and_sorts_commutative_arguments():
 def test_training_start_prints_the_report_in_one_line_and_writes_it_to_the_run(make_cfg, tmp_path, caplog):
     from symlit.train import train
 
-    cfg = make_cfg("experiment=qed_symba_cpu", "data.task.max_rows=200", "data.task.split_by=process_family",
-                   "logger=csv", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
-                   "trainer.limit_test_batches=1", "trainer.check_val_every_n_epoch=1", "module.decode_max_len=8",
-                   "data.batch_size=4", "data.eval_batch_size=4")
+    cfg = make_cfg(
+        "experiment=qed_symba_cpu",
+        "data.task.max_rows=200",
+        "data.task.split_by=process_family",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "trainer.check_val_every_n_epoch=1",
+        "module.decode_max_len=8",
+        "data.batch_size=4",
+        "data.eval_batch_size=4",
+    )
     with caplog.at_level(logging.INFO, logger="symlit.data"):
         train(cfg)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("leakage vs train")]

@@ -9,8 +9,16 @@ PAD, BOS, EOS = 0, 1, 2
 
 
 def tiny(**overrides) -> Seq2SeqTransformer:
-    cfg = dict(vocab_size=20, d_model=32, n_heads=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=64,
-               dropout=0.0, max_positions=64)
+    cfg = dict(
+        vocab_size=20,
+        d_model=32,
+        n_heads=4,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        d_ff=64,
+        dropout=0.0,
+        max_positions=64,
+    )
     cfg.update(overrides)
     torch.manual_seed(0)
     return Seq2SeqTransformer(TransformerConfig(**cfg)).eval()
@@ -84,8 +92,18 @@ class ScriptedModel(Seq2SeqTransformer):
     """
 
     def __init__(self, script: list[list]) -> None:
-        super().__init__(TransformerConfig(vocab_size=20, d_model=16, n_heads=2, n_encoder_layers=1,
-                                           n_decoder_layers=1, d_ff=16, dropout=0.0, max_positions=32))
+        super().__init__(
+            TransformerConfig(
+                vocab_size=20,
+                d_model=16,
+                n_heads=2,
+                n_encoder_layers=1,
+                n_decoder_layers=1,
+                d_ff=16,
+                dropout=0.0,
+                max_positions=32,
+            )
+        )
         self.script = script
 
     def prefill(self, src, max_len, static=False, compile=False):
@@ -99,7 +117,7 @@ class ScriptedModel(Seq2SeqTransformer):
         logits = torch.zeros(tokens.shape[0], 1, self.cfg.vocab_size)
         for row, script_row in enumerate(cache.rows["script_row"].tolist()):
             entry = self.script[script_row][min(step, len(self.script[script_row]) - 1)]
-            for token, value in (entry.items() if isinstance(entry, dict) else [(entry, 5.0)]):
+            for token, value in entry.items() if isinstance(entry, dict) else [(entry, 5.0)]:
                 logits[row, 0, token] = value
         return logits
 
@@ -172,10 +190,12 @@ def test_tied_embeddings_share_storage():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("d_model", 30, "model.d_model=30 must be positive and divisible by model.n_heads=4"),
-     ("positions", "rotary", "model.positions='rotary' is not a position scheme"),
-     ("dropout", 1.5, "model.dropout=1.5 must be in"),
-     ("n_decoder_layers", 0, "model.n_decoder_layers=0")],
+    [
+        ("d_model", 30, "model.d_model=30 must be positive and divisible by model.n_heads=4"),
+        ("positions", "rotary", "model.positions='rotary' is not a position scheme"),
+        ("dropout", 1.5, "model.dropout=1.5 must be in"),
+        ("n_decoder_layers", 0, "model.n_decoder_layers=0"),
+    ],
 )
 def test_bad_model_values_name_the_key(field, value, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):

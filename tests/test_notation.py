@@ -8,7 +8,7 @@ from symlit.notation import NotationError, decode_int, encode_int
 @pytest.mark.parametrize("encoding", ["digits", "reversed", "number", "text"])
 def test_integer_round_trip(encoding):
     rng = random.Random(0)
-    values = [0, 1, -1, 9, 10, -10, 99, 100, 10**12 + 7] + [rng.randint(-10**9, 10**9) for _ in range(2000)]
+    values = [0, 1, -1, 9, 10, -10, 99, 100, 10**12 + 7] + [rng.randint(-(10**9), 10**9) for _ in range(2000)]
     for value in values:
         assert decode_int(encode_int(value, encoding), encoding) == value
 

@@ -56,15 +56,19 @@ def _wait_for(condition, what: str, limit: float = START_LIMIT) -> None:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *extra.pop("paths", "").split(os.pathsep)]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *extra.pop("paths", "").split(os.pathsep)]).rstrip(os.pathsep),
+    }
     return {**env, **extra}
 
 
 def _kill_and_check(proc: subprocess.Popen, sig: int, workers: set[int]) -> None:
     proc.send_signal(sig)
     proc.wait(timeout=START_LIMIT)
-    _wait_for(lambda: not any(_stat(p) for p in workers), f"workers {sorted(workers)} to die with their parent",
-              DEATH_LIMIT)
+    _wait_for(
+        lambda: not any(_stat(p) for p in workers), f"workers {sorted(workers)} to die with their parent", DEATH_LIMIT
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -73,15 +77,30 @@ def test_symlit_generate_workers_die_with_it(tmp_path, sig):
     exe = shutil.which("symlit-generate")
     cmd = [exe] if exe else [sys.executable, "-m", "symlit.generate"]
     # one chunk = 100,000 attempts: the workers stay busy for many minutes once started
-    proc = subprocess.Popen([*cmd, "data=prim_bwd", "n=100000", "workers=2", "chunk_attempts=100000",
-                             f"output_dir={out}", "progress=false", "data.task.fast=true", "data.task.max_ops=4"],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            *cmd,
+            "data=prim_bwd",
+            "n=100000",
+            "workers=2",
+            "chunk_attempts=100000",
+            f"output_dir={out}",
+            "progress=false",
+            "data.task.fast=true",
+            "data.task.max_ops=4",
+        ],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         workers: set[int] = set()
 
         def busy() -> bool:  # the run has written its identity and started both workers
             assert proc.poll() is None, "symlit-generate exited early"
-            workers.update(p for p in _descendants(proc.pid) if "_worker_main" in _cmdline(p) or "spawn_main" in _cmdline(p))
+            workers.update(
+                p for p in _descendants(proc.pid) if "_worker_main" in _cmdline(p) or "spawn_main" in _cmdline(p)
+            )
             return (out / "generator.json").exists() and len(workers) >= 2
 
         _wait_for(busy, "symlit-generate to start its workers")
@@ -100,7 +119,8 @@ def _cmdline(pid: int) -> str:
 
 def test_verifier_pool_workers_die_with_their_parent(tmp_path):
     # a task whose verification never ends, so the workers are busy when the parent is killed
-    (tmp_path / "slow_task.py").write_text(textwrap.dedent("""
+    (tmp_path / "slow_task.py").write_text(
+        textwrap.dedent("""
         import os, time
         from pathlib import Path
         from symlit.tasks.base import Task
@@ -112,7 +132,8 @@ def test_verifier_pool_workers_die_with_their_parent(tmp_path):
                 Path(self.marks, str(os.getpid())).touch()
                 while True:
                     time.sleep(1)
-    """))
+    """)
+    )
     marks = tmp_path / "marks"
     marks.mkdir()
     script = textwrap.dedent(f"""
@@ -123,6 +144,7 @@ def test_verifier_pool_workers_die_with_their_parent(tmp_path):
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], env=_env(paths=str(tmp_path)))
     try:
+
         def busy() -> bool:
             assert proc.poll() is None, "the verifying process exited early"
             return len(list(marks.iterdir())) >= 2

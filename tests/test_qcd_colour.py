@@ -57,9 +57,9 @@ def brute_force(objs: tuple, n: int) -> complex:
 
 
 STRUCTURES = [
-    (("T", "a", "i", "j"), ("T", "b", "j", "i"), ("D", "a", "b")),            # Tr(T^a T^b) δ^{ab}
-    (("T", "a", "i", "j"), ("T", "a", "j", "i")),                            # Tr(C_F 1)
-    (("f", "a", "c", "d"), ("f", "b", "c", "d"), ("D", "a", "b")),            # C_A (N²-1)
+    (("T", "a", "i", "j"), ("T", "b", "j", "i"), ("D", "a", "b")),  # Tr(T^a T^b) δ^{ab}
+    (("T", "a", "i", "j"), ("T", "a", "j", "i")),  # Tr(C_F 1)
+    (("f", "a", "c", "d"), ("f", "b", "c", "d"), ("D", "a", "b")),  # C_A (N²-1)
     (("T", "a", "i", "j"), ("T", "a", "k", "l"), ("T", "b", "j", "i"), ("T", "b", "l", "k")),
     (("T", "a", "i", "j"), ("T", "a", "k", "l"), ("T", "b", "l", "i"), ("T", "b", "j", "k")),
     (("T", "a", "i", "j"), ("T", "b", "j", "k"), ("T", "b", "k", "l"), ("T", "a", "l", "i")),
@@ -89,8 +89,12 @@ def test_conjugate_transposes_generators() -> None:
     assert conjugate(term) == [(-sympy.I, (("T", "a", "j", "i"), ("f", "a", "b", "c")))]
     # |T^a_{ij} T^a_{kl}|² summed = (N² - 1)/4 (q q~ -> q' q~' by one gluon)
     amp = [(ONE, (("T", "a", "i", "j"), ("T", "a", "k", "l")))]
-    assert sympy.simplify(colour_sum(amp, conjugate([(ONE, (("T", "b", "i", "j"), ("T", "b", "k", "l")))]))
-                          - (N**2 - 1) / 4) == 0
+    assert (
+        sympy.simplify(
+            colour_sum(amp, conjugate([(ONE, (("T", "b", "i", "j"), ("T", "b", "k", "l")))])) - (N**2 - 1) / 4
+        )
+        == 0
+    )
 
 
 def test_unpaired_index_is_an_error() -> None:

@@ -61,8 +61,9 @@ def points(name: str, masses: dict[str, float], seed: int):
             yield values, s, t, u, p
 
 
-def max_error(name: str, formula, masses: dict[str, float] | None = None, seed: int = 0,
-              physical: bool = True) -> float:
+def max_error(
+    name: str, formula, masses: dict[str, float] | None = None, seed: int = 0, physical: bool = True
+) -> float:
     expr = squared(name, physical)
     worst = 0.0
     for values, s, t, u, p in points(name, masses or {}, seed):
@@ -75,9 +76,13 @@ def max_error(name: str, formula, masses: dict[str, float] | None = None, seed: 
 
 ESW = {
     "u d -> u d": lambda s, t, u, p: R(4) / 9 * (s**2 + u**2) / t**2,
-    "u u -> u u": lambda s, t, u, p: R(4) / 9 * ((s**2 + u**2) / t**2 + (s**2 + t**2) / u**2) - R(8) / 27 * s**2 / (u * t),
+    "u u -> u u": lambda s, t, u, p: (
+        R(4) / 9 * ((s**2 + u**2) / t**2 + (s**2 + t**2) / u**2) - R(8) / 27 * s**2 / (u * t)
+    ),
     "u u~ -> d d~": lambda s, t, u, p: R(4) / 9 * (t**2 + u**2) / s**2,
-    "u u~ -> u u~": lambda s, t, u, p: R(4) / 9 * ((s**2 + u**2) / t**2 + (t**2 + u**2) / s**2) - R(8) / 27 * u**2 / (s * t),
+    "u u~ -> u u~": lambda s, t, u, p: (
+        R(4) / 9 * ((s**2 + u**2) / t**2 + (t**2 + u**2) / s**2) - R(8) / 27 * u**2 / (s * t)
+    ),
     "u u~ -> G G": lambda s, t, u, p: R(32) / 27 * (t**2 + u**2) / (t * u) - R(8) / 3 * (t**2 + u**2) / s**2,
     "G G -> u u~": lambda s, t, u, p: R(1) / 6 * (t**2 + u**2) / (t * u) - R(3) / 8 * (t**2 + u**2) / s**2,
     "u G -> u G": lambda s, t, u, p: -R(4) / 9 * (s**2 + u**2) / (s * u) + (u**2 + s**2) / t**2,
@@ -91,8 +96,9 @@ def test_esw_table_7_1(name: str) -> None:
 
 
 # the same processes with other flavours / in crossed order: flavour and labelling independence
-@pytest.mark.parametrize("name, ref", [("d~ s~ -> d~ s~", "u d -> u d"), ("c c -> c c", "u u -> u u"),
-                                       ("b~ b -> s~ s", "u u~ -> d d~")])
+@pytest.mark.parametrize(
+    "name, ref", [("d~ s~ -> d~ s~", "u d -> u d"), ("c c -> c c", "u u -> u u"), ("b~ b -> s~ s", "u u~ -> d d~")]
+)
 def test_other_flavours(name: str, ref: str) -> None:
     if name == "b~ b -> s~ s":  # antiquark first: t <-> u of the reference
         assert max_error(name, lambda s, t, u, p: ESW[ref](s, u, t, p)) < TOL
@@ -139,7 +145,9 @@ def test_single_gluon_sum_equals_feynman() -> None:
     a = squared("u u~ -> A G")
     b = squared("u u~ -> A G", physical=False)
     for values, *_ in points("u u~ -> A G", {}, 3):
-        assert kinematics.relative_difference(kinematics.evaluate(a, values, 40), kinematics.evaluate(b, values, 40)) < TOL
+        assert (
+            kinematics.relative_difference(kinematics.evaluate(a, values, 40), kinematics.evaluate(b, values, 40)) < TOL
+        )
 
 
 def test_symbolic_n_colours() -> None:
@@ -158,6 +166,14 @@ def test_symbolic_n_colours() -> None:
 
 def test_diagram_counts() -> None:
     counts = {n: len(list(gen.diagrams(gen.Process.parse(n)))) for n in ESW}
-    assert counts == {"u d -> u d": 1, "u u -> u u": 2, "u u~ -> d d~": 1, "u u~ -> u u~": 2,
-                      "u u~ -> G G": 3, "G G -> u u~": 3, "u G -> u G": 3, "G G -> G G": 4}
+    assert counts == {
+        "u d -> u d": 1,
+        "u u -> u u": 2,
+        "u u~ -> d d~": 1,
+        "u u~ -> u u~": 2,
+        "u u~ -> G G": 3,
+        "G G -> u u~": 3,
+        "u G -> u G": 3,
+        "G G -> G G": 4,
+    }
     assert not list(gen.diagrams(gen.Process.parse("u u~ -> A A")))  # pure QED: not a QCD process

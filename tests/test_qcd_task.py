@@ -75,8 +75,11 @@ def test_diagram_class_keys():
     # other flavours, or a crossing, are other classes
     assert classes("u G -> u G").isdisjoint(classes("d G -> d G"))
     assert classes("u u~ -> G G").isdisjoint(classes("G G -> u u~"))
-    fam = {gen.diagram_keys(d)["process_family"] for p in ("u d -> u d", "c s -> c s", "s~ c~ -> c~ s~")
-           for d in gen.diagrams(gen.Process.parse(p))}
+    fam = {
+        gen.diagram_keys(d)["process_family"]
+        for p in ("u d -> u d", "c s -> c s", "s~ c~ -> c~ s~")
+        for d in gen.diagrams(gen.Process.parse(p))
+    }
     assert len(fam) == 1
 
 
@@ -113,8 +116,16 @@ def test_task_builds_leak_free_and_verifies(tmp_path):
     assert task.verify(src, tgt, " ".join(to_tokens(sympy.expand(expr), task.notation)))
     assert not task.verify(src, tgt, " ".join(to_tokens(2 * expr, task.notation)))
     assert task.scores(src, tgt, "add(")["numeric_equiv"] == 0.0
-    assert task.bucket(src, tgt) in {"G q -> G q", "q q~ -> G G", "G G -> q q~", "q q -> q q", "q q~ -> q q~",
-                                     "q~ q~ -> q~ q~", "G q~ -> G q~", "G G -> G G"}
+    assert task.bucket(src, tgt) in {
+        "G q -> G q",
+        "q q~ -> G G",
+        "G G -> q q~",
+        "q q -> q q",
+        "q q~ -> q q~",
+        "q~ q~ -> q~ q~",
+        "G q~ -> G q~",
+        "G G -> G G",
+    }
 
 
 def test_bad_config_and_file_are_named(tmp_path):
@@ -146,10 +157,15 @@ def test_rows_sharing_a_target_stay_together():
     t-channel exchange), so the split groups rows by class *and* target."""
     from symlit.tasks.qcd import _components
 
-    same = {r.sqamp for r in gen.generate([gen.Process.parse("u c -> u c")])} & \
-        {r.sqamp for r in gen.generate([gen.Process.parse("u c~ -> u c~")])}
+    same = {r.sqamp for r in gen.generate([gen.Process.parse("u c -> u c")])} & {
+        r.sqamp for r in gen.generate([gen.Process.parse("u c~ -> u c~")])
+    }
     assert same  # the physics that makes the target grouping necessary
-    rows = [{"group": "u c -> u c :: t", "target": "x"}, {"group": "u c~ -> u c~ :: t", "target": "x"},
-            {"group": "u c~ -> u c~ :: t", "target": "y"}, {"group": "G G -> G G :: c", "target": "z"}]
+    rows = [
+        {"group": "u c -> u c :: t", "target": "x"},
+        {"group": "u c~ -> u c~ :: t", "target": "x"},
+        {"group": "u c~ -> u c~ :: t", "target": "y"},
+        {"group": "G G -> G G :: c", "target": "z"},
+    ]
     comp = _components(rows)
     assert comp[0] == comp[1] == comp[2] != comp[3]

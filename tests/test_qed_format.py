@@ -41,17 +41,48 @@ def test_round_trip_every_notation_and_factor_output(rows, notation):
 
 def test_notations_look_like_symba():
     x = sf.parse_sqamp("2*m_mu^2*s_12 + s_13 + m_mu^2 + e")
-    assert to_tokens(x, "hybrid") == ["add(", "e", "s_13", "pow", "m_mu", "INT+", "2",
-                                      "mul(", "INT+", "2", "s_12", "pow", "m_mu", "INT+", "2", ")", ")"]
+    assert to_tokens(x, "hybrid") == [
+        "add(",
+        "e",
+        "s_13",
+        "pow",
+        "m_mu",
+        "INT+",
+        "2",
+        "mul(",
+        "INT+",
+        "2",
+        "s_12",
+        "pow",
+        "m_mu",
+        "INT+",
+        "2",
+        ")",
+        ")",
+    ]
     assert to_tokens(x, "hybrid_short") == ["add(", "e", "s_13", "m2mu", "mul(", "INT+", "2", "m2mu*s_12", ")", ")"]
     assert to_tokens(x, "prefix")[:3] == ["add", "e", "add"]
-    assert to_tokens(sf.parse_sqamp("-1/9*i*e^2"), "hybrid") == ["mul(", "RAT", "INT-", "1", "INT+", "9", "I",
-                                                                 "pow", "e", "INT+", "2", ")"]
+    assert to_tokens(sf.parse_sqamp("-1/9*i*e^2"), "hybrid") == [
+        "mul(",
+        "RAT",
+        "INT-",
+        "1",
+        "INT+",
+        "9",
+        "I",
+        "pow",
+        "e",
+        "INT+",
+        "2",
+        ")",
+    ]
 
 
 def test_index_names_are_normalised_by_first_appearance():
-    a = "i*e^2*gamma_{+\\INDEX_7,INDEX_3,INDEX_9}*gamma_{\\INDEX_7,INDEX_1,INDEX_4}*e_{MOMENTUM_5,INDEX_3}(p_3)_u^(*)" \
+    a = (
+        "i*e^2*gamma_{+\\INDEX_7,INDEX_3,INDEX_9}*gamma_{\\INDEX_7,INDEX_1,INDEX_4}*e_{MOMENTUM_5,INDEX_3}(p_3)_u^(*)"
         "*e_{MOMENTUM_2,INDEX_9}(p_1)_u*mu_{MOMENTUM_0,INDEX_1}(p_4)_u^(*)*mu_{MOMENTUM_1,INDEX_4}(p_2)_u/(s_13)"
+    )
     b = a.replace("INDEX_7", "INDEX_0").replace("INDEX_3", "INDEX_11").replace("MOMENTUM_5", "MOMENTUM_9")
     ta, tb = sf.amplitude_tokens(sf.parse(a)), sf.amplitude_tokens(sf.parse(b))
     assert ta == tb

@@ -19,7 +19,9 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2"
 def conjugate(process: gen.Process) -> gen.Process:
     legs = process.legs
     flip = [Species(l.species.name, not l.species.anti) for l in legs]
-    return gen.Process.make([s for s, l in zip(flip, legs) if l.incoming], [s for s, l in zip(flip, legs) if not l.incoming])
+    return gen.Process.make(
+        [s for s, l in zip(flip, legs) if l.incoming], [s for s, l in zip(flip, legs) if not l.incoming]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +90,14 @@ def test_different_diagrams_have_different_keys_over_every_2to2_diagram(all_2to2
             assert classes.setdefault(k["diagram_class"], p) == p  # no class shared by two processes
         # within a process: one class exactly when a swap of identical legs maps one diagram onto the other
         legs = p.legs
-        swaps = [dict(zip([l.p for l in legs], perm)) for perm in itertools.permutations([l.p for l in legs])
-                 if all((legs[i].species, legs[i].incoming) == (legs[j - 1].species, legs[j - 1].incoming)
-                        for i, j in enumerate(perm))]
+        swaps = [
+            dict(zip([l.p for l in legs], perm))
+            for perm in itertools.permutations([l.p for l in legs])
+            if all(
+                (legs[i].species, legs[i].incoming) == (legs[j - 1].species, legs[j - 1].incoming)
+                for i, j in enumerate(perm)
+            )
+        ]
         for (d1, k1), (d2, k2) in itertools.combinations(ds, 2):
             related = any(_relabelled_topology(d1, s) == gen.topology(d2) for s in swaps)
             assert (k1["diagram_class"] == k2["diagram_class"]) == related, (p.name, gen.topology(d1), gen.topology(d2))
@@ -131,6 +138,10 @@ def test_keys_do_not_depend_on_how_a_graph_is_listed(all_2to2):
             for e in rng.sample(list(g.edges), len(g.edges)):
                 a, b = renumber.get(e.a, e.a), renumber.get(e.b, e.b)
                 flip = rng.random() < 0.5
-                edges.append(Edge(b, a, e.field, None if e.arrow is None else not e.arrow) if flip else Edge(a, b, e.field, e.arrow))
+                edges.append(
+                    Edge(b, a, e.field, None if e.arrow is None else not e.arrow)
+                    if flip
+                    else Edge(a, b, e.field, e.arrow)
+                )
             listed = FeynmanGraph(tuple(rng.sample(legs, len(legs))), tuple(edges))
             assert keys(listed) == keys(g)

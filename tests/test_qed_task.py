@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sympy
 
+from symlit.notation import NotationError
 from symlit.qed import symba_format as sf
 from symlit.qed.generator import diagrams, enumerate_processes
 from symlit.qed.tokens import to_tokens
@@ -51,10 +52,15 @@ def test_bad_row_is_named(tmp_path):
         QEDSymbaTask(path=str(bad)).build()
 
 
-@pytest.mark.parametrize("sqamp, problem", [("nan", r"unknown symbols \['nan'\]"),
-                                            ("hello*world", r"unknown symbols \['hello', 'world'\]"),
-                                            ("e^4*s_19", r"unknown symbols \['s_19'\]"),
-                                            ("e^4 +", "expression ends early")])
+@pytest.mark.parametrize(
+    "sqamp, problem",
+    [
+        ("nan", r"unknown symbols \['nan'\]"),
+        ("hello*world", r"unknown symbols \['hello', 'world'\]"),
+        ("e^4*s_19", r"unknown symbols \['s_19'\]"),
+        ("e^4 +", "expression ends early"),
+    ],
+)
 def test_bad_sqamp_is_an_error_or_skipped_and_counted(tmp_path, sqamp, problem):
     lines = SAMPLE.read_text().splitlines()
     amp = next(iter(__import__("csv").reader([lines[2]])))[0]
@@ -75,7 +81,7 @@ def test_verify_accepts_exact_and_equivalent_forms_only(splits):
     assert task.verify(source, target, " ".join(to_tokens(sympy.expand(expr), task.notation)))
     # on shell: s_11 = m^2 for a massive leg, so an equivalent form may use either
     assert not task.verify(source, target, " ".join(to_tokens(2 * expr, task.notation)))
-    with pytest.raises(Exception):
+    with pytest.raises(NotationError):
         task.verify(source, target, "add( INT+")
     scores = task.scores(source, target, target)
     assert scores == {"token_score": 1.0, "numeric_equiv": 1.0}
@@ -127,7 +133,8 @@ def test_sharded_generation_resumes_losing_at_most_the_shard_in_progress(tmp_pat
     from symlit.qed.generator import generate, generate_sharded, row_record
 
     procs = enumerate_processes(2, 2, particles=["e", "mu", "A"])[:7]
-    def timeless(rows) -> list[dict]:  # noqa: ANN001
+
+    def timeless(rows) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
     full = timeless(generate_sharded(procs, str(tmp_path), shard_size=3))

@@ -26,15 +26,24 @@ COMMAND = [
 ]
 # the training process kills itself in the middle of the step that starts at global step 210 (second
 # epoch; last.ckpt is at step 200 then), through the test-only callback of tests/signal_at_step.py
-KILL_AT_210 = ["+callbacks.kill._target_=signal_at_step.SignalAtStep", "+callbacks.kill.steps=[210]",
-               "+callbacks.kill.signals=[SIGKILL]"]
+KILL_AT_210 = [
+    "+callbacks.kill._target_=signal_at_step.SignalAtStep",
+    "+callbacks.kill.steps=[210]",
+    "+callbacks.kill.signals=[SIGKILL]",
+]
 
 
 def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
     python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
-    return subprocess.run([sys.executable, "-m", "symlit.train", *COMMAND, *extra], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "symlit.train", *COMMAND, *extra],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def checkpoint(path: Path) -> dict:

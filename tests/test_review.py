@@ -35,13 +35,19 @@ LRS = ("0.002", "0.004")
 
 
 def _env(root: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "SYMLIT_ROOT": str(root), "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SYMLIT_ROOT": str(root),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+    }
 
 
 def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], cwd=root, env=_env(root), capture_output=True, text=True,
-                          timeout=900, check=False)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=900, check=False
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -61,21 +67,41 @@ def sweep(tmp_path_factory) -> Path:
     if keep and evaluated.exists():
         return sweep_dir
     if not trained.exists():
-        _run(root, "-m", "symlit.train", "-m", f"optim.optimizer.lr={','.join(LRS)}", "logger=none",
-             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_epochs=2",
-             "data.task.n_train=1000", "data.task.n_valid=40", "data.task.n_test=40",
-             "data.task.ood.three_digits.n=20", "optim.scheduler.warmup_steps=10")
+        _run(
+            root,
+            "-m",
+            "symlit.train",
+            "-m",
+            f"optim.optimizer.lr={','.join(LRS)}",
+            "logger=none",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.max_epochs=2",
+            "data.task.n_train=1000",
+            "data.task.n_valid=40",
+            "data.task.n_test=40",
+            "data.task.ood.three_digits.n=20",
+            "optim.scheduler.warmup_steps=10",
+        )
         trained.touch()
     # the job directory holds '=' and ',': quoted for Hydra
-    _run(root, "-m", "symlit.evaluate", f"ckpt='{run_dir(sweep_dir, LRS[0]) / 'checkpoints' / 'best.ckpt'}'",
-         "decode.beam_size=3", "verify.workers=0")
+    _run(
+        root,
+        "-m",
+        "symlit.evaluate",
+        f"ckpt='{run_dir(sweep_dir, LRS[0]) / 'checkpoints' / 'best.ckpt'}'",
+        "decode.beam_size=3",
+        "verify.workers=0",
+    )
     evaluated.touch()
     return sweep_dir
 
 
 def run_dir(sweep: Path, lr: str) -> Path:
     """The job directory of the sweep whose overrides set ``optim.optimizer.lr=lr``."""
-    (found,) = [p.parents[1] for p in sweep.glob("*/.hydra/overrides.yaml") if f"optim.optimizer.lr={lr}" in p.read_text()]
+    (found,) = [
+        p.parents[1] for p in sweep.glob("*/.hydra/overrides.yaml") if f"optim.optimizer.lr={lr}" in p.read_text()
+    ]
     return found
 
 
@@ -86,8 +112,9 @@ def ckpt(sweep: Path) -> Path:
 
 # ---------------------------------------------------------------------------- symlit-compare
 def test_compare_a_real_multirun(sweep):
-    out = _run(sweep.parents[1], "-m", "symlit.compare", str(sweep), "--metric", "val/seq_acc",
-               "--param", "optim.optimizer.lr")
+    out = _run(
+        sweep.parents[1], "-m", "symlit.compare", str(sweep), "--metric", "val/seq_acc", "--param", "optim.optimizer.lr"
+    )
     assert find_runs([sweep]) == sorted(run_dir(sweep, lr) for lr in LRS)  # the eval directory is no run
     rows = list(csv.DictReader((sweep / "compare.csv").open()))
     assert sorted(r["optim.optimizer.lr"] for r in rows) == list(LRS)
@@ -135,8 +162,10 @@ def test_compare_finds_slurm_job_directories(sweep, tmp_path):
         shutil.copytree(run_dir(sweep, lr) / ".hydra", target / ".hydra")
         shutil.copy(run_dir(sweep, lr) / "metrics.json", target / "metrics.json")
     comparison = compare([tmp_path / "addition"], "val/loss", minimize=True)
-    assert sorted(r.name for r in comparison.runs) == [f"optim.optimizer.lr={LRS[0]}/slurm-101",
-                                                        f"optim.optimizer.lr={LRS[1]}/slurm-102"]
+    assert sorted(r.name for r in comparison.runs) == [
+        f"optim.optimizer.lr={LRS[0]}/slurm-101",
+        f"optim.optimizer.lr={LRS[1]}/slurm-102",
+    ]
     assert all(r.status == "finished" for r in comparison.runs)
 
 
@@ -178,8 +207,13 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     assert sum(b["n"] * b["confidence"] for b in bins) == pytest.approx(sum(math.exp(p["greedy_score"]) for p in preds))
     fig = plot_reliability(preds, summary)
     table = fig.axes[1].tables[0]
-    cells = [[table[r, c].get_text().get_text() for c in range(3)] for r in range(1, len(summary["confidence"]["by_agreement"]) + 1)]
-    assert cells == [[str(r["agreement"]), str(r["n"]), f"{r['accuracy']:.3f}"] for r in summary["confidence"]["by_agreement"]]
+    cells = [
+        [table[r, c].get_text().get_text() for c in range(3)]
+        for r in range(1, len(summary["confidence"]["by_agreement"]) + 1)
+    ]
+    assert cells == [
+        [str(r["agreement"]), str(r["n"]), f"{r['accuracy']:.3f}"] for r in summary["confidence"]["by_agreement"]
+    ]
 
 
 def test_pictures_of_known_numbers(tmp_path):
@@ -189,26 +223,49 @@ def test_pictures_of_known_numbers(tmp_path):
     from symlit.plots import plot_bucket_accuracy, plot_reliability
 
     # (bucket, P(greedy answer), greedy verdict, beam verdicts, agreement)
-    made = [("digits=1", 0.95, "correct", ["correct", "wrong"], 2), ("digits=1", 0.91, "correct", ["correct", "wrong"], 1),
-            ("digits=1", 0.35, "wrong", ["wrong", "correct"], 1), ("digits=2", 0.55, "correct", ["correct", "wrong"], 1),
-            ("digits=2", 0.52, "wrong", ["wrong", "wrong"], 1), ("digits=2", 0.05, "wrong", ["wrong", "wrong"], 2)]
-    preds = [Prediction("s", "t", bucket=b, greedy="h", greedy_score=math.log(p), greedy_verdict=v,
-                        hypotheses=["h", "h2"], scores=[math.log(p), -5.0], verdicts=vs, agreement=a)
-             for b, p, v, vs, a in made]
+    made = [
+        ("digits=1", 0.95, "correct", ["correct", "wrong"], 2),
+        ("digits=1", 0.91, "correct", ["correct", "wrong"], 1),
+        ("digits=1", 0.35, "wrong", ["wrong", "correct"], 1),
+        ("digits=2", 0.55, "correct", ["correct", "wrong"], 1),
+        ("digits=2", 0.52, "wrong", ["wrong", "wrong"], 1),
+        ("digits=2", 0.05, "wrong", ["wrong", "wrong"], 2),
+    ]
+    preds = [
+        Prediction(
+            "s",
+            "t",
+            bucket=b,
+            greedy="h",
+            greedy_score=math.log(p),
+            greedy_verdict=v,
+            hypotheses=["h", "h2"],
+            scores=[math.log(p), -5.0],
+            verdicts=vs,
+            agreement=a,
+        )
+        for b, p, v, vs, a in made
+    ]
     summary = summarize(preds, DecodeConfig(strategy="beam", beam_size=2))
     fig = plot_bucket_accuracy(summary, tmp_path / "buckets.png")
     heights = [round(p.get_height(), 4) for p in fig.axes[0].patches]
     assert heights == [round(2 / 3, 4), round(1 / 3, 4), round(2 / 3, 4), round(1 / 3, 4), 1.0, round(1 / 3, 4)]
     bins = reliability_bins(preds)
-    assert [(b["lo"], b["n"], b["accuracy"]) for b in bins] == [(0.0, 1, 0.0), (0.3, 1, 0.0), (0.5, 2, 0.5),
-                                                                 (0.9, 2, 1.0)]
+    assert [(b["lo"], b["n"], b["accuracy"]) for b in bins] == [
+        (0.0, 1, 0.0),
+        (0.3, 1, 0.0),
+        (0.5, 2, 0.5),
+        (0.9, 2, 1.0),
+    ]
     assert bins[2]["confidence"] == pytest.approx(0.535)
     fig = plot_reliability(preds, summary, tmp_path / "reliability.png")
     ece = (0.05 + 0.35 + 2 * abs(0.5 - 0.535) + 2 * abs(1 - 0.93)) / 6
     assert f"ECE {ece:.3f}" in fig.axes[0].get_title()
     table = fig.axes[1].tables[0]
     assert [[table[r, c].get_text().get_text() for c in range(3)] for r in (1, 2)] == [
-        ["1", "4", "0.500"], ["2", "2", "0.500"]]
+        ["1", "4", "0.500"],
+        ["2", "2", "0.500"],
+    ]
 
 
 def test_length_histograms_of_the_dataset_and_a_wandb_image(ckpt, tmp_path):
@@ -242,11 +299,15 @@ def test_captured_attention_reproduces_sdpa():
     q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 8)
     mask = torch.rand(2, 1, 1, 7) > 0.3
     mask[..., 0] = True
-    assert torch.allclose(attention_weights(q, k, mask) @ v, F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
-                          atol=1e-5)
+    assert torch.allclose(
+        attention_weights(q, k, mask) @ v, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-5
+    )
     q2 = torch.randn(1, 2, 6, 8)
-    assert torch.allclose(attention_weights(q2, q2, is_causal=True) @ q2,
-                          F.scaled_dot_product_attention(q2, q2, q2, is_causal=True), atol=1e-5)
+    assert torch.allclose(
+        attention_weights(q2, q2, is_causal=True) @ q2,
+        F.scaled_dot_product_attention(q2, q2, q2, is_causal=True),
+        atol=1e-5,
+    )
 
 
 def test_inspect_writes_embedding_pca_and_attention_maps(ckpt, tmp_path):
@@ -289,8 +350,13 @@ def test_arithmetic_input_and_rendering():
     assert source == "INT+ 2 3 + INT+ 1 5 - INT- 4"
     assert render.render(task, source) == "23 + 15 - -4"
     assert render.reference(task, source) == "INT+ 4 2" and render.render(task, "INT+ 4 2") == "42"
-    for bad, message in [("23 +", "ends with an operator"), ("23", "has no operator"), ("2 * 3", "not an operator"),
-                         ("x + 1", "unexpected 'x'"), ("", "empty input")]:
+    for bad, message in [
+        ("23 +", "ends with an operator"),
+        ("23", "has no operator"),
+        ("2 * 3", "not an operator"),
+        ("x + 1", "unexpected 'x'"),
+        ("", "empty input"),
+    ]:
         with pytest.raises(ValueError, match=message):
             render.parse_input(task, bad)
     reversed_task = ArithmeticTask(encoding="reversed")
@@ -355,8 +421,14 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
 
 
 def test_predict_in_a_terminal(ckpt, tmp_path):
-    child = pexpect.spawn(sys.executable, ["-m", "symlit.predict", f"ckpt={ckpt}", "decode.beam_size=3"],
-                          cwd=str(tmp_path), env=_env(tmp_path), encoding="utf-8", timeout=120)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "symlit.predict", f"ckpt={ckpt}", "decode.beam_size=3"],
+        cwd=str(tmp_path),
+        env=_env(tmp_path),
+        encoding="utf-8",
+        timeout=120,
+    )
     child.expect_exact("ArithmeticTask: type an input")
     child.expect_exact("symlit> ")
     for text, shown, value in [("23 + 15", "23 + 15", "38"), ("7+45", "7 + 45", "52"), ("  99 + 1", "99 + 1", "100")]:
@@ -366,8 +438,10 @@ def test_predict_in_a_terminal(ckpt, tmp_path):
         assert f"input: {shown}\r\ntokens: " in block and f"reference: {value}\r\n" in block
         assert re.search(r"beam agreement: [1-3] of [1-3] ", block)
         _expected_rows(block, value, 3)
-    for bad, message in [("23 +", "error: '23 +' ends with an operator; expected a number after it"),
-                         ("twelve + 3", "error: unexpected 't' in 'twelve + 3'; expected a whole number")]:
+    for bad, message in [
+        ("23 +", "error: '23 +' ends with an operator; expected a number after it"),
+        ("twelve + 3", "error: unexpected 't' in 'twelve + 3'; expected a whole number"),
+    ]:
         child.sendline(bad)
         child.expect_exact("symlit> ")
         assert message in child.before and "Traceback" not in child.before
@@ -383,7 +457,8 @@ def test_predict_one_shot_and_from_python(ckpt, tmp_path):
     _expected_rows(proc.stdout, "38", 2)
     bad = _run(tmp_path, "-m", "symlit.predict", f"ckpt={ckpt}", "input=23 ++", check=False)
     assert bad.returncode == 1 and bad.stderr.strip() == (
-        "symlit-predict: input='23 ++': '23 ++' ends with an operator; expected a number after it")
+        "symlit-predict: input='23 ++': '23 ++' ends with an operator; expected a number after it"
+    )
     missing = _run(tmp_path, "-m", "symlit.predict", f"ckpt={tmp_path / 'no.ckpt'}", "input=1 + 1", check=False)
     assert missing.returncode == 1 and missing.stderr.strip().startswith("symlit-predict: ckpt=")
     predictor = Predictor.from_checkpoint(str(ckpt), beam_size=3)
@@ -401,7 +476,7 @@ def test_notebook_runs(ckpt, tmp_path, monkeypatch):
     monkeypatch.setenv("SYMLIT_CKPT", str(ckpt))
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(code, "predict.ipynb", "exec"), scope)  # noqa: S102 - our own notebook
+    exec(compile(code, "predict.ipynb", "exec"), scope)
     assert scope["result"].reference == "38" and math.isfinite(scope["result"].answers[0].score)
 
 

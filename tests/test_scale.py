@@ -20,11 +20,25 @@ from symlit.slurm import compose_train, render, template_groups
 from symlit.slurm import main as slurm_main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["experiment=addition", "data.task.n_train=400", "data.task.n_valid=40", "data.task.n_test=40",
-        "trainer.enable_progress_bar=false", "module.num_prediction_samples=4"]
-SLURM_ENV = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "symlit", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
-             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NNODES": "1",
-             "SLURM_NODELIST": "localhost"}
+TINY = [
+    "experiment=addition",
+    "data.task.n_train=400",
+    "data.task.n_valid=40",
+    "data.task.n_test=40",
+    "trainer.enable_progress_bar=false",
+    "module.num_prediction_samples=4",
+]
+SLURM_ENV = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "symlit",
+    "SLURM_NTASKS": "1",
+    "SLURM_NTASKS_PER_NODE": "1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_NNODES": "1",
+    "SLURM_NODELIST": "localhost",
+}
 
 
 def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -38,22 +52,37 @@ def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "WANDB_SERVICE"}
     # tests/ on the path: the test-only callback of signals_at()
     python_path = os.pathsep.join(p for p in (str(ROOT / "tests"), env.get("PYTHONPATH")) if p)
-    return {**env, "SYMLIT_ROOT": str(root), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
-            "PATH": f"{bin_dir}:{env.get('PATH', '')}", "PYTHONPATH": python_path, **(extra or {})}
+    return {
+        **env,
+        "SYMLIT_ROOT": str(root),
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+        "PATH": f"{bin_dir}:{env.get('PATH', '')}",
+        "PYTHONPATH": python_path,
+        **(extra or {}),
+    }
 
 
 def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 1800):
-    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(root, extra_env), cwd=root,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "symlit.train", *args],
+        env=env_for(root, extra_env),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
 def signals_at(plan: dict[int, str]) -> list[str]:
     """Overrides that make the training process signal itself at exact steps (``tests/signal_at_step.py``)."""
-    return ["+callbacks.signals._target_=signal_at_step.SignalAtStep",
-            f"+callbacks.signals.steps=[{','.join(str(k) for k in plan)}]",
-            f"+callbacks.signals.signals=[{','.join(plan.values())}]"]
+    return [
+        "+callbacks.signals._target_=signal_at_step.SignalAtStep",
+        f"+callbacks.signals.steps=[{','.join(str(k) for k in plan)}]",
+        f"+callbacks.signals.signals=[{','.join(plan.values())}]",
+    ]
 
 
 def global_step(path: Path) -> int:
@@ -62,8 +91,18 @@ def global_step(path: Path) -> int:
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
-    run(tmp_path, [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=6",
-                   "logger=csv", "run_name=ddp"])
+    run(
+        tmp_path,
+        [
+            *TINY,
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_steps=6",
+            "logger=csv",
+            "run_name=ddp",
+        ],
+    )
     metrics = json.loads((tmp_path / "outputs/addition/ddp/metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["finished"] and metrics["global_step"] == 6
     first, second = metrics["rank_checksums"]
@@ -73,12 +112,23 @@ def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
 
 @pytest.mark.slow
 def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
-    args = [*TINY, "data.batch_size=8", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=5",
-            "logger=wandb"]  # 50 steps per epoch, 100 in all
+    args = [
+        *TINY,
+        "data.batch_size=8",
+        "trainer.max_epochs=2",
+        "callbacks.last_checkpoint.every_n_train_steps=5",
+        "logger=wandb",
+    ]  # 50 steps per epoch, 100 in all
     # SLURM's warning arrives in the middle of the step that starts at global step 37; SLURM kills the job
     # two steps later (last.ckpt is at step 35 then), and the requeued job reruns the same command
-    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
-                          env=env_for(tmp_path, SLURM_ENV), cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "symlit.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
+        env=env_for(tmp_path, SLURM_ENV),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     log = proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == -signal.SIGKILL, log
     found = list(tmp_path.glob("outputs/addition/*/slurm-4242"))  # the job id names the run, below the overrides
@@ -103,11 +153,24 @@ def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
-    args = [*TINY, "data.batch_size=8", "trainer.max_epochs=6", "callbacks.last_checkpoint.every_n_train_steps=1000",
-            "logger=csv", "run_name=term", *signals_at({137: "SIGTERM"})]  # 300 steps
+    args = [
+        *TINY,
+        "data.batch_size=8",
+        "trainer.max_epochs=6",
+        "callbacks.last_checkpoint.every_n_train_steps=1000",
+        "logger=csv",
+        "run_name=term",
+        *signals_at({137: "SIGTERM"}),
+    ]  # 300 steps
     run_dir = tmp_path / "outputs/addition/term"
-    proc = subprocess.run([sys.executable, "-m", "symlit.train", *args], env=env_for(tmp_path), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "symlit.train", *args],
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 143, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert global_step(run_dir / "checkpoints/last.ckpt") == 138  # the interrupted step finished, then saved
     assert not (run_dir / "metrics.json").exists()
@@ -148,15 +211,29 @@ def test_run_id_under_slurm(monkeypatch):
 @pytest.mark.parametrize("template", sorted((ROOT / "slurm").glob("*.sbatch")), ids=lambda p: p.name)
 def test_sbatch_templates_parse_and_render_with_config_values(template, tmp_path):
     assert subprocess.run(["bash", "-n", str(template)]).returncode == 0
-    overrides = ["experiment=addition_4x2", "trainer=multinode", "trainer.num_nodes=3", "trainer.devices=2",
-                 "slurm.partition=gpu-long", "slurm.time=12:00:00", "optim.optimizer.lr=3e-4"]
+    overrides = [
+        "experiment=addition_4x2",
+        "trainer=multinode",
+        "trainer.num_nodes=3",
+        "trainer.devices=2",
+        "slurm.partition=gpu-long",
+        "slurm.time=12:00:00",
+        "optim.optimizer.lr=3e-4",
+    ]
     text = render(template.read_text(), compose_train(overrides), overrides)
-    for line in ("#SBATCH --nodes=3", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-node=2",
-                 "#SBATCH --partition=gpu-long", "#SBATCH --time=12:00:00", "#SBATCH --job-name=addition_4x2",
-                 "#SBATCH --signal=SIGUSR1@90", "#SBATCH --requeue"):
+    for line in (
+        "#SBATCH --nodes=3",
+        "#SBATCH --ntasks-per-node=2",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --partition=gpu-long",
+        "#SBATCH --time=12:00:00",
+        "#SBATCH --job-name=addition_4x2",
+        "#SBATCH --signal=SIGUSR1@90",
+        "#SBATCH --requeue",
+    ):
         assert line in text.splitlines(), line
     srun = next(line for line in text.splitlines() if line.startswith("srun") or "srun " in line)
-    srun_block = text[text.index(srun):]
+    srun_block = text[text.index(srun) :]
     assert "optim.optimizer.lr=3e-4" in srun_block and '"$@"' in srun_block
     rendered = tmp_path / "job.sbatch"
     rendered.write_text(text)
@@ -181,8 +258,17 @@ def test_cpu_render_asks_for_no_gpus_and_bad_devices_are_refused():
 def test_submitit_launcher_config_takes_the_trainer_values():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=multinode", "trainer.num_nodes=2",
-                                          "trainer.devices=4", "slurm.partition=gpu"], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=slurm",
+                "trainer=multinode",
+                "trainer.num_nodes=2",
+                "trainer.devices=4",
+                "slurm.partition=gpu",
+            ],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
     assert launcher.partition == "gpu" and launcher.max_num_timeout > 0
@@ -192,8 +278,17 @@ def test_submitit_launcher_config_takes_the_trainer_values():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
 def test_mixed_precision_trains_on_gpu(tmp_path, precision):
-    run(tmp_path, [*TINY, "trainer=gpu", f"trainer.precision={precision}", "trainer.max_steps=30", "logger=none",
-                   f"run_name={precision}"])
+    run(
+        tmp_path,
+        [
+            *TINY,
+            "trainer=gpu",
+            f"trainer.precision={precision}",
+            "trainer.max_steps=30",
+            "logger=none",
+            f"run_name={precision}",
+        ],
+    )
     metrics = json.loads((tmp_path / "outputs/addition" / precision / "metrics.json").read_text())["metrics"]
     assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics  # no NaN or inf from overflow
 
@@ -201,8 +296,10 @@ def test_mixed_precision_trains_on_gpu(tmp_path, precision):
 @pytest.mark.slow
 def test_optuna_sweep_runs_two_trials_and_reports_the_best(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    run(tmp_path, ["hparams_search=optuna_addition", "hydra.sweeper.n_trials=2", *TINY, "trainer.max_steps=3",
-                   "logger=none"])
+    run(
+        tmp_path,
+        ["hparams_search=optuna_addition", "hydra.sweeper.n_trials=2", *TINY, "trainer.max_steps=3", "logger=none"],
+    )
     sweep = tmp_path / "outputs" / "addition"
     trials = sorted(p.parent for p in sweep.glob("*/metrics.json"))
     assert len(trials) == 2, sorted(p.name for p in sweep.iterdir())
@@ -214,8 +311,13 @@ def test_optuna_sweep_runs_two_trials_and_reports_the_best(tmp_path):
 def test_gpu_check_without_a_gpu_says_so_and_exits_0():
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: run benchmarks/gpu_check.sh itself")
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("gpu_check: no CUDA GPU available here")
 

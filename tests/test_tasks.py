@@ -31,8 +31,16 @@ def test_splits_are_disjoint_and_sized():
 
 
 def test_targets_are_correct_sums():
-    task = ArithmeticTask(operators=["+", "-", "*"], n_operands=[2, 4], digits=[1, 3], negative_operands=True,
-                          encoding="reversed", n_train=500, n_valid=10, n_test=10)
+    task = ArithmeticTask(
+        operators=["+", "-", "*"],
+        n_operands=[2, 4],
+        digits=[1, 3],
+        negative_operands=True,
+        encoding="reversed",
+        n_train=500,
+        n_valid=10,
+        n_test=10,
+    )
     split = task.build()["train"]
     for source, target in zip(split["source"], split["target"]):
         # rebuild the problem from its tokens and check the target's value
@@ -54,10 +62,27 @@ def test_targets_are_correct_sums():
 def test_zero_pad_puts_every_digit_at_a_fixed_position(encoding, operators, result_width):
     """Four operands 0..99: every operand has 2 digits and every result the bound's digit count
     (4 x 99 = 396 -> 3; 99^4 -> 8), and the padded text still spells the right integer."""
-    task = ArithmeticTask(operators=operators, n_operands=4, min_value=0, max_value=99, encoding=encoding,
-                          zero_pad=True, n_train=2000, n_valid=10, n_test=10)
-    plain = ArithmeticTask(operators=operators, n_operands=4, min_value=0, max_value=99, encoding=encoding,
-                           n_train=2000, n_valid=10, n_test=10)
+    task = ArithmeticTask(
+        operators=operators,
+        n_operands=4,
+        min_value=0,
+        max_value=99,
+        encoding=encoding,
+        zero_pad=True,
+        n_train=2000,
+        n_valid=10,
+        n_test=10,
+    )
+    plain = ArithmeticTask(
+        operators=operators,
+        n_operands=4,
+        min_value=0,
+        max_value=99,
+        encoding=encoding,
+        n_train=2000,
+        n_valid=10,
+        n_test=10,
+    )
 
     def operand_values(source: str) -> list[int]:
         return [decode_int(o.split(), encoding) for o in source.split(f" {operators[0]} ")]
@@ -128,8 +153,9 @@ def test_file_task_errors_name_the_file_and_column(tmp_path):
     bad.write_text("question\tanswer\n1 + 1\t2\n")
     with pytest.raises(ValueError, match=r"no column\(s\) \['source', 'target'\].*source_column"):
         FileTask(train=str(bad)).build()
-    assert FileTask(train=str(bad), source_column="question", target_column="answer",
-                    valid_fraction=0, test_fraction=0).build()["train"]["target"] == ["2"]
+    assert FileTask(
+        train=str(bad), source_column="question", target_column="answer", valid_fraction=0, test_fraction=0
+    ).build()["train"]["target"] == ["2"]
 
 
 def test_csv_cells_are_read_literally(tmp_path):
@@ -143,7 +169,8 @@ def test_csv_cells_are_read_literally(tmp_path):
 
 
 def test_dense_ood_request_fails_clearly_instead_of_spinning():
-    task = ArithmeticTask(min_value=0, max_value=9, n_train=50, n_valid=10, n_test=10,
-                          ood={"small": {"digits": 1, "n": 95}})
+    task = ArithmeticTask(
+        min_value=0, max_value=9, n_train=50, n_valid=10, n_test=10, ood={"small": {"digits": 1, "n": 95}}
+    )
     with pytest.raises(ValueError, match="distinct problems"):
         task.build()

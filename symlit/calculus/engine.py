@@ -69,8 +69,10 @@ class GenerationReport:
     def summary(self) -> str:
         """Human-readable totals and the rejections by cause."""
         rejected = {k: v for k, v in self.causes.items() if k != "ok"}
-        lines = [f"attempts {self.attempts}, accepted {self.accepted}, unique sources {self.unique}, "
-                 f"shards {self.shards}, {self.seconds:.1f} s this run"]
+        lines = [
+            f"attempts {self.attempts}, accepted {self.accepted}, unique sources {self.unique}, "
+            f"shards {self.shards}, {self.seconds:.1f} s this run"
+        ]
         if self.seconds > 0:
             lines.append(f"throughput this run: {self.new_accepted / self.seconds:.2f} accepted equations/s")
         if rejected:
@@ -82,8 +84,9 @@ class GenerationReport:
 
 
 # ---------------------------------------------------------------------------- shards
-def _write_shard(directory: Path, index: int, rows: list[dict[str, Any]], chunks: list[int],
-                 stats: dict[str, int]) -> Path:
+def _write_shard(
+    directory: Path, index: int, rows: list[dict[str, Any]], chunks: list[int], stats: dict[str, int]
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     meta = {META_KEY: json.dumps({"chunks": sorted(chunks), "stats": stats}).encode()}
     table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata(meta))
@@ -105,7 +108,9 @@ def iter_shards(out_dir: str | Path) -> Iterator[tuple[pa.Table, dict[str, Any]]
             with pa.memory_map(str(path)) as source:
                 table = pa.ipc.open_file(source).read_all()
         except (pa.ArrowInvalid, OSError) as err:
-            raise ValueError(f"shard {path} is unreadable ({err}); delete it and rerun to regenerate its chunks") from None
+            raise ValueError(
+                f"shard {path} is unreadable ({err}); delete it and rerun to regenerate its chunks"
+            ) from None
         meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
         yield table, meta
 
@@ -195,8 +200,10 @@ class _DirectoryLock:
                     continue
                 except PermissionError:
                     pass
-                raise RuntimeError(f"another process (pid {pid}) is generating into {self.path.parent}; "
-                                   f"wait for it or delete {self.path} if it is gone") from None
+                raise RuntimeError(
+                    f"another process (pid {pid}) is generating into {self.path.parent}; "
+                    f"wait for it or delete {self.path} if it is gone"
+                ) from None
             with os.fdopen(fd, "w") as f:
                 f.write(str(os.getpid()))
             return self
@@ -210,9 +217,19 @@ def _chunk_seed(seed: Any, chunk: int) -> str:
     return f"{seed}/{chunk}"
 
 
-def generate(config: GeneratorConfig, out_dir: str | Path, n_unique: int, workers: int = 1, seed: Any = 0,
-             shard_size: int = 1000, chunk_attempts: int = 16, chunk_timeout: float | None = None,
-             progress: bool = True, max_attempts: int | None = None, flush_seconds: float = 60.0) -> GenerationReport:
+def generate(
+    config: GeneratorConfig,
+    out_dir: str | Path,
+    n_unique: int,
+    workers: int = 1,
+    seed: Any = 0,
+    shard_size: int = 1000,
+    chunk_attempts: int = 16,
+    chunk_timeout: float | None = None,
+    progress: bool = True,
+    max_attempts: int | None = None,
+    flush_seconds: float = 60.0,
+) -> GenerationReport:
     """Generate into ``out_dir`` until it holds ``n_unique`` distinct sources (resuming what is there).
 
     A shard is written every ``shard_size`` rows or ``flush_seconds``, whichever comes first (so a
@@ -223,20 +240,43 @@ def generate(config: GeneratorConfig, out_dir: str | Path, n_unique: int, worker
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _DirectoryLock(out):
-        return _generate(config, out, n_unique, workers, seed, shard_size, chunk_attempts, chunk_timeout, progress,
-                         max_attempts, flush_seconds)
+        return _generate(
+            config,
+            out,
+            n_unique,
+            workers,
+            seed,
+            shard_size,
+            chunk_attempts,
+            chunk_timeout,
+            progress,
+            max_attempts,
+            flush_seconds,
+        )
 
 
-def _generate(config: GeneratorConfig, out: Path, n_unique: int, workers: int, seed: Any, shard_size: int,
-              chunk_attempts: int, chunk_timeout: float | None, progress: bool,
-              max_attempts: int | None, flush_seconds: float) -> GenerationReport:
+def _generate(
+    config: GeneratorConfig,
+    out: Path,
+    n_unique: int,
+    workers: int,
+    seed: Any,
+    shard_size: int,
+    chunk_attempts: int,
+    chunk_timeout: float | None,
+    progress: bool,
+    max_attempts: int | None,
+    flush_seconds: float,
+) -> GenerationReport:
     identity = {"config": config.to_dict(), "seed": str(seed), "chunk_attempts": chunk_attempts}
     config_path = out / CONFIG_FILE
     if config_path.exists():
         saved = json.loads(config_path.read_text())
         if saved != json.loads(json.dumps(identity)):
-            raise ValueError(f"{out} holds shards generated with another configuration ({config_path}); "
-                             "choose another output directory or delete it")
+            raise ValueError(
+                f"{out} holds shards generated with another configuration ({config_path}); "
+                "choose another output directory or delete it"
+            )
     else:
         config_path.write_text(json.dumps(identity, indent=1))
 
@@ -301,8 +341,11 @@ def _generate(config: GeneratorConfig, out: Path, n_unique: int, workers: int, s
         if bar is not None:
             bar.n = min(report.unique, n_unique)
             elapsed = time.monotonic() - start
-            bar.set_postfix(eq_per_s=f"{report.new_accepted / max(elapsed, 1e-9):.1f}",
-                            accepted=f"{100 * report.accepted / max(report.attempts, 1):.0f}%", refresh=True)
+            bar.set_postfix(
+                eq_per_s=f"{report.new_accepted / max(elapsed, 1e-9):.1f}",
+                accepted=f"{100 * report.accepted / max(report.attempts, 1):.0f}%",
+                refresh=True,
+            )
         if len(buffer) >= shard_size or time.monotonic() - last_flush >= flush_seconds:
             flush()
 
@@ -324,12 +367,22 @@ def _generate(config: GeneratorConfig, out: Path, n_unique: int, workers: int, s
         if bar is not None:
             bar.close()
     if report.unique < n_unique:
-        log.warning("stopped after %d attempts with %d of %d unique equations", report.attempts, report.unique, n_unique)
+        log.warning(
+            "stopped after %d attempts with %d of %d unique equations", report.attempts, report.unique, n_unique
+        )
     return report
 
 
-def _run_pool(config: GeneratorConfig, workers: int, seed: Any, chunk_attempts: int, chunk_timeout: float,
-              chunk_ids: Iterator[int], accept, exhausted) -> None:
+def _run_pool(
+    config: GeneratorConfig,
+    workers: int,
+    seed: Any,
+    chunk_attempts: int,
+    chunk_timeout: float,
+    chunk_ids: Iterator[int],
+    accept,
+    exhausted,
+) -> None:
     ctx = mp.get_context("spawn")
     cfg = config.to_dict()
     pool = [_Worker(ctx, cfg) for _ in range(workers)]
@@ -365,20 +418,23 @@ def _run_pool(config: GeneratorConfig, workers: int, seed: Any, chunk_attempts: 
 
 
 # ---------------------------------------------------------------------------- splitting
-def split(rows: list[dict[str, Any]], n_valid: int, n_test: int, n_train: int | None = None,
-          seed: Any = 0) -> dict[str, list[dict[str, Any]]]:
+def split(
+    rows: list[dict[str, Any]], n_valid: int, n_test: int, n_train: int | None = None, seed: Any = 0
+) -> dict[str, list[dict[str, Any]]]:
     """Unique-source rows cut into test / valid / train after a seeded shuffle.
 
     Every source occurs once overall, so no valid or test input appears in train.
     """
     rows = unique_rows(rows)
     if n_valid + n_test >= len(rows):
-        raise ValueError(f"only {len(rows)} distinct equations for {n_valid} valid + {n_test} test + a training set; "
-                         "generate more (n) or lower n_valid / n_test")
+        raise ValueError(
+            f"only {len(rows)} distinct equations for {n_valid} valid + {n_test} test + a training set; "
+            "generate more (n) or lower n_valid / n_test"
+        )
     order = list(range(len(rows)))
     random.Random(f"split/{seed}").shuffle(order)
     shuffled = [rows[i] for i in order]
-    test, valid, train = shuffled[:n_test], shuffled[n_test:n_test + n_valid], shuffled[n_test + n_valid:]
+    test, valid, train = shuffled[:n_test], shuffled[n_test : n_test + n_valid], shuffled[n_test + n_valid :]
     if n_train is not None:
         train = train[:n_train]
     return {"train": train, "valid": valid, "test": test}

@@ -32,8 +32,20 @@ from sympy.integrals.risch import NonElementaryIntegral
 from symlit.calculus import numeric, verify
 from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import (
-    COEFFICIENTS, OPERATORS, D2FX, DFX, FX, SYMBOLS, X, PrefixError, UnsupportedExpression, check_base, clean_tokens,
-    count_operators, prefix_to_sympy, sympy_to_prefix,
+    COEFFICIENTS,
+    D2FX,
+    DFX,
+    FX,
+    OPERATORS,
+    SYMBOLS,
+    PrefixError,
+    UnsupportedExpression,
+    X,
+    check_base,
+    clean_tokens,
+    count_operators,
+    prefix_to_sympy,
+    sympy_to_prefix,
 )
 from symlit.calculus.random_trees import REFERENCE_OPERATORS, TreeSampler
 from symlit.notation import DIGIT_SYMBOLS
@@ -41,9 +53,30 @@ from symlit.notation import DIGIT_SYMBOLS
 TASKS = ("prim_fwd", "prim_bwd", "prim_ibp", "ode1", "ode2")
 EVAL_POINTS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 2.1, 3.1, -0.01, -0.1, -0.3, -0.5, -0.7, -0.9, -1.1, -2.1, -3.1)
 EXP_LIKE = frozenset({"exp", "sinh", "cosh"})
-SPECIAL_FUNCTIONS = (sp.erf, sp.erfc, sp.erfi, sp.erfinv, sp.erfcinv, sp.expint, sp.Ei, sp.li, sp.Li, sp.Si, sp.Ci,
-                     sp.Shi, sp.Chi, sp.fresnelc, sp.fresnels, sp.polylog, sp.LambertW, sp.gamma, sp.uppergamma,
-                     sp.lowergamma, sp.hyper, sp.meijerg)
+SPECIAL_FUNCTIONS = (
+    sp.erf,
+    sp.erfc,
+    sp.erfi,
+    sp.erfinv,
+    sp.erfcinv,
+    sp.expint,
+    sp.Ei,
+    sp.li,
+    sp.Li,
+    sp.Si,
+    sp.Ci,
+    sp.Shi,
+    sp.Chi,
+    sp.fresnelc,
+    sp.fresnels,
+    sp.polylog,
+    sp.LambertW,
+    sp.gamma,
+    sp.uppergamma,
+    sp.lowergamma,
+    sp.hyper,
+    sp.meijerg,
+)
 A8, A9 = SYMBOLS["a8"], SYMBOLS["a9"]
 # per task, the reference's settings (src/envs/char_sp.py of facebookresearch/SymbolicMathematics):
 # smallest operator count, probability of 0..min_ops-1 operators, per-sample time limit (s),
@@ -113,8 +146,11 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"data.task.generator={self.task!r} is not a calculus task; choose one of {TASKS}")
-        defaults = {**TASK_DEFAULTS[self.task], "fwd_method": "risch_doit",
-                    **(FAST_DEFAULTS[self.task] if self.fast else {})}
+        defaults = {
+            **TASK_DEFAULTS[self.task],
+            "fwd_method": "risch_doit",
+            **(FAST_DEFAULTS[self.task] if self.fast else {}),
+        }
         for name in ("small_ops_prob", "timeout", "simplify_prob", "simplify_seconds", "fwd_method"):
             if getattr(self, name) is None:
                 setattr(self, name, defaults[name])
@@ -163,7 +199,9 @@ def split_constant_factor(expr: sp.Expr, variables: Sequence[sp.Symbol] = (X,)) 
     return sp.Mul(*var), sp.Mul(*const)
 
 
-def reduce_coefficients(expr: sp.Expr, coefficients: Sequence[sp.Symbol], variables: Sequence[sp.Symbol] = (X,)) -> sp.Expr:
+def reduce_coefficients(
+    expr: sp.Expr, coefficients: Sequence[sp.Symbol], variables: Sequence[sp.Symbol] = (X,)
+) -> sp.Expr:
     """Replace the largest variable-free sub-expression holding a coefficient by the coefficient.
 
     ``sqrt(x)*sqrt(1/a0)`` -> ``a0*sqrt(x)``, ``cos(x + 2*a0 + 1)`` -> ``cos(x + a0)``: a free
@@ -227,7 +265,11 @@ def clean_ode2_solution(expr: sp.Expr, constants: Sequence[sp.Symbol] = (A8, A9)
             if a not in expr.free_symbols:
                 return expr
             small = _smallest_holding(expr, a)
-            if (small.is_Add or small.is_Mul) and a in small.args and sum(1 for s in sp.preorder_traversal(small) if s == a) == 1:
+            if (
+                (small.is_Add or small.is_Mul)
+                and a in small.args
+                and sum(1 for s in sp.preorder_traversal(small) if s == a) == 1
+            ):
                 if X in small.free_symbols:
                     kept = small.func(*[arg for arg in small.args if arg == a or X in arg.free_symbols])
                 else:
@@ -256,9 +298,24 @@ def drop_nonzero_factors(eq: sp.Expr, required: sp.Expr) -> sp.Expr:
 
 
 INVERSE_FUNCTIONS = {
-    sp.exp: sp.log, sp.log: sp.exp, sp.sin: sp.asin, sp.asin: sp.sin, sp.cos: sp.acos, sp.acos: sp.cos,
-    sp.tan: sp.atan, sp.atan: sp.tan, sp.cot: sp.acot, sp.acot: sp.cot, sp.sinh: sp.asinh, sp.asinh: sp.sinh,
-    sp.cosh: sp.acosh, sp.acosh: sp.cosh, sp.tanh: sp.atanh, sp.atanh: sp.tanh, sp.coth: sp.acoth, sp.acoth: sp.coth,
+    sp.exp: sp.log,
+    sp.log: sp.exp,
+    sp.sin: sp.asin,
+    sp.asin: sp.sin,
+    sp.cos: sp.acos,
+    sp.acos: sp.cos,
+    sp.tan: sp.atan,
+    sp.atan: sp.tan,
+    sp.cot: sp.acot,
+    sp.acot: sp.cot,
+    sp.sinh: sp.asinh,
+    sp.asinh: sp.sinh,
+    sp.cosh: sp.acosh,
+    sp.acosh: sp.cosh,
+    sp.tanh: sp.atanh,
+    sp.atanh: sp.tanh,
+    sp.coth: sp.acoth,
+    sp.acoth: sp.coth,
 }
 
 
@@ -331,8 +388,12 @@ def nested_exp_depth(tokens: Sequence[str]) -> int:
     return max(depths, default=0)
 
 
-def finite_somewhere(tokens: Sequence[str], base: int = 10, points: Sequence[float] = EVAL_POINTS,
-                     identity: frozenset[str] = numeric.REFERENCE_STRIPPED) -> bool:
+def finite_somewhere(
+    tokens: Sequence[str],
+    base: int = 10,
+    points: Sequence[float] = EVAL_POINTS,
+    identity: frozenset[str] = numeric.REFERENCE_STRIPPED,
+) -> bool:
     """The reference's validity check (``is_valid_expr``): whether the expression, with the functions
     in ``identity`` replaced by their argument (by default those the reference strips: ``ln``, the
     trigonometric and inverse functions, ``tanh``...), has a finite real value at one of the
@@ -388,16 +449,28 @@ class Generator:
         self.config = config
         w = config.tree_weights
         self.sampler = TreeSampler(
-            operators=config.operators, max_ops=max(config.max_ops, config.max_ops_G), leaf_probs=config.leaf_probs,
-            max_int=config.max_int, positive=config.positive, n_variables=config.n_variables,
-            n_coefficients=config.n_coefficients, int_base=config.int_base,
-            leaf_weight=w[0], unary_weight=w[1], binary_weight=w[2],
+            operators=config.operators,
+            max_ops=max(config.max_ops, config.max_ops_G),
+            leaf_probs=config.leaf_probs,
+            max_int=config.max_int,
+            positive=config.positive,
+            n_variables=config.n_variables,
+            n_coefficients=config.n_coefficients,
+            int_base=config.int_base,
+            leaf_weight=w[0],
+            unary_weight=w[1],
+            binary_weight=w[2],
         )
         self.coefficients = [SYMBOLS[c] for c in COEFFICIENTS[: config.n_coefficients]]
         self.all_coefficients = [SYMBOLS[c] for c in COEFFICIENTS]
         self._primitives: OrderedDict[sp.Expr, sp.Expr] = OrderedDict()
-        self._method = {"prim_fwd": self._prim_fwd, "prim_bwd": self._prim_bwd, "prim_ibp": self._prim_ibp,
-                        "ode1": self._ode1, "ode2": self._ode2}[config.task]
+        self._method = {
+            "prim_fwd": self._prim_fwd,
+            "prim_bwd": self._prim_bwd,
+            "prim_ibp": self._prim_ibp,
+            "ode1": self._ode1,
+            "ode2": self._ode2,
+        }[config.task]
 
     # -- one attempt
     def attempt(self, rng: random.Random) -> tuple[dict[str, Any] | None, str]:
@@ -634,7 +707,9 @@ class Generator:
             raise Reject("too_few_ops")
         return expr, n_ops
 
-    def _ode_sample(self, eq: sp.Expr, expr: sp.Expr, n_ops: int, required: sp.Expr, rng: random.Random) -> dict[str, Any]:
+    def _ode_sample(
+        self, eq: sp.Expr, expr: sp.Expr, n_ops: int, required: sp.Expr, rng: random.Random
+    ) -> dict[str, Any]:
         if not eq.has(required):
             raise Reject("no_equation")
         eq = drop_nonzero_factors(eq, required)
@@ -668,8 +743,9 @@ class Generator:
         return self._ode_sample(sp.diff(c9, X), expr, n_ops, D2FX, rng)
 
 
-def generate_chunk(config: GeneratorConfig | dict[str, Any], seed: Any, attempts: int,
-                   generator: Generator | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def generate_chunk(
+    config: GeneratorConfig | dict[str, Any], seed: Any, attempts: int, generator: Generator | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``attempts`` tries with ``random.Random(seed)``: the samples and the count of each outcome."""
     if generator is None:
         generator = Generator(config if isinstance(config, GeneratorConfig) else GeneratorConfig(**config))

@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
 CPU_LIMITS = os.environ.get("SYMLIT_TIME_LIMITS", "wall") == "cpu"
 TIMER = getattr(signal, "ITIMER_PROF" if CPU_LIMITS else "ITIMER_REAL", None)
 SIGNAL = getattr(signal, "SIGPROF" if CPU_LIMITS else "SIGALRM", None)
@@ -62,7 +61,7 @@ def time_limit(seconds: float | None) -> Iterator[object | None]:
 
     token = object()
 
-    def _raise(signum, frame):  # noqa: ARG001
+    def _raise(signum, frame):
         raise SampleTimeout(token)
 
     previous = signal.signal(SIGNAL, _raise)

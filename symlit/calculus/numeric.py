@@ -27,32 +27,97 @@ def _inv(fn):
 
 
 REAL_FUNCTIONS: dict[str, Callable] = {
-    "exp": math.exp, "ln": math.log, "abs": abs, "sign": lambda v: float((v > 0) - (v < 0)),
-    "sqrt": math.sqrt, "sin": math.sin, "cos": math.cos, "tan": math.tan,
-    "cot": lambda v: 1 / math.tan(v), "sec": lambda v: 1 / math.cos(v), "csc": lambda v: 1 / math.sin(v),
-    "asin": math.asin, "acos": math.acos, "atan": math.atan, "acot": lambda v: math.atan(1 / v),
-    "asec": _inv(math.acos), "acsc": _inv(math.asin),
-    "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh, "coth": lambda v: 1 / math.tanh(v),
-    "sech": lambda v: 1 / math.cosh(v), "csch": lambda v: 1 / math.sinh(v),
-    "asinh": math.asinh, "acosh": math.acosh, "atanh": math.atanh, "acoth": _inv(math.atanh),
-    "asech": _inv(math.acosh), "acsch": _inv(math.asinh),
+    "exp": math.exp,
+    "ln": math.log,
+    "abs": abs,
+    "sign": lambda v: float((v > 0) - (v < 0)),
+    "sqrt": math.sqrt,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "cot": lambda v: 1 / math.tan(v),
+    "sec": lambda v: 1 / math.cos(v),
+    "csc": lambda v: 1 / math.sin(v),
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "acot": lambda v: math.atan(1 / v),
+    "asec": _inv(math.acos),
+    "acsc": _inv(math.asin),
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+    "coth": lambda v: 1 / math.tanh(v),
+    "sech": lambda v: 1 / math.cosh(v),
+    "csch": lambda v: 1 / math.sinh(v),
+    "asinh": math.asinh,
+    "acosh": math.acosh,
+    "atanh": math.atanh,
+    "acoth": _inv(math.atanh),
+    "asech": _inv(math.acosh),
+    "acsch": _inv(math.asinh),
 }
 COMPLEX_FUNCTIONS: dict[str, Callable] = {
-    "exp": cmath.exp, "ln": cmath.log, "abs": abs, "sign": _sign, "sqrt": cmath.sqrt,
-    "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda v: 1 / cmath.tan(v),
-    "sec": lambda v: 1 / cmath.cos(v), "csc": lambda v: 1 / cmath.sin(v),
-    "asin": cmath.asin, "acos": cmath.acos, "atan": cmath.atan, "acot": _inv(cmath.atan),
-    "asec": _inv(cmath.acos), "acsc": _inv(cmath.asin),
-    "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh, "coth": lambda v: 1 / cmath.tanh(v),
-    "sech": lambda v: 1 / cmath.cosh(v), "csch": lambda v: 1 / cmath.sinh(v),
-    "asinh": cmath.asinh, "acosh": cmath.acosh, "atanh": cmath.atanh, "acoth": _inv(cmath.atanh),
-    "asech": _inv(cmath.acosh), "acsch": _inv(cmath.asinh),
+    "exp": cmath.exp,
+    "ln": cmath.log,
+    "abs": abs,
+    "sign": _sign,
+    "sqrt": cmath.sqrt,
+    "sin": cmath.sin,
+    "cos": cmath.cos,
+    "tan": cmath.tan,
+    "cot": lambda v: 1 / cmath.tan(v),
+    "sec": lambda v: 1 / cmath.cos(v),
+    "csc": lambda v: 1 / cmath.sin(v),
+    "asin": cmath.asin,
+    "acos": cmath.acos,
+    "atan": cmath.atan,
+    "acot": _inv(cmath.atan),
+    "asec": _inv(cmath.acos),
+    "acsc": _inv(cmath.asin),
+    "sinh": cmath.sinh,
+    "cosh": cmath.cosh,
+    "tanh": cmath.tanh,
+    "coth": lambda v: 1 / cmath.tanh(v),
+    "sech": lambda v: 1 / cmath.cosh(v),
+    "csch": lambda v: 1 / cmath.sinh(v),
+    "asinh": cmath.asinh,
+    "acosh": cmath.acosh,
+    "atanh": cmath.atanh,
+    "acoth": _inv(cmath.atanh),
+    "asech": _inv(cmath.acosh),
+    "acsch": _inv(cmath.asinh),
 }
 # functions the reference's ``is_valid_expr`` replaces by their argument before evaluating
-REFERENCE_STRIPPED = frozenset({
-    "abs", "sign", "ln", "sin", "cos", "tan", "sec", "csc", "cot", "asin", "acos", "atan", "asec", "acsc", "acot",
-    "tanh", "sech", "csch", "coth", "asinh", "acosh", "atanh", "asech", "acoth", "acsch",
-})
+REFERENCE_STRIPPED = frozenset(
+    {
+        "abs",
+        "sign",
+        "ln",
+        "sin",
+        "cos",
+        "tan",
+        "sec",
+        "csc",
+        "cot",
+        "asin",
+        "acos",
+        "atan",
+        "asec",
+        "acsc",
+        "acot",
+        "tanh",
+        "sech",
+        "csch",
+        "coth",
+        "asinh",
+        "acosh",
+        "atanh",
+        "asech",
+        "acoth",
+        "acsch",
+    }
+)
 POWERS = {"inv": -1, "pow2": 2, "pow3": 3, "pow4": 4, "pow5": 5}
 CONSTANT_VALUES = {"pi": math.pi, "E": math.e, "I": 1j}
 
@@ -83,8 +148,13 @@ def _binary(op: str, a, b, complex_mode: bool):
     raise PrefixError(f"operator {op!r} cannot be evaluated numerically")
 
 
-def evaluate_prefix(tokens: Sequence[str], values: Mapping[str, complex], complex_mode: bool = False,
-                    base: int = 10, identity: frozenset[str] = frozenset()) -> complex:
+def evaluate_prefix(
+    tokens: Sequence[str],
+    values: Mapping[str, complex],
+    complex_mode: bool = False,
+    base: int = 10,
+    identity: frozenset[str] = frozenset(),
+) -> complex:
     """Value of a prefix expression with ``values`` for its symbols; ``nan`` on domain errors/overflow.
 
     In real mode (the default) a complex intermediate value gives ``nan``. Unary functions named in

@@ -26,11 +26,33 @@ from symlit.notation import DIGIT_SYMBOLS, NotationError, decode_int, encode_int
 
 # ---------------------------------------------------------------------------- the vocabulary
 UNARY_FUNCTIONS: dict[str, type] = {
-    "exp": sp.exp, "ln": sp.log, "abs": sp.Abs, "sign": sp.sign,
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc,
-    "asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "acot": sp.acot, "asec": sp.asec, "acsc": sp.acsc,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "coth": sp.coth, "sech": sp.sech, "csch": sp.csch,
-    "asinh": sp.asinh, "acosh": sp.acosh, "atanh": sp.atanh, "acoth": sp.acoth, "asech": sp.asech,
+    "exp": sp.exp,
+    "ln": sp.log,
+    "abs": sp.Abs,
+    "sign": sp.sign,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "cot": sp.cot,
+    "sec": sp.sec,
+    "csc": sp.csc,
+    "asin": sp.asin,
+    "acos": sp.acos,
+    "atan": sp.atan,
+    "acot": sp.acot,
+    "asec": sp.asec,
+    "acsc": sp.acsc,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "tanh": sp.tanh,
+    "coth": sp.coth,
+    "sech": sp.sech,
+    "csch": sp.csch,
+    "asinh": sp.asinh,
+    "acosh": sp.acosh,
+    "atanh": sp.atanh,
+    "acoth": sp.acoth,
+    "asech": sp.asech,
     "acsch": sp.acsch,
 }
 """Unary operators that are SymPy function classes, by token."""
@@ -90,8 +112,7 @@ def check_base(base: int) -> None:
 def vocabulary(base: int = 10) -> list[str]:
     """Every token a calculus expression can use (operators, leaves, integer signs and digits)."""
     check_base(base)
-    return [*OPERATORS, *VARIABLES, *COEFFICIENTS, *CONSTANTS, *FUNCTION_TOKENS, *INT_TOKENS,
-            *DIGIT_SYMBOLS[:base]]
+    return [*OPERATORS, *VARIABLES, *COEFFICIENTS, *CONSTANTS, *FUNCTION_TOKENS, *INT_TOKENS, *DIGIT_SYMBOLS[:base]]
 
 
 # ---------------------------------------------------------------------------- SymPy -> prefix

@@ -92,7 +92,9 @@ class TreeSampler:
         if (probs[1] > 0) != (self.n_coefficients > 0):
             raise ValueError("data.task.leaf_probs: the coefficient weight must be > 0 exactly when n_coefficients > 0")
         if not 1 <= self.n_variables <= len(VARIABLES) or not 0 <= self.n_coefficients <= len(COEFFICIENTS):
-            raise ValueError(f"data.task.n_variables must be 1..{len(VARIABLES)}, n_coefficients 0..{len(COEFFICIENTS)}")
+            raise ValueError(
+                f"data.task.n_variables must be 1..{len(VARIABLES)}, n_coefficients 0..{len(COEFFICIENTS)}"
+            )
         if self.max_int < 1:
             raise ValueError(f"data.task.max_int={self.max_int} must be >= 1")
         self.leaf_probs = probs
@@ -113,8 +115,9 @@ class TreeSampler:
             table[e][0] = self.leaf_weight**e
         for n in range(1, max_ops + 1):
             for e in range(1, size - n):
-                table[e][n] = (self.leaf_weight * table[e - 1][n] + self._p1 * table[e][n - 1]
-                               + self._p2 * table[e + 1][n - 1])
+                table[e][n] = (
+                    self.leaf_weight * table[e - 1][n] + self._p1 * table[e][n - 1] + self._p2 * table[e + 1][n - 1]
+                )
         return table
 
     def count_trees(self, n_ops: int) -> float:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-
 @dataclass(frozen=True)
 class ReferencePair:
     """One line of a reference-format file (``line``: its 1-based number in the file, 0 if unknown)."""
@@ -37,7 +36,9 @@ def parse_line(line: str, where: str = "line", number: int = 0) -> ReferencePair
     if bar and head.strip().isdigit():
         count, text = int(head), rest
     elif bar:
-        raise ValueError(f"{where}: expected 'count|input<TAB>output', the part before '|' is not a count: {head[:40]!r}")
+        raise ValueError(
+            f"{where}: expected 'count|input<TAB>output', the part before '|' is not a count: {head[:40]!r}"
+        )
     parts = text.split("\t")
     if len(parts) != 2:
         raise ValueError(f"{where}: expected one TAB between input and output, found {len(parts) - 1}")

@@ -32,7 +32,15 @@ import sympy as sp
 from symlit.calculus import numeric
 from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import (
-    COEFFICIENTS, D2FX, DFX, FX, VARIABLES, PrefixError, UnsupportedExpression, prefix_to_sympy, sympy_to_prefix,
+    COEFFICIENTS,
+    D2FX,
+    DFX,
+    FX,
+    VARIABLES,
+    PrefixError,
+    UnsupportedExpression,
+    prefix_to_sympy,
+    sympy_to_prefix,
 )
 
 N_POINTS = 24
@@ -64,8 +72,10 @@ def integrand_tokens(source: str | Sequence[str]) -> list[str]:
     tokens = _tokens(source)
     for head in INTEGRATION_HEADS:
         if tuple(tokens[: len(head)]) == head and len(tokens) > len(head):
-            return tokens[len(head):]
-    raise PrefixError(f"an integration source starts with \"sub Y'\" followed by the integrand, got {' '.join(tokens[:6])!r}")
+            return tokens[len(head) :]
+    raise PrefixError(
+        f'an integration source starts with "sub Y\'" followed by the integrand, got {" ".join(tokens[:6])!r}'
+    )
 
 
 # ---------------------------------------------------------------------------- numeric comparison
@@ -97,8 +107,13 @@ def _side(terms: list[list[str]], values: dict, complex_mode: bool, base: int) -
     return total, scale
 
 
-def numeric_compare(lhs: list[list[str]], rhs: list[list[str]], points: list[dict[str, float]], base: int = 10,
-                    extra: list[dict[str, float]] | None = None) -> str:
+def numeric_compare(
+    lhs: list[list[str]],
+    rhs: list[list[str]],
+    points: list[dict[str, float]],
+    base: int = 10,
+    extra: list[dict[str, float]] | None = None,
+) -> str:
     """``"equal"`` (agree at every defined point), ``"partial"`` (at some), ``"different"`` (at none) or
     ``"undecided"`` (fewer than ``MIN_POINTS`` defined): sum of ``lhs`` terms vs sum of ``rhs`` terms.
 
@@ -168,8 +183,9 @@ def _guard(check, *args, timeout: float, **kwargs) -> Verdict:
 
 
 # ---------------------------------------------------------------------------- integration
-def _check_integral(source: str | Sequence[str], hypothesis: str | Sequence[str], base: int,
-                    simplify_seconds: float) -> Verdict:
+def _check_integral(
+    source: str | Sequence[str], hypothesis: str | Sequence[str], base: int, simplify_seconds: float
+) -> Verdict:
     f = prefix_to_sympy(integrand_tokens(source), base)
     H = prefix_to_sympy(hypothesis, base)
     if H.has(FX) or H.has(sp.Derivative):
@@ -189,21 +205,37 @@ def _check_integral(source: str | Sequence[str], hypothesis: str | Sequence[str]
     return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
 
 
-def check_integral(source: str | Sequence[str], hypothesis: str | Sequence[str], base: int = 10,
-                   timeout: float = 10.0, simplify_seconds: float = 3.0) -> Verdict:
+def check_integral(
+    source: str | Sequence[str],
+    hypothesis: str | Sequence[str],
+    base: int = 10,
+    timeout: float = 10.0,
+    simplify_seconds: float = 3.0,
+) -> Verdict:
     """Whether ``d(hypothesis)/dx`` equals the integrand of ``source``, with how it was decided."""
     return _guard(_check_integral, source, hypothesis, base, simplify_seconds, timeout=timeout)
 
 
-def verify_integral(source: str | Sequence[str], hypothesis: str | Sequence[str], base: int = 10,
-                    timeout: float = 10.0, simplify_seconds: float = 3.0) -> bool:
+def verify_integral(
+    source: str | Sequence[str],
+    hypothesis: str | Sequence[str],
+    base: int = 10,
+    timeout: float = 10.0,
+    simplify_seconds: float = 3.0,
+) -> bool:
     """``True`` when the hypothesis is a primitive of the integrand of ``source``."""
     return check_integral(source, hypothesis, base, timeout, simplify_seconds).ok
 
 
 # ---------------------------------------------------------------------------- ODEs
-def _check_ode(source: str | Sequence[str], hypothesis: str | Sequence[str], order: int, base: int,
-               simplify_seconds: float, require_constants: bool) -> Verdict:
+def _check_ode(
+    source: str | Sequence[str],
+    hypothesis: str | Sequence[str],
+    order: int,
+    base: int,
+    simplify_seconds: float,
+    require_constants: bool,
+) -> Verdict:
     eq = prefix_to_sympy(source, base)
     if not eq.has(DFX if order == 1 else D2FX):
         return Verdict(False, "no_derivative")
@@ -245,21 +277,36 @@ def _check_ode(source: str | Sequence[str], hypothesis: str | Sequence[str], ord
     return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
 
 
-def check_ode(source: str | Sequence[str], hypothesis: str | Sequence[str], order: int = 1, base: int = 10,
-              timeout: float = 10.0, simplify_seconds: float = 3.0, require_constants: bool = True) -> Verdict:
+def check_ode(
+    source: str | Sequence[str],
+    hypothesis: str | Sequence[str],
+    order: int = 1,
+    base: int = 10,
+    timeout: float = 10.0,
+    simplify_seconds: float = 3.0,
+    require_constants: bool = True,
+) -> Verdict:
     """Whether ``Y = hypothesis`` solves the equation ``source = 0``, with how it was decided."""
     return _guard(_check_ode, source, hypothesis, order, base, simplify_seconds, require_constants, timeout=timeout)
 
 
-def verify_ode(source: str | Sequence[str], hypothesis: str | Sequence[str], order: int = 1, base: int = 10,
-               timeout: float = 10.0, simplify_seconds: float = 3.0, require_constants: bool = True) -> bool:
+def verify_ode(
+    source: str | Sequence[str],
+    hypothesis: str | Sequence[str],
+    order: int = 1,
+    base: int = 10,
+    timeout: float = 10.0,
+    simplify_seconds: float = 3.0,
+    require_constants: bool = True,
+) -> bool:
     """``True`` when the hypothesis is a solution of the ODE ``source = 0`` (see module doc)."""
     return check_ode(source, hypothesis, order, base, timeout, simplify_seconds, require_constants).ok
 
 
 # ---------------------------------------------------------------------------- equivalence
-def _check_equivalent(expected: str | Sequence[str], hypothesis: str | Sequence[str], base: int,
-                      simplify_seconds: float) -> Verdict:
+def _check_equivalent(
+    expected: str | Sequence[str], hypothesis: str | Sequence[str], base: int, simplify_seconds: float
+) -> Verdict:
     a = prefix_to_sympy(expected, base)
     b = prefix_to_sympy(hypothesis, base)
     if a == b:
@@ -275,7 +322,12 @@ def _check_equivalent(expected: str | Sequence[str], hypothesis: str | Sequence[
     return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
 
 
-def equivalent(expected: str | Sequence[str], hypothesis: str | Sequence[str], base: int = 10,
-               timeout: float = 10.0, simplify_seconds: float = 3.0) -> bool:
+def equivalent(
+    expected: str | Sequence[str],
+    hypothesis: str | Sequence[str],
+    base: int = 10,
+    timeout: float = 10.0,
+    simplify_seconds: float = 3.0,
+) -> bool:
     """``True`` when two prefix expressions are mathematically equal."""
     return _guard(_check_equivalent, expected, hypothesis, base, simplify_seconds, timeout=timeout).ok

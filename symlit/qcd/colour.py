@@ -84,7 +84,7 @@ def _reduce(objs: tuple, fresh: _Fresh) -> sympy.Expr:
     # 1. deltas
     for k, o in enumerate(objs):
         if o[0] in ("d", "D"):
-            rest = objs[:k] + objs[k + 1:]
+            rest = objs[:k] + objs[k + 1 :]
             if o[1] == o[2]:
                 return (N if o[0] == "d" else N**2 - 1) * _reduce(rest, fresh)
             return _reduce(_rename(rest, o[2], o[1]), fresh)
@@ -129,8 +129,9 @@ def _reduce(objs: tuple, fresh: _Fresh) -> sympy.Expr:
             rest.remove(t1)
             rest.remove(t2)
             (_, _, i, j), (_, _, k, l) = t1, t2
-            return (sympy.Rational(1, 2) * _reduce((*rest, ("d", i, l), ("d", k, j)), fresh)
-                    - 1 / (2 * N) * _reduce((*rest, ("d", i, j), ("d", k, l)), fresh))
+            return sympy.Rational(1, 2) * _reduce((*rest, ("d", i, l), ("d", k, j)), fresh) - 1 / (2 * N) * _reduce(
+                (*rest, ("d", i, j), ("d", k, l)), fresh
+            )
     if objs:
         raise ValueError(f"colour indices not summed in pairs: {objs}")
     return sympy.Integer(1)

@@ -181,8 +181,7 @@ def _vertex_ok(legs: Sequence[Leg], internal: str, side_quark: Leg | None = None
     if internal == GLUON:
         if all(s.is_gluon for s in sp):
             return True
-        return (all(s.is_quark for s in sp) and sp[0].name == sp[1].name
-                and _is_bar(legs[0]) != _is_bar(legs[1]))
+        return all(s.is_quark for s in sp) and sp[0].name == sp[1].name and _is_bar(legs[0]) != _is_bar(legs[1])
     # an internal quark of flavour `internal`: one external quark of that flavour and a boson
     quarks = [l for l in legs if l.species.is_quark]
     bosons = [l for l in legs if not l.species.is_quark]
@@ -218,7 +217,9 @@ def diagrams(process: Process) -> Iterator[Diagram]:
                         bar, unbar = sorted(side, key=lambda i: not _is_bar(legs[i]))
                         lines.append(Line(bar, unbar, (("i", 0),)))
                 lines.sort(key=lambda ln: ln.bar)
-                sign = _permutation_sign([rank[x] for ln in lines for x in (ln.bar, ln.unbar)]) if len(lines) == 2 else 1
+                sign = (
+                    _permutation_sign([rank[x] for ln in lines for x in (ln.bar, ln.unbar)]) if len(lines) == 2 else 1
+                )
                 if any(legs[ln.bar].species.name != legs[ln.unbar].species.name for ln in lines):
                     continue
                 yield Diagram(process, channel, internal, tuple(lines), (a, b), sign)
@@ -298,9 +299,11 @@ def four_gluon(mu: str, nu: str, rho: str, sigma: str) -> list[tuple[dirac.Poly,
     def gg(a: str, b: str, c: str, d: str) -> dirac.Poly:
         return dirac.poly_mul(_metric(a, b), _metric(c, d), False)
 
-    return [dirac.poly_add(gg(mu, rho, nu, sigma), gg(mu, sigma, nu, rho), -1),
-            dirac.poly_add(gg(mu, nu, rho, sigma), gg(mu, sigma, nu, rho), -1),
-            dirac.poly_add(gg(mu, nu, rho, sigma), gg(mu, rho, nu, sigma), -1)]
+    return [
+        dirac.poly_add(gg(mu, rho, nu, sigma), gg(mu, sigma, nu, rho), -1),
+        dirac.poly_add(gg(mu, nu, rho, sigma), gg(mu, sigma, nu, rho), -1),
+        dirac.poly_add(gg(mu, nu, rho, sigma), gg(mu, rho, nu, sigma), -1),
+    ]
 
 
 def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
@@ -314,9 +317,11 @@ def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
     if d.channel == "c":
         mu, nu, rho, sigma = (_lor(l) for l in legs)
         ga, gb, gc, gd = (_adj(l) for l in legs)
-        colours = [[(one, (("f", ga, gb, "c"), ("f", gc, gd, "c")))],
-                   [(one, (("f", ga, gc, "c"), ("f", gb, gd, "c")))],
-                   [(one, (("f", ga, gd, "c"), ("f", gb, gc, "c")))]]
+        colours = [
+            [(one, (("f", ga, gb, "c"), ("f", gc, gd, "c")))],
+            [(one, (("f", ga, gc, "c"), ("f", gb, gd, "c")))],
+            [(one, (("f", ga, gd, "c"), ("f", gb, gc, "c")))],
+        ]
         terms = [Term(c, [lor], []) for c, lor in zip(colours, four_gluon(mu, nu, rho, sigma))]
         return Amplitude(d, -1j, GS**2, terms, [], registry)
     # momentum of the internal line flowing from side b into side a's vertex
@@ -331,8 +336,9 @@ def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
         if d.internal == GLUON and all(l.species.is_gluon for l in pair):
             coupling *= GS
             colour_objs.append(("f", _adj(pair[0]), _adj(pair[1]), "c"))
-            vertices.append(three_gluon([(_lor(pair[0]), _mom(pair[0])), (_lor(pair[1]), _mom(pair[1])),
-                                         ("r", q_in)], registry))
+            vertices.append(
+                three_gluon([(_lor(pair[0]), _mom(pair[0])), (_lor(pair[1]), _mom(pair[1])), ("r", q_in)], registry)
+            )
     lines = []
     for ln in d.lines:
         flavour = legs[ln.bar].species
@@ -357,7 +363,7 @@ def amplitude(d: Diagram, reg_prop: bool = False) -> Amplitude:
                 q = flavour.particle.charge
                 coupling *= E * sympy.Rational(q.numerator, q.denominator)
             if k < len(ln.slots) - 1:  # quark propagator: momentum along the arrow
-                qmom = _canonical(d.process, _add(_mom(legs[ln.unbar]), *(_mom(legs[s[1]]) for s in ln.slots[k + 1:])))
+                qmom = _canonical(d.process, _add(_mom(legs[ln.unbar]), *(_mom(legs[s[1]]) for s in ln.slots[k + 1 :])))
                 name = combo_text(_combo(qmom))
                 registry[name] = _combo(qmom)
                 factors.append(dirac.slash(name, mass, 1))
@@ -401,8 +407,10 @@ def _is_external_colour(name: str) -> bool:
 
 
 def _tag_colour(terms: list, tag: str) -> list:
-    return [(c, tuple((o[0], *(x if _is_external_colour(x) else tag + x for x in o[1:])) for o in objs))
-            for c, objs in terms]
+    return [
+        (c, tuple((o[0], *(x if _is_external_colour(x) else tag + x for x in o[1:])) for o in objs))
+        for c, objs in terms
+    ]
 
 
 def reference_leg(process: Process, leg: Leg) -> Leg | None:
@@ -476,9 +484,15 @@ def average_factor(process: Process) -> sympy.Expr:
     return out
 
 
-def squared_pair(a: Amplitude, b: Amplitude, engine: dirac.TraceEngine | None = None,
-                 physical: bool = True, identical_factor: bool = False,
-                 n_colours: int | None = 3, real_part: bool = True) -> sympy.Expr:
+def squared_pair(
+    a: Amplitude,
+    b: Amplitude,
+    engine: dirac.TraceEngine | None = None,
+    physical: bool = True,
+    identical_factor: bool = False,
+    n_colours: int | None = 3,
+    real_part: bool = True,
+) -> sympy.Expr:
     """Summed and averaged ``Re(M_a M_b*)`` (``real_part``; else ``M_a M_b*``), unsimplified, in
     ``N`` (symbolic when ``n_colours`` is ``None``)."""
     engine = engine or dirac.TraceEngine()
@@ -505,8 +519,11 @@ def squared_pair(a: Amplitude, b: Amplitude, engine: dirac.TraceEngine | None = 
             poly = dirac.poly_mul(poly, _traces(a, ta, b, tb, engine))
             lorentz = poly_to_sympy(poly, proc, registry)
             total += k * lorentz
-    inv = {sympy.Symbol(f"_inv_{l.p}_{r.p}"): 1 / s_symbol(l.p, r.p)
-           for l in proc.legs if (r := reference_leg(proc, l)) is not None}
+    inv = {
+        sympy.Symbol(f"_inv_{l.p}_{r.p}"): 1 / s_symbol(l.p, r.p)
+        for l in proc.legs
+        if (r := reference_leg(proc, l)) is not None
+    }
     total = total.xreplace(inv) if inv else total
     sym = symmetry_factor(proc) if identical_factor else 1
     den = sympy.Mul(*a.denominators, *b.denominators)
@@ -514,17 +531,27 @@ def squared_pair(a: Amplitude, b: Amplitude, engine: dirac.TraceEngine | None = 
     return out.subs(colour.N, n_colours) if n_colours is not None else out
 
 
-def squared_diagram(d: Diagram, engine: dirac.TraceEngine | None = None, physical: bool = True,
-                    identical_factor: bool = False, n_colours: int | None = 3,
-                    reg_prop: bool = False) -> sympy.Expr:
+def squared_diagram(
+    d: Diagram,
+    engine: dirac.TraceEngine | None = None,
+    physical: bool = True,
+    identical_factor: bool = False,
+    n_colours: int | None = 3,
+    reg_prop: bool = False,
+) -> sympy.Expr:
     """Summed and averaged ``|M_d|²`` of one diagram (polarisation-sum convention: module docstring)."""
     amp = amplitude(d, reg_prop)
     return squared_pair(amp, amp, engine, physical, identical_factor, n_colours)
 
 
-def squared_process(process: Process, engine: dirac.TraceEngine | None = None, physical: bool = True,
-                    identical_factor: bool = False, n_colours: int | None = 3,
-                    reg_prop: bool = False) -> sympy.Expr:
+def squared_process(
+    process: Process,
+    engine: dirac.TraceEngine | None = None,
+    physical: bool = True,
+    identical_factor: bool = False,
+    n_colours: int | None = 3,
+    reg_prop: bool = False,
+) -> sympy.Expr:
     """``|Σ_d M_d|²`` summed and averaged, interference included, unsimplified."""
     engine = engine or dirac.TraceEngine()
     amps = [amplitude(d, reg_prop) for d in diagrams(process)]
@@ -608,8 +635,10 @@ def amplitude_text(d: Diagram, reg_prop: bool = False) -> str:
                     cur = nxt
                 for pos, index, bar in ((ln.bar, left, True), (ln.unbar, cur, False)):
                     leg = legs[pos]
-                    spinors.append(f"{leg.species.name}_{{MOMENTUM_{pos},INDEX_{index},{col(_col(leg))}}}"
-                                   f"(p_{leg.p})_{'v' if leg.species.anti else 'u'}{'^(*)' if bar else ''}")
+                    spinors.append(
+                        f"{leg.species.name}_{{MOMENTUM_{pos},INDEX_{index},{col(_col(leg))}}}"
+                        f"(p_{leg.p})_{'v' if leg.species.anti else 'u'}{'^(*)' if bar else ''}"
+                    )
             vertices = [vertex_text(v) for v in term.vertices]
             colours = []
             for o in term.colour[0][1]:
@@ -624,9 +653,13 @@ def amplitude_text(d: Diagram, reg_prop: bool = False) -> str:
                 if leg.species.is_quark:
                     continue
                 adj = f",{glu(_adj(leg))}" if leg.species.is_gluon else ""
-                pols.append(f"{leg.species.name}_{{MOMENTUM_{pos},{lor(_lor(leg))}{adj}}}(p_{leg.p})"
-                            f"{'' if leg.incoming else '^(*)'}")
-            products.append(("-" if sign < 0 else "") + "*".join(scalars + vertices + gammas + colours + pols + spinors))
+                pols.append(
+                    f"{leg.species.name}_{{MOMENTUM_{pos},{lor(_lor(leg))}{adj}}}(p_{leg.p})"
+                    f"{'' if leg.incoming else '^(*)'}"
+                )
+            products.append(
+                ("-" if sign < 0 else "") + "*".join(scalars + vertices + gammas + colours + pols + spinors)
+            )
     body = "+".join(products).replace("+-", "-")
     if len(products) > 1:
         body = f"({body})"
@@ -687,7 +720,7 @@ def diagram_keys(d: Diagram) -> dict[str, str]:
         outs = sorted(_species_key(l.species, conj) for l in legs if not l.incoming)
         if blind:
             names = _flavour_blind(ins + outs)
-            ins, outs = sorted(names[:len(ins)]), sorted(names[len(ins):])
+            ins, outs = sorted(names[: len(ins)]), sorted(names[len(ins) :])
         return f"{' '.join(ins)} -> {' '.join(outs)}"
 
     def cls(conj: bool) -> str:
@@ -698,10 +731,12 @@ def diagram_keys(d: Diagram) -> dict[str, str]:
             vertices = " | ".join(verts) + f" via {d.internal}"
         return f"{process_text(conj, False)} :: {vertices}"
 
-    return {"diagram": f"{d.process.name} :: {d.label()}",
-            "diagram_class": min(cls(False), cls(True)),
-            "process": min(process_text(False, False), process_text(True, False)),
-            "process_family": min(process_text(False, True), process_text(True, True))}
+    return {
+        "diagram": f"{d.process.name} :: {d.label()}",
+        "diagram_class": min(cls(False), cls(True)),
+        "process": min(process_text(False, False), process_text(True, False)),
+        "process_family": min(process_text(False, True), process_text(True, True)),
+    }
 
 
 # ---------------------------------------------------------------------------- generation
@@ -718,9 +753,15 @@ class GeneratedRow:
     keys: dict[str, str]
 
 
-def generate_process(process: Process, level: str = "diagram", simplify_timeout: float | None = 10.0,
-                     identical_factor: bool = True, n_colours: int | None = 3, reg_prop: bool = False,
-                     engine: dirac.TraceEngine | None = None) -> list[GeneratedRow]:
+def generate_process(
+    process: Process,
+    level: str = "diagram",
+    simplify_timeout: float | None = 10.0,
+    identical_factor: bool = True,
+    n_colours: int | None = 3,
+    reg_prop: bool = False,
+    engine: dirac.TraceEngine | None = None,
+) -> list[GeneratedRow]:
     """Rows of one process: one per diagram (``level="diagram"``) or one with every diagram and
     their interference (``level="process"``). ``identical_factor``: MARTY's 1/n! for identical
     final particles; ``n_colours``: N (``None`` keeps the symbol ``N``)."""
@@ -732,10 +773,20 @@ def generate_process(process: Process, level: str = "diagram", simplify_timeout:
     if level == "diagram":
         for d in ds:
             t0 = time.perf_counter()
-            sq, ok = factor_with_timeout(squared_diagram(d, engine, True, identical_factor, n_colours, reg_prop),
-                                         simplify_timeout)
-            rows.append(GeneratedRow(process.name, d.label(), amplitude_text(d, reg_prop), sq, ok,
-                                     time.perf_counter() - t0, diagram_keys(d)))
+            sq, ok = factor_with_timeout(
+                squared_diagram(d, engine, True, identical_factor, n_colours, reg_prop), simplify_timeout
+            )
+            rows.append(
+                GeneratedRow(
+                    process.name,
+                    d.label(),
+                    amplitude_text(d, reg_prop),
+                    sq,
+                    ok,
+                    time.perf_counter() - t0,
+                    diagram_keys(d),
+                )
+            )
     elif ds:
         t0 = time.perf_counter()
         sq = squared_process(process, engine, True, identical_factor, n_colours, reg_prop)
@@ -751,9 +802,15 @@ def _worker(args: tuple) -> list[GeneratedRow]:
     return generate_process(*args)
 
 
-def generate(processes: Sequence[Process], level: str = "diagram", simplify_timeout: float | None = 10.0,
-             identical_factor: bool = True, n_colours: int | None = 3, reg_prop: bool = False,
-             workers: int = 0) -> list[GeneratedRow]:
+def generate(
+    processes: Sequence[Process],
+    level: str = "diagram",
+    simplify_timeout: float | None = 10.0,
+    identical_factor: bool = True,
+    n_colours: int | None = 3,
+    reg_prop: bool = False,
+    workers: int = 0,
+) -> list[GeneratedRow]:
     """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
     main thread makes the ``factor`` time limit effective)."""
     jobs = [(p, level, simplify_timeout, identical_factor, n_colours, reg_prop) for p in processes]

@@ -11,9 +11,11 @@ from symlit.qed.particles import QUARKS, Particle
 
 GLUON = "G"
 PHOTON = "A"
-PARTICLES: dict[str, Particle] = {**{q: QED_PARTICLES[q] for q in QUARKS},
-                                  GLUON: Particle(GLUON, Fraction(0), fermion=False),
-                                  PHOTON: QED_PARTICLES[PHOTON]}
+PARTICLES: dict[str, Particle] = {
+    **{q: QED_PARTICLES[q] for q in QUARKS},
+    GLUON: Particle(GLUON, Fraction(0), fermion=False),
+    PHOTON: QED_PARTICLES[PHOTON],
+}
 MASS_NAMES: tuple[str, ...] = tuple(f"m_{q}" for q in QUARKS)
 
 

@@ -54,7 +54,7 @@ def _lex(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            raise SymbaFormatError(f"cannot read {text[pos:pos + 30]!r} at character {pos}")
+            raise SymbaFormatError(f"cannot read {text[pos : pos + 30]!r} at character {pos}")
         pos = m.end()
         g = m.groupdict()
         if g["ws"] is not None:
@@ -68,12 +68,38 @@ def _lex(text: str) -> list[tuple[str, Any]]:
         elif g["metric"] is not None:
             out.append(("atom", ("metric", int(g["m_a"]), int(g["m_b"]))))
         elif g["spinor"] is not None:
-            out.append(("atom", ("spinor", g["sp_f"], int(g["sp_m"]), int(g["sp_i"]), int(g["sp_p"]),
-                                 g["sp_k"], bool(g["sp_conj"]), int(g["sp_c"]))))
+            out.append(
+                (
+                    "atom",
+                    (
+                        "spinor",
+                        g["sp_f"],
+                        int(g["sp_m"]),
+                        int(g["sp_i"]),
+                        int(g["sp_p"]),
+                        g["sp_k"],
+                        bool(g["sp_conj"]),
+                        int(g["sp_c"]),
+                    ),
+                )
+            )
         elif g["pol"] is not None:
             glu = int(g["po_g"]) if g["po_g"] is not None else None
-            out.append(("atom", ("pol", g["po_f"], int(g["po_m"]), bool(g["po_up"]), int(g["po_i"]),
-                                 int(g["po_p"]), bool(g["po_c"]), glu)))
+            out.append(
+                (
+                    "atom",
+                    (
+                        "pol",
+                        g["po_f"],
+                        int(g["po_m"]),
+                        bool(g["po_up"]),
+                        int(g["po_i"]),
+                        int(g["po_p"]),
+                        bool(g["po_c"]),
+                        glu,
+                    ),
+                )
+            )
         elif g["mom"] is not None:
             out.append(("atom", ("mom", int(g["mo_p"]), bool(g["mo_up"]), int(g["mo_i"]))))
         elif g["num"] is not None:
@@ -123,8 +149,12 @@ def legs(node: tuple) -> list[Leg]:
     return [found[p] for p in sorted(found)]
 
 
-_SPINOR_HEADS = {"spinor_u": ("u", False), "spinor_ubar": ("u", True), "spinor_v": ("v", False),
-                 "spinor_vbar": ("v", True)}
+_SPINOR_HEADS = {
+    "spinor_u": ("u", False),
+    "spinor_ubar": ("u", True),
+    "spinor_v": ("v", False),
+    "spinor_vbar": ("v", True),
+}
 
 
 def legs_from_tokens(tokens: list[str] | str) -> list[Leg]:
@@ -170,8 +200,14 @@ def amplitude_tokens(node: tuple, notation: str = "hybrid") -> list[str]:
         if kind in ("add", "mul"):
             return nary(kind, [enc(a) for a in n[1]], notation)
         if kind == "pow":
-            if short and n[1][0] == "sym" and n[1][1].startswith("m_") and n[2][0] == "num" \
-                    and n[2][1].denominator == 1 and n[2][1] >= 2:
+            if (
+                short
+                and n[1][0] == "sym"
+                and n[1][1].startswith("m_")
+                and n[2][0] == "num"
+                and n[2][1].denominator == 1
+                and n[2][1] >= 2
+            ):
                 return [f"m{n[2][1].numerator}{n[1][1][2:]}"]
             return ["pow", *enc(n[1]), *enc(n[2])]
         if kind == "gamma":
@@ -184,8 +220,14 @@ def amplitude_tokens(node: tuple, notation: str = "hybrid") -> list[str]:
             return ["metric", lor(True, n[1]), lor(True, n[2])]
         if kind == "spinor":
             _, f, label, sidx, p, sk, conj, col = n
-            return [f"spinor_{sk}{'bar' if conj else ''}", f, rename("field", label), rename("spin", sidx),
-                    rename("col", col), f"p_{p}"]
+            return [
+                f"spinor_{sk}{'bar' if conj else ''}",
+                f,
+                rename("field", label),
+                rename("spin", sidx),
+                rename("col", col),
+                f"p_{p}",
+            ]
         if kind == "pol":
             _, f, label, up, l_idx, p, conj, glu = n
             out = ["pol_conj" if conj else "pol", f, rename("field", label), lor(up, l_idx)]

@@ -19,30 +19,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", default="diagram", choices=["diagram", "process"])
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds for sympy.factor per expression")
     ap.add_argument("--reg-prop", action="store_true", help="add reg_prop to every propagator denominator")
-    ap.add_argument("--no-identical-factor", action="store_true",
-                    help="omit the 1/n! for identical final particles that MARTY includes")
+    ap.add_argument(
+        "--no-identical-factor",
+        action="store_true",
+        help="omit the 1/n! for identical final particles that MARTY includes",
+    )
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--work-dir", default=None,
-                    help="generate in resumable shards here (a rerun continues; an interruption loses one shard)")
+    ap.add_argument(
+        "--work-dir",
+        default=None,
+        help="generate in resumable shards here (a rerun continues; an interruption loses one shard)",
+    )
     ap.add_argument("--shard-size", type=int, default=10, help="processes per shard (with --work-dir)")
     ap.add_argument("--out", required=True, help="CSV file with columns amp,sqamp,process")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     processes = [p for s in args.shapes for p in gen.enumerate_processes(*SHAPES[s], particles=args.particles)]
     if args.work_dir:
-        rows = gen.generate_sharded(processes, args.work_dir, args.shard_size, args.level, args.timeout,
-                                    args.reg_prop, not args.no_identical_factor, args.workers,
-                                    log=lambda m: print(m, file=sys.stderr))
+        rows = gen.generate_sharded(
+            processes,
+            args.work_dir,
+            args.shard_size,
+            args.level,
+            args.timeout,
+            args.reg_prop,
+            not args.no_identical_factor,
+            args.workers,
+            log=lambda m: print(m, file=sys.stderr),
+        )
     else:
-        rows = [gen.row_record(r) for r in gen.generate(processes, args.level, args.timeout, args.reg_prop,
-                                                          not args.no_identical_factor, args.workers)]
+        rows = [
+            gen.row_record(r)
+            for r in gen.generate(
+                processes, args.level, args.timeout, args.reg_prop, not args.no_identical_factor, args.workers
+            )
+        ]
     with open(args.out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["amp", "sqamp", "process"])
         for r in rows:
             w.writerow([r["amp"], r["sqamp"], r["process"]])
-    print(f"{len(processes)} processes, {len(rows)} rows, {sum(not r['simplified'] for r in rows)} unfactored, "
-          f"{time.perf_counter() - t0:.1f} s -> {args.out}", file=sys.stderr)
+    print(
+        f"{len(processes)} processes, {len(rows)} rows, {sum(not r['simplified'] for r in rows)} unfactored, "
+        f"{time.perf_counter() - t0:.1f} s -> {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -99,7 +99,7 @@ def contract_monomial(mono: Mono) -> tuple[int, Mono]:
         return 1, mono
     counts: dict[str, int] = {}
     for a in tensors:
-        for idx in (a[1:] if a[0] == "g" else a[2:]):
+        for idx in a[1:] if a[0] == "g" else a[2:]:
             counts[idx] = counts.get(idx, 0) + 1
     if all(c == 1 for c in counts.values()):
         return 1, mono

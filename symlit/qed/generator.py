@@ -85,8 +85,9 @@ def _conserves(incoming: Sequence[Species], outgoing: Sequence[Species]) -> bool
     return n_fermions > 0 and all(v == 0 for v in count.values())
 
 
-def enumerate_processes(n_in: int, n_out: int, particles: Sequence[str] | None = None,
-                        max_fermion_lines: int | None = None) -> list[Process]:
+def enumerate_processes(
+    n_in: int, n_out: int, particles: Sequence[str] | None = None, max_fermion_lines: int | None = None
+) -> list[Process]:
     """Every process ``n_in -> n_out`` of species in ``particles`` (default: the whole table) with
     tree-level QED diagrams; each multiset of incoming and outgoing species once, in a canonical
     order (species sorted within incoming and outgoing)."""
@@ -356,8 +357,9 @@ def _spin_sum(leg: Leg, registry: dict[str, Combo]) -> tuple:
     return dirac.slash(name, leg.species.particle.mass_name, -1 if leg.species.anti else 1)
 
 
-def interference_poly(a: Diagram, b: Diagram, engine: dirac.TraceEngine | None = None,
-                      registry: dict[str, Combo] | None = None) -> dirac.Poly:
+def interference_poly(
+    a: Diagram, b: Diagram, engine: dirac.TraceEngine | None = None, registry: dict[str, Combo] | None = None
+) -> dirac.Poly:
     """``Σ_spins`` of the Dirac part of ``M_a M_b*``: a product of traces, all indices contracted."""
     engine = engine or dirac.TraceEngine()
     registry = {} if registry is None else registry
@@ -433,12 +435,24 @@ def _prefactor(a: Diagram, b: Diagram, identical_factor: bool = False) -> sympy.
     sym = symmetry_factor(proc) if identical_factor else 1
     n_ext_photons = sum(not l.species.particle.fermion for l in proc.legs)
     q = a.charge_factor() * b.charge_factor()
-    return (sym * average_factor(proc) * (-1) ** n_ext_photons * a.sign * b.sign
-            * sympy.Rational(q.numerator, q.denominator) * E ** (a.n_vertices + b.n_vertices))
+    return (
+        sym
+        * average_factor(proc)
+        * (-1) ** n_ext_photons
+        * a.sign
+        * b.sign
+        * sympy.Rational(q.numerator, q.denominator)
+        * E ** (a.n_vertices + b.n_vertices)
+    )
 
 
-def squared_pair(a: Diagram, b: Diagram, engine: dirac.TraceEngine | None = None,
-                 reg_prop: bool = False, identical_factor: bool = False) -> sympy.Expr:
+def squared_pair(
+    a: Diagram,
+    b: Diagram,
+    engine: dirac.TraceEngine | None = None,
+    reg_prop: bool = False,
+    identical_factor: bool = False,
+) -> sympy.Expr:
     """Spin-summed and averaged ``M_a M_b*`` (real), unsimplified; ``identical_factor`` includes
     :func:`symmetry_factor` (as MARTY/SYMBA data do)."""
     registry: dict[str, Combo] = {}
@@ -447,14 +461,16 @@ def squared_pair(a: Diagram, b: Diagram, engine: dirac.TraceEngine | None = None
     return _prefactor(a, b, identical_factor) * numerator / (denominator(a, reg_prop) * denominator(b, reg_prop))
 
 
-def squared_diagram(d: Diagram, engine: dirac.TraceEngine | None = None, reg_prop: bool = False,
-                    identical_factor: bool = False) -> sympy.Expr:
+def squared_diagram(
+    d: Diagram, engine: dirac.TraceEngine | None = None, reg_prop: bool = False, identical_factor: bool = False
+) -> sympy.Expr:
     """Spin-summed and averaged ``|M_d|²`` of one diagram, unsimplified."""
     return squared_pair(d, d, engine, reg_prop, identical_factor)
 
 
-def squared_process(process: Process, engine: dirac.TraceEngine | None = None,
-                    reg_prop: bool = False, identical_factor: bool = False) -> sympy.Expr:
+def squared_process(
+    process: Process, engine: dirac.TraceEngine | None = None, reg_prop: bool = False, identical_factor: bool = False
+) -> sympy.Expr:
     """``|Σ_d M_d|²`` summed/averaged over spins, interference included, unsimplified."""
     engine = engine or dirac.TraceEngine()
     ds = list(diagrams(process))
@@ -480,7 +496,7 @@ def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.
     if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return sympy.factor(expr), True
 
-    def alarm(signum, frame):  # noqa: ARG001
+    def alarm(signum, frame):
         raise SimplifyTimeout
 
     previous = signal.signal(signal.SIGALRM, alarm)
@@ -571,10 +587,15 @@ def amplitude_text(d: Diagram, reg_prop: bool = False) -> str:
             ln = d.lines[i]
             for pos, index, bar in ((ln.bar, left, True), (ln.unbar, right, False)):
                 leg = legs[pos]
-                fields.append(f"{leg.species.name}_{{MOMENTUM_@,INDEX_{index}}}(p_{leg.p})"
-                              f"_{'v' if leg.species.anti else 'u'}{'^(*)' if bar else ''}")
-        pols = [f"A_{{MOMENTUM_@,+\\INDEX_{lor_of(('x', pos))}}}(p_{leg.p}){'' if leg.incoming else '^(*)'}"
-                for pos, leg in enumerate(legs) if not leg.species.particle.fermion]
+                fields.append(
+                    f"{leg.species.name}_{{MOMENTUM_@,INDEX_{index}}}(p_{leg.p})"
+                    f"_{'v' if leg.species.anti else 'u'}{'^(*)' if bar else ''}"
+                )
+        pols = [
+            f"A_{{MOMENTUM_@,+\\INDEX_{lor_of(('x', pos))}}}(p_{leg.p}){'' if leg.incoming else '^(*)'}"
+            for pos, leg in enumerate(legs)
+            if not leg.species.particle.fermion
+        ]
         products.append(("-" if sign < 0 else "") + "*".join(scalars + gammas + pols + fields))
     body = "+".join(products)
     pieces = body.split("MOMENTUM_@")
@@ -603,9 +624,14 @@ class GeneratedRow:
     seconds: float
 
 
-def generate_process(process: Process, level: str = "diagram", simplify_timeout: float | None = 10.0,
-                     reg_prop: bool = False, identical_factor: bool = True,
-                     engine: dirac.TraceEngine | None = None) -> list[GeneratedRow]:
+def generate_process(
+    process: Process,
+    level: str = "diagram",
+    simplify_timeout: float | None = 10.0,
+    reg_prop: bool = False,
+    identical_factor: bool = True,
+    engine: dirac.TraceEngine | None = None,
+) -> list[GeneratedRow]:
     """Rows of one process: one per diagram (``level="diagram"``, as SYMBA) or one for the whole
     process (``level="process"``: the amplitude is the sum of the diagrams, ``|M|²`` with
     interference). ``identical_factor`` applies MARTY's 1/n! for identical final particles."""
@@ -633,14 +659,23 @@ def _worker(args: tuple) -> list[GeneratedRow]:
     return generate_process(*args)
 
 
-def generate(processes: Sequence[Process], level: str = "diagram", simplify_timeout: float | None = 10.0,
-             reg_prop: bool = False, identical_factor: bool = True, workers: int = 0) -> list[GeneratedRow]:
+def generate(
+    processes: Sequence[Process],
+    level: str = "diagram",
+    simplify_timeout: float | None = 10.0,
+    reg_prop: bool = False,
+    identical_factor: bool = True,
+    workers: int = 0,
+) -> list[GeneratedRow]:
     """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
     main thread makes the ``factor`` time limit effective)."""
     if workers <= 0:
         engine = dirac.TraceEngine()
-        return [r for p in processes
-                for r in generate_process(p, level, simplify_timeout, reg_prop, identical_factor, engine)]
+        return [
+            r
+            for p in processes
+            for r in generate_process(p, level, simplify_timeout, reg_prop, identical_factor, engine)
+        ]
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
@@ -653,13 +688,27 @@ def row_record(r: GeneratedRow) -> dict:
     """A row as JSON-ready fields, the squared amplitude as SYMBA text."""
     from symlit.qed.symba_format import sqamp_text
 
-    return {"process": r.process, "diagram": r.diagram, "amp": r.amp, "sqamp": sqamp_text(r.sqamp),
-            "simplified": r.simplified, "seconds": r.seconds}
+    return {
+        "process": r.process,
+        "diagram": r.diagram,
+        "amp": r.amp,
+        "sqamp": sqamp_text(r.sqamp),
+        "simplified": r.simplified,
+        "seconds": r.seconds,
+    }
 
 
-def generate_sharded(processes: Sequence[Process], out_dir: str, shard_size: int = 10, level: str = "diagram",
-                     simplify_timeout: float | None = 10.0, reg_prop: bool = False, identical_factor: bool = True,
-                     workers: int = 0, log: Callable[[str], None] | None = None) -> list[dict]:
+def generate_sharded(
+    processes: Sequence[Process],
+    out_dir: str,
+    shard_size: int = 10,
+    level: str = "diagram",
+    simplify_timeout: float | None = 10.0,
+    reg_prop: bool = False,
+    identical_factor: bool = True,
+    workers: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> list[dict]:
     """:func:`generate` in shards of ``shard_size`` processes written to ``out_dir`` as
     ``shard-NNNNN.jsonl`` (each renamed into place when complete), so an interrupted run resumes
     from its finished shards and loses at most the shard in progress. Returns every row as a dict
@@ -672,13 +721,19 @@ def generate_sharded(processes: Sequence[Process], out_dir: str, shard_size: int
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"processes": [p.name for p in processes], "shard_size": shard_size, "level": level,
-            "simplify_timeout": simplify_timeout, "reg_prop": reg_prop, "identical_factor": identical_factor}
+    meta = {
+        "processes": [p.name for p in processes],
+        "shard_size": shard_size,
+        "level": level,
+        "simplify_timeout": simplify_timeout,
+        "reg_prop": reg_prop,
+        "identical_factor": identical_factor,
+    }
     meta_path = out / "meta.json"
     if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
         raise ValueError(f"{out} holds shards of other processes or settings; use another directory")
     meta_path.write_text(json.dumps(meta))
-    chunks = [processes[i:i + shard_size] for i in range(0, len(processes), shard_size)]
+    chunks = [processes[i : i + shard_size] for i in range(0, len(processes), shard_size)]
     pool = None
     if workers > 0:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
@@ -703,8 +758,9 @@ def generate_sharded(processes: Sequence[Process], out_dir: str, shard_size: int
         if pool is not None:
             pool.close()
             pool.join()
-    return [json.loads(line) for k in range(len(chunks))
-            for line in (out / f"shard-{k:05d}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line) for k in range(len(chunks)) for line in (out / f"shard-{k:05d}.jsonl").read_text().splitlines()
+    ]
 
 
 # ---------------------------------------------------------------------------- reading diagrams back

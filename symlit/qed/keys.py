@@ -103,8 +103,11 @@ def _canonical(graph: FeynmanGraph, with_labels: bool) -> str:
 def keys(graph: FeynmanGraph, anti: Callable[[str], str] | None = None) -> dict[str, str]:
     """The three keys of :data:`LEVELS` of a diagram."""
     cls = _canonical(graph, with_labels=False)
-    return {"diagram": _canonical(graph, with_labels=True), "diagram_class": cls,
-            "diagram_family": min(cls, _canonical(graph.conjugate(anti), with_labels=False))}
+    return {
+        "diagram": _canonical(graph, with_labels=True),
+        "diagram_class": cls,
+        "diagram_family": min(cls, _canonical(graph.conjugate(anti), with_labels=False)),
+    }
 
 
 def process_keys(legs: Sequence[ExternalLeg], anti: Callable[[str], str] | None = None) -> dict[str, str]:
@@ -172,7 +175,7 @@ def qed_graph(legs: Sequence[ExternalLeg], topology: Sequence[tuple]) -> Feynman
 def qed_keys(legs: Sequence[ExternalLeg], topology: Sequence[tuple]) -> dict[str, str]:
     """Every key of a QED diagram: the three diagram :data:`LEVELS`, ``process`` and ``process_family``."""
     photon = {l.species for l in legs if l.species.rstrip("~") == "A"}
-    anti = (lambda s: s if s in photon else (s[:-1] if s.endswith("~") else s + "~"))
+    anti = lambda s: s if s in photon else (s[:-1] if s.endswith("~") else s + "~")
     return {**keys(qed_graph(legs, topology), anti), **process_keys(legs, anti)}
 
 
@@ -195,4 +198,15 @@ def amplitude_keys(tree: tuple) -> dict[str, str]:
     return qed_keys(legs, amplitude_topology(tree))
 
 
-__all__ = ["LEVELS", "Edge", "ExternalLeg", "FeynmanGraph", "amplitude_keys", "generated_keys", "keys", "process_keys", "qed_graph", "qed_keys"]
+__all__ = [
+    "LEVELS",
+    "Edge",
+    "ExternalLeg",
+    "FeynmanGraph",
+    "amplitude_keys",
+    "generated_keys",
+    "keys",
+    "process_keys",
+    "qed_graph",
+    "qed_keys",
+]

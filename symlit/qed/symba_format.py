@@ -67,7 +67,7 @@ def _lex(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            raise SymbaFormatError(f"cannot read {text[pos:pos + 30]!r} at character {pos}")
+            raise SymbaFormatError(f"cannot read {text[pos : pos + 30]!r} at character {pos}")
         pos = m.end()
         kind = m.lastgroup
         g = m.groupdict()
@@ -76,11 +76,27 @@ def _lex(text: str) -> list[tuple[str, Any]]:
         if g["gamma"] is not None:
             out.append(("atom", ("gamma", bool(g["g_up"]), int(g["g_l"]), int(g["g_a"]), int(g["g_b"]))))
         elif g["spinor"] is not None:
-            out.append(("atom", ("spinor", g["sp_f"], int(g["sp_m"]), int(g["sp_i"]), int(g["sp_p"]),
-                                 g["sp_k"], bool(g["sp_c"]))))
+            out.append(
+                (
+                    "atom",
+                    ("spinor", g["sp_f"], int(g["sp_m"]), int(g["sp_i"]), int(g["sp_p"]), g["sp_k"], bool(g["sp_c"])),
+                )
+            )
         elif g["pol"] is not None:
-            out.append(("atom", ("pol", g["po_f"], int(g["po_m"]), bool(g["po_up"]), int(g["po_i"]),
-                                 int(g["po_p"]), bool(g["po_c"]))))
+            out.append(
+                (
+                    "atom",
+                    (
+                        "pol",
+                        g["po_f"],
+                        int(g["po_m"]),
+                        bool(g["po_up"]),
+                        int(g["po_i"]),
+                        int(g["po_p"]),
+                        bool(g["po_c"]),
+                    ),
+                )
+            )
         elif g["mom"] is not None:
             out.append(("atom", ("mom", int(g["mo_p"]), bool(g["mo_up"]), int(g["mo_i"]))))
         elif g["num"] is not None:
@@ -330,8 +346,14 @@ def amplitude_tokens(node: Node, notation: str = "hybrid") -> list[str]:
         if kind == "mul":
             return nary("mul", [enc(a) for a in n[1]], notation)
         if kind == "pow":
-            if short and n[1][0] == "sym" and n[1][1].startswith("m_") and n[2][0] == "num" \
-                    and n[2][1].denominator == 1 and n[2][1] >= 2:
+            if (
+                short
+                and n[1][0] == "sym"
+                and n[1][1].startswith("m_")
+                and n[2][0] == "num"
+                and n[2][1].denominator == 1
+                and n[2][1] >= 2
+            ):
                 return [f"m{n[2][1].numerator}{n[1][1][2:]}"]
             return ["pow", *enc(n[1]), *enc(n[2])]
         if kind == "gamma":
@@ -352,8 +374,12 @@ def amplitude_tokens(node: Node, notation: str = "hybrid") -> list[str]:
     return enc(node)
 
 
-_SPINOR_HEADS = {"spinor_u": ("u", False), "spinor_ubar": ("u", True), "spinor_v": ("v", False),
-                 "spinor_vbar": ("v", True)}
+_SPINOR_HEADS = {
+    "spinor_u": ("u", False),
+    "spinor_ubar": ("u", True),
+    "spinor_v": ("v", False),
+    "spinor_vbar": ("v", True),
+}
 
 
 def legs_from_tokens(tokens: list[str] | str) -> list[Leg]:
@@ -386,7 +412,7 @@ def parse_tokens(tokens: list[str] | str) -> Node:
         if pos + n > len(toks):
             raise NotationError(f"amplitude tokens end early: {' '.join(toks[-5:])!r}")
         pos += n
-        return toks[pos - n:pos]
+        return toks[pos - n : pos]
 
     def lorentz(tok: str) -> tuple[bool, str]:
         return (True, tok[1:]) if tok.startswith("^") else (False, tok)

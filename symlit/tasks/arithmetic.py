@@ -481,7 +481,9 @@ class ArithmeticTask(Task):
         cache[lengths] = (sums, rest)
         return sums, rest
 
-    def _operands_with_carries(self, lengths: tuple[int, ...], carries: int, rng: random.Random) -> tuple[int, ...] | None:
+    def _operands_with_carries(
+        self, lengths: tuple[int, ...], carries: int, rng: random.Random
+    ) -> tuple[int, ...] | None:
         """Operands of the given digit counts whose sum has exactly ``carries`` carries, drawn
         uniformly among all such problems (by counting, column by column), or ``None`` if none exist."""
         sums, rest = self._carry_table(lengths)
@@ -496,7 +498,7 @@ class ArithmeticTask(Task):
                 carry_out = (total + carry) // base
                 options.append((total, carry_out, ways * rest[col + 1][carry_out].get(left - (carry_out > 0), 0)))
             pick = rng.randrange(sum(w for _, _, w in options))
-            for total, carry_out, weight in options:
+            for total, carry_out, weight in options:  # noqa: B007 - the picked values are read after the break
                 if pick < weight:
                     break
                 pick -= weight
@@ -570,7 +572,9 @@ class ArithmeticTask(Task):
     @property
     def counts_carries(self) -> bool:
         """Whether carries are defined for every problem (sums of non-negative operands)."""
-        return self.operators == ["+"] and not self.negative_operands and (self.digits is not None or self.min_value >= 0)
+        return (
+            self.operators == ["+"] and not self.negative_operands and (self.digits is not None or self.min_value >= 0)
+        )
 
     def tally(self, source: str, target: str, hypothesis: str | None, correct: bool) -> dict[str, tuple[int, int]]:
         """``(hits, count)`` of one greedy hypothesis under :meth:`tally_keys` (``None``: no EOS).

@@ -119,13 +119,23 @@ def length_heatmap(
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap=cmap, vmin=0, vmax=100, extent=extent)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="exact match (%)")
     t_lo, t_hi = train_lengths
-    ax.add_patch(Rectangle((t_lo - 0.5, t_lo - 0.5), t_hi - t_lo + 1, t_hi - t_lo + 1, fill=False,
-                           edgecolor="red", linewidth=2.5, label=f"training lengths {t_lo}..{t_hi}"))
+    ax.add_patch(
+        Rectangle(
+            (t_lo - 0.5, t_lo - 0.5),
+            t_hi - t_lo + 1,
+            t_hi - t_lo + 1,
+            fill=False,
+            edgecolor="red",
+            linewidth=2.5,
+            label=f"training lengths {t_lo}..{t_hi}",
+        )
+    )
     if n <= 20:
         for (a, b), (h, c) in hits.items():
             value = 100.0 * h / c
-            ax.text(a, b, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                    color="black" if value > 60 else "white")
+            ax.text(
+                a, b, f"{value:.0f}", ha="center", va="center", fontsize=8, color="black" if value > 60 else "white"
+            )
     ticks = list(range(lo, hi + 1, max(1, n // 15)))
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)

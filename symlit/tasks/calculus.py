@@ -164,8 +164,10 @@ class CalculusTask(Task):
         return {
             "source": [r["source"] for r in items],
             "target": [r["target"] for r in items],
-            "n_ops": [int(r.get("n_ops") if r.get("n_ops") is not None else count_operators(r["source"].split()))
-                      for r in items],
+            "n_ops": [
+                int(r.get("n_ops") if r.get("n_ops") is not None else count_operators(r["source"].split()))
+                for r in items
+            ],
             "count": [int(r.get("count", 1)) for r in items],
         }
 
@@ -173,20 +175,36 @@ class CalculusTask(Task):
         n_total = self.n_train + self.n_valid + self.n_test
         if self.work_dir:
             out = Path(self.work_dir) / self.fingerprint()
-            report = engine.generate(self.generator_config(), out, n_total, workers=self.workers, seed=self.seed,
-                                     shard_size=self.shard_size, chunk_attempts=self.chunk_attempts,
-                                     progress=self.progress)
+            report = engine.generate(
+                self.generator_config(),
+                out,
+                n_total,
+                workers=self.workers,
+                seed=self.seed,
+                shard_size=self.shard_size,
+                chunk_attempts=self.chunk_attempts,
+                progress=self.progress,
+            )
             rows = engine.read_rows(out)
         else:
             with tempfile.TemporaryDirectory(prefix="symlit-calculus-") as tmp:
-                report = engine.generate(self.generator_config(), tmp, n_total, workers=self.workers, seed=self.seed,
-                                         shard_size=self.shard_size, chunk_attempts=self.chunk_attempts,
-                                         progress=self.progress)
+                report = engine.generate(
+                    self.generator_config(),
+                    tmp,
+                    n_total,
+                    workers=self.workers,
+                    seed=self.seed,
+                    shard_size=self.shard_size,
+                    chunk_attempts=self.chunk_attempts,
+                    progress=self.progress,
+                )
                 rows = engine.read_rows(tmp)
         log.info("%s generation:\n%s", self.generator, report.summary())
         if report.unique < n_total:
-            raise RuntimeError(f"the {self.generator} generator produced {report.unique} distinct equations of the "
-                               f"{n_total} asked for; see the rejection summary in the log")
+            raise RuntimeError(
+                f"the {self.generator} generator produced {report.unique} distinct equations of the "
+                f"{n_total} asked for; see the rejection summary in the log"
+            )
         parts = engine.split(rows, self.n_valid, self.n_test, self.n_train, seed=self.seed)
         return {name: self._rows(items) for name, items in parts.items()}
 
@@ -199,7 +217,7 @@ class CalculusTask(Task):
                 return f"{side} is not a prefix expression: {err}"
         tokens = source.split()
         if not self.order and tokens[:2] != ["sub", "Y'"]:
-            return f"an integration input starts with \"sub Y'\", got {' '.join(tokens[:3])!r}"
+            return f'an integration input starts with "sub Y\'", got {" ".join(tokens[:3])!r}'
         if self.order and ODE_DERIVATIVE[self.order] not in tokens:
             return f"an order-{self.order} ODE input holds {ODE_DERIVATIVE[self.order]}"
         if any(t in ("Y", "Y'", "Y''") for t in target.split()):
@@ -216,8 +234,10 @@ class CalculusTask(Task):
             elif self.skip_bad_rows:
                 skipped += 1
             else:
-                raise ValueError(f"{path}:{pair.line}: {problem}; fix or delete the line, "
-                                 "or set data.task.skip_bad_rows=true to skip bad lines")
+                raise ValueError(
+                    f"{path}:{pair.line}: {problem}; fix or delete the line, "
+                    "or set data.task.skip_bad_rows=true to skip bad lines"
+                )
         if skipped:
             log.warning("%s: skipped %d bad line(s) (data.task.skip_bad_rows=true)", path, skipped)
         return rows
@@ -232,7 +252,9 @@ class CalculusTask(Task):
             try:
                 data = load_from_disk(str(dataset_dir))
             except Exception as err:  # noqa: BLE001 - datasets raises several kinds
-                raise ValueError(f"{path} is not a symlit-generate output directory (no readable dataset/): {err}") from None
+                raise ValueError(
+                    f"{path} is not a symlit-generate output directory (no readable dataset/): {err}"
+                ) from None
             return {name: split.to_list() for name, split in data.items()}
         return self._read_file(p, limit)
 
@@ -242,9 +264,11 @@ class CalculusTask(Task):
             missing = {"train", "valid", "test"} - set(data)
             if missing:
                 raise ValueError(f"data.task.path={self.path} lacks the splits {sorted(missing)}")
-            splits = {"train": data["train"][: self.n_train] if self.n_train else data["train"],
-                      "valid": data["valid"][: self.n_valid] if self.n_valid else data["valid"],
-                      "test": data["test"][: self.n_test] if self.n_test else data["test"]}
+            splits = {
+                "train": data["train"][: self.n_train] if self.n_train else data["train"],
+                "valid": data["valid"][: self.n_valid] if self.n_valid else data["valid"],
+                "test": data["test"][: self.n_test] if self.n_test else data["test"],
+            }
         else:
             splits = {"train": data}
             for name, path in (("valid", self.valid_path), ("test", self.test_path)):
@@ -255,8 +279,12 @@ class CalculusTask(Task):
                     splits[name] = rows
             carve = [name for name in ("valid", "test") if name not in splits]
             if carve:
-                parts = engine.split(splits["train"], self.n_valid if "valid" in carve else 0,
-                                     self.n_test if "test" in carve else 0, seed=self.seed)
+                parts = engine.split(
+                    splits["train"],
+                    self.n_valid if "valid" in carve else 0,
+                    self.n_test if "test" in carve else 0,
+                    seed=self.seed,
+                )
                 splits["train"] = parts["train"]
                 for name in carve:
                     splits[name] = parts[name]
@@ -274,10 +302,19 @@ class CalculusTask(Task):
         max_ops = max(min(self.max_ops, SMOKE["max_ops"]), 1)
         min_ops = self.generator_config().min_ops
         return dataclasses.replace(
-            self, smoke=False, n_train=min(self.n_train or SMOKE["n_train"], SMOKE["n_train"]),
-            n_valid=min(self.n_valid, SMOKE["n_valid"]), n_test=min(self.n_test, SMOKE["n_test"]),
-            max_ops=max_ops, min_ops=min(min_ops, max_ops), workers=0, work_dir=None, progress=False,
-            max_len=min(self.max_len, 200), file_limit=SMOKE["file_lines"], simplify_prob=0.0,
+            self,
+            smoke=False,
+            n_train=min(self.n_train or SMOKE["n_train"], SMOKE["n_train"]),
+            n_valid=min(self.n_valid, SMOKE["n_valid"]),
+            n_test=min(self.n_test, SMOKE["n_test"]),
+            max_ops=max_ops,
+            min_ops=min(min_ops, max_ops),
+            workers=0,
+            work_dir=None,
+            progress=False,
+            max_len=min(self.max_len, 200),
+            file_limit=SMOKE["file_lines"],
+            simplify_prob=0.0,
             solve_seconds=min(self.solve_seconds, 0.25),
         )
 
@@ -306,8 +343,9 @@ class CalculusTask(Task):
         if hypothesis.split() == target.split():
             return True
         if self.order:
-            return verify.verify_ode(source, hypothesis, order=self.order, base=self.int_base,
-                                     timeout=self.verify_timeout)
+            return verify.verify_ode(
+                source, hypothesis, order=self.order, base=self.int_base, timeout=self.verify_timeout
+            )
         return verify.verify_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
 
     # ------------------------------------------------------------------ leakage (issue 16)
@@ -321,8 +359,11 @@ class CalculusTask(Task):
         from symlit.notation import DIGIT_SYMBOLS
 
         try:
-            return {"expression": canonical_prefix(source.split(), OPERATORS, ("add", "mul"), COEFFICIENTS,
-                                                   digits=DIGIT_SYMBOLS)}
+            return {
+                "expression": canonical_prefix(
+                    source.split(), OPERATORS, ("add", "mul"), COEFFICIENTS, digits=DIGIT_SYMBOLS
+                )
+            }
         except ValueError:
             return {}
 

@@ -114,8 +114,10 @@ class FileTask(Task):
 
     def fingerprint(self) -> str:
         """Configuration plus each file's path, size and modification time: an edited file is re-read."""
-        stats = {k: [str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns]
-                 for k, p in self._files().items()}
+        stats = {
+            k: [str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns]
+            for k, p in self._files().items()
+        }
         blob = json.dumps({"base": super().fingerprint(), "files": stats}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -134,8 +136,9 @@ class FileTask(Task):
     def _read(self, key: str, path: str) -> Rows:
         where = f"data.task.{key}={path}"
         if Path(path).stat().st_size == 0:
-            raise ValueError(f"{where} is empty; it needs a header ({self.source_column},{self.target_column}) "
-                             "and at least one row")
+            raise ValueError(
+                f"{where} is empty; it needs a header ({self.source_column},{self.target_column}) and at least one row"
+            )
         header, rows = READERS[Path(path).suffix.lower()](path)
         missing = [c for c in (self.source_column, self.target_column) if c not in header]
         if missing:
@@ -150,8 +153,10 @@ class FileTask(Task):
             problem = self._problem(row, header)
             if problem is not None:
                 if not self.skip_bad_rows:
-                    raise ValueError(f"{path}, {unit} {number}: {problem}; fix or remove the row, or set "
-                                     "data.task.skip_bad_rows=true to skip bad rows")
+                    raise ValueError(
+                        f"{path}, {unit} {number}: {problem}; fix or remove the row, or set "
+                        "data.task.skip_bad_rows=true to skip bad rows"
+                    )
                 skipped.append(f"{unit} {number}: {problem}")
                 continue
             out["source"].append(str(row[self.source_column]))
@@ -159,8 +164,10 @@ class FileTask(Task):
         if skipped:
             log.warning("%s: skipped %d bad rows (skip_bad_rows=true), e.g. %s", path, len(skipped), skipped[0])
         if not out["source"]:
-            raise ValueError(f"{where} has no data rows{' left after skipping bad rows' if skipped else ''}; "
-                             f"add ({self.source_column}, {self.target_column}) rows below the header")
+            raise ValueError(
+                f"{where} has no data rows{' left after skipping bad rows' if skipped else ''}; "
+                f"add ({self.source_column}, {self.target_column}) rows below the header"
+            )
         return out
 
     def build(self) -> dict[str, Rows]:

@@ -137,7 +137,9 @@ class QCDGeneratedTask(Task):
             p = Path(self.path).expanduser()
             found = next((c for c in (p, REPO_ROOT / p) if c.is_file()), None)
             if found is None:
-                raise FileNotFoundError(f"data.task.path={self.path} does not exist (write it with python -m symlit.qcd)")
+                raise FileNotFoundError(
+                    f"data.task.path={self.path} does not exist (write it with python -m symlit.qcd)"
+                )
             self.path = str(found.resolve())
 
     def config(self) -> dict[str, Any]:
@@ -161,21 +163,37 @@ class QCDGeneratedTask(Task):
                 rows = list(csv.DictReader(f))
             need = {"amp", "sqamp", "process", "diagram_class", "process_key", "process_family"}
             if rows and not need <= set(rows[0]):
-                raise ValueError(f"data.task.path={self.path}: columns {sorted(need - set(rows[0]))} missing "
-                                 "(write the file with python -m symlit.qcd)")
+                raise ValueError(
+                    f"data.task.path={self.path}: columns {sorted(need - set(rows[0]))} missing "
+                    "(write the file with python -m symlit.qcd)"
+                )
             return rows
         procs = gen.enumerate_processes(self.particles, self.orderings)
         if self.max_processes is not None and len(procs) > self.max_processes:
             procs = random.Random(f"{self.seed}/qcd").sample(procs, self.max_processes)
-        generated = gen.generate(procs, self.level, self.simplify_timeout, self.identical_factor,
-                                 self.n_colours, False, self.workers)
+        generated = gen.generate(
+            procs, self.level, self.simplify_timeout, self.identical_factor, self.n_colours, False, self.workers
+        )
         slow = sum(not r.simplified for r in generated)
         if slow:
-            log.warning("%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
-                        slow, len(generated), self.simplify_timeout)
-        return [{"amp": r.amp, "sqamp": r.sqamp, "process": r.process, "diagram": r.keys["diagram"],
-                 "diagram_class": r.keys["diagram_class"], "process_key": r.keys["process"],
-                 "process_family": r.keys["process_family"]} for r in generated]
+            log.warning(
+                "%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
+                slow,
+                len(generated),
+                self.simplify_timeout,
+            )
+        return [
+            {
+                "amp": r.amp,
+                "sqamp": r.sqamp,
+                "process": r.process,
+                "diagram": r.keys["diagram"],
+                "diagram_class": r.keys["diagram_class"],
+                "process_key": r.keys["process"],
+                "process_family": r.keys["process_family"],
+            }
+            for r in generated
+        ]
 
     def _row(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         try:
@@ -188,9 +206,13 @@ class QCDGeneratedTask(Task):
             target = " ".join(to_tokens(expr, self.notation))
         except (sf.SymbaFormatError, NotationError, ValueError) as err:
             raise ValueError(f"{where} field 'sqamp': {err}") from None
-        key = {"diagram_class": raw["diagram_class"], "process_family": raw["process_family"],
-               "process": raw["process_key"], "diagram": f"{raw['process']} :: {raw.get('diagram', '')}",
-               "row": f"{where}"}[self.split_by]
+        key = {
+            "diagram_class": raw["diagram_class"],
+            "process_family": raw["process_family"],
+            "process": raw["process_key"],
+            "diagram": f"{raw['process']} :: {raw.get('diagram', '')}",
+            "row": f"{where}",
+        }[self.split_by]
         return {"source": source, "target": target, "process": raw["process"], "group": key}
 
     def build(self) -> dict[str, Rows]:
@@ -201,8 +223,11 @@ class QCDGeneratedTask(Task):
             raise ValueError("data.task: no rows (check particles, or the CSV at data.task.path)")
         rows = [self._row(r, f"{r['process']} diagram {r.get('diagram', '')} (row {k})") for k, r in enumerate(raw)]
         if self.max_tokens is not None:
-            kept = [r for r in rows if len(r["source"].split()) <= self.max_tokens
-                    and len(r["target"].split()) <= self.max_tokens]
+            kept = [
+                r
+                for r in rows
+                if len(r["source"].split()) <= self.max_tokens and len(r["target"].split()) <= self.max_tokens
+            ]
             log.info("max_tokens=%d keeps %d of %d rows", self.max_tokens, len(kept), len(rows))
             rows = kept
         splits: dict[str, Rows] = {n: {"source": [], "target": [], "process": []} for n in ("train", "valid", "test")}
@@ -215,10 +240,14 @@ class QCDGeneratedTask(Task):
         if not splits["train"]["source"]:
             raise ValueError(f"{self.name}: no training rows left after splitting")
         train_targets, train_sources = set(splits["train"]["target"]), set(splits["train"]["source"])
-        self.leakage = {name: {"rows": len(splits[name]["target"]),
-                               "targets_in_train": sum(t in train_targets for t in splits[name]["target"]),
-                               "sources_in_train": sum(s in train_sources for s in splits[name]["source"])}
-                        for name in ("valid", "test")}
+        self.leakage = {
+            name: {
+                "rows": len(splits[name]["target"]),
+                "targets_in_train": sum(t in train_targets for t in splits[name]["target"]),
+                "sources_in_train": sum(s in train_sources for s in splits[name]["source"]),
+            }
+            for name in ("valid", "test")
+        }
         log.info("QCD split by %s: %s", self.split_by, self.leakage)
         return splits
 
@@ -226,8 +255,22 @@ class QCDGeneratedTask(Task):
     def base_vocabulary(self) -> list[str]:
         dots = [f"s_{i}{j}" for i in range(1, 5) for j in range(i, 5)]
         vocab = [*OPERATOR_TOKENS, *DIGITS, "g_s", "e", "N", "reg_prop", *MASS_NAMES, *dots]
-        vocab += ["gamma", "T", "f", "metric", "spinor_u", "spinor_ubar", "spinor_v", "spinor_vbar", "pol",
-                  "pol_conj", "mom", *PARTICLES, *(f"p_{i}" for i in range(1, 5)), *(f"MOMENTUM_{i}" for i in range(4))]
+        vocab += [
+            "gamma",
+            "T",
+            "f",
+            "metric",
+            "spinor_u",
+            "spinor_ubar",
+            "spinor_v",
+            "spinor_vbar",
+            "pol",
+            "pol_conj",
+            "mom",
+            *PARTICLES,
+            *(f"p_{i}" for i in range(1, 5)),
+            *(f"MOMENTUM_{i}" for i in range(4)),
+        ]
         if self.notation == "hybrid_short":
             vocab += [f"m{n}{q}" for q in QUARKS for n in (2, 4)]
             vocab += [f"m2{q}*{s}" for q in QUARKS for s in dots]

@@ -49,8 +49,14 @@ from symlit.tasks.base import Rows, Task, exact_match
 log = logging.getLogger(__name__)
 SPLIT_BY = ("row", *keys.LEVELS, "process", "process_family")
 # the diagram-key level every split_by keeps apart (process: the class; process_family: the family)
-LEAK_FREE_LEVEL = {"row": None, "diagram": "diagram", "diagram_class": "diagram_class",
-                   "diagram_family": "diagram_family", "process": "process", "process_family": "process_family"}
+LEAK_FREE_LEVEL = {
+    "row": None,
+    "diagram": "diagram",
+    "diagram_class": "diagram_class",
+    "diagram_family": "diagram_family",
+    "process": "process",
+    "process_family": "process_family",
+}
 SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +98,11 @@ class _QEDTask(Task):
         check_notation(self.notation)
         self.holdout_particles = [str(p) for p in self.holdout_particles]
         if self.split_by not in SPLIT_BY:
-            hint = " (the old 'amplitude' split leaked: use 'row' for a random row split)" if self.split_by == "amplitude" else ""
+            hint = (
+                " (the old 'amplitude' split leaked: use 'row' for a random row split)"
+                if self.split_by == "amplitude"
+                else ""
+            )
             raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}{hint}")
         for name in ("valid_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
@@ -137,8 +147,10 @@ class _QEDTask(Task):
                 parsed = sf.parse(sqamp)
                 unknown = sf.unknown_symbols(parsed, len(legs))
                 if unknown:
-                    raise ValueError(f"unknown symbols {unknown} (a squared amplitude has e, reg_prop, "
-                                     f"m_<fermion> and s_ij with i <= j <= {len(legs)})")
+                    raise ValueError(
+                        f"unknown symbols {unknown} (a squared amplitude has e, reg_prop, "
+                        f"m_<fermion> and s_ij with i <= j <= {len(legs)})"
+                    )
                 expr = sf.to_sympy(parsed)
             else:
                 expr = sqamp
@@ -273,11 +285,18 @@ class QEDSymbaTask(_QEDTask):
                 rows.append(self._row(a, s, f"{self.path}:{line}:", k))
             except ValueError as err:
                 if not self.skip_bad_rows:
-                    raise ValueError(f"{err} (fix the row, or set data.task.skip_bad_rows=true to skip bad rows)") from None
+                    raise ValueError(
+                        f"{err} (fix the row, or set data.task.skip_bad_rows=true to skip bad rows)"
+                    ) from None
                 bad.append(str(err))
         if bad:
-            log.warning("skipped %d bad rows of %d in %s (data.task.skip_bad_rows=true); first: %s",
-                        len(bad), len(pairs), self.path, bad[0])
+            log.warning(
+                "skipped %d bad rows of %d in %s (data.task.skip_bad_rows=true); first: %s",
+                len(bad),
+                len(pairs),
+                self.path,
+                bad[0],
+            )
         if not rows:
             raise ValueError(f"data.task.path={self.path}: every row is bad")
         self.skipped_rows = len(bad)
@@ -334,19 +353,39 @@ class QEDGeneratedTask(_QEDTask):
         ``work_dir/<shape>-<hash of the generation settings>`` (shared by every task that asks
         for that shape with those settings, whatever its split)."""
         if self.work_dir is None:
-            rows = gen.generate(self.processes(), self.level, self.simplify_timeout, self.reg_prop,
-                                self.identical_factor, self.workers)
-            return [{"process": r.process, "diagram": r.diagram, "amp": r.amp, "sqamp": r.sqamp,
-                     "simplified": r.simplified} for r in rows]
+            rows = gen.generate(
+                self.processes(), self.level, self.simplify_timeout, self.reg_prop, self.identical_factor, self.workers
+            )
+            return [
+                {"process": r.process, "diagram": r.diagram, "amp": r.amp, "sqamp": r.sqamp, "simplified": r.simplified}
+                for r in rows
+            ]
         out = []
         for shape in self.shapes:
-            settings = [shape, self.particles, self.level, self.max_processes, self.seed, self.simplify_timeout,
-                        self.reg_prop, self.identical_factor, self.shard_size]
+            settings = [
+                shape,
+                self.particles,
+                self.level,
+                self.max_processes,
+                self.seed,
+                self.simplify_timeout,
+                self.reg_prop,
+                self.identical_factor,
+                self.shard_size,
+            ]
             digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
             procs = [p for p in self.processes() if p.shape == shape]
-            out += gen.generate_sharded(procs, str(Path(self.work_dir) / f"{shape}-{digest}"), self.shard_size,
-                                        self.level, self.simplify_timeout, self.reg_prop, self.identical_factor,
-                                        self.workers, log=log.info)
+            out += gen.generate_sharded(
+                procs,
+                str(Path(self.work_dir) / f"{shape}-{digest}"),
+                self.shard_size,
+                self.level,
+                self.simplify_timeout,
+                self.reg_prop,
+                self.identical_factor,
+                self.workers,
+                log=log.info,
+            )
         return out
 
     def processes(self) -> list[gen.Process]:
@@ -361,8 +400,16 @@ class QEDGeneratedTask(_QEDTask):
 
     def build(self) -> dict[str, Rows]:
         if self.smoke:  # a pipeline check (trainer.fast_dev_run): three processes per shape of e, mu, A
-            return dataclasses.replace(self, smoke=False, particles=["e", "mu", "A"], max_processes=3, split_by="row",
-                                       valid_fraction=0.3, test_fraction=0.3, work_dir=None).build()
+            return dataclasses.replace(
+                self,
+                smoke=False,
+                particles=["e", "mu", "A"],
+                max_processes=3,
+                split_by="row",
+                valid_fraction=0.3,
+                test_fraction=0.3,
+                work_dir=None,
+            ).build()
         generated = self._generated()
         if self.max_rows is not None:
             generated = generated[: self.max_rows]
@@ -370,10 +417,16 @@ class QEDGeneratedTask(_QEDTask):
             raise ValueError("data.task: the generator produced no rows (check shapes and particles)")
         slow = sum(not r["simplified"] for r in generated)
         if slow:
-            log.warning("%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
-                        slow, len(generated), self.simplify_timeout)
-        rows = [self._row(r["amp"], r["sqamp"], f"generated {r['process']} diagram {r['diagram']}", k)
-                for k, r in enumerate(generated)]
+            log.warning(
+                "%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
+                slow,
+                len(generated),
+                self.simplify_timeout,
+            )
+        rows = [
+            self._row(r["amp"], r["sqamp"], f"generated {r['process']} diagram {r['diagram']}", k)
+            for k, r in enumerate(generated)
+        ]
         return self._split(rows)
 
 
