@@ -91,6 +91,14 @@ def poly_mul(a: Poly, b: Poly, contract_indices: bool = True) -> Poly:
     return out
 
 
+def poly_add(a: Poly, b: Poly, scale: Coeff = 1) -> Poly:
+    """``a + scale * b`` (a new dictionary); the QCD vertices are sums of such terms."""
+    out = dict(a)
+    for m, c in b.items():
+        _add_into(out, m, scale * c)
+    return out
+
+
 # ---------------------------------------------------------------------------- contraction
 def contract_monomial(mono: Mono) -> tuple[int, Mono]:
     """Contract every Lorentz index that occurs twice in ``mono``: ``(factor, new monomial)``."""
