@@ -390,7 +390,7 @@ def test_qed_input_is_the_dataset_source_and_targets_render_as_symba_text():
 
     task = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv")
     amp, sqamp = sf.read_symba_file(task.path)[0]
-    row = task._row(amp, sqamp, "test")
+    row = task._row(amp, sqamp, "test", 0)
     assert render.parse_input(task, amp) == row["source"]
     shown = render.render(task, row["target"])
     assert sympy_equal(sf.parse_sqamp(shown), from_tokens(row["target"], task.notation))
@@ -414,10 +414,14 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
     """Every answer row: rank, expression, score, and the verdict the reference implies."""
     rows = [m.groups() for line in block.splitlines() if (m := ROW.match(line.rstrip("\r")))]
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)) and 1 <= len(rows) <= beams, block
-    scores = [float(r[2]) for r in rows]
-    assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
-    for _, answer, _, verdict in rows:
-        assert verdict == ("correct" if answer == reference else "wrong"), block
+    # beam search lists finished hypotheses first, each group by score (symlit.decoding.beam_search)
+    ended = [r[3] != "no_eos" for r in rows]
+    assert ended == sorted(ended, reverse=True), block
+    for group in (True, False):
+        scores = [float(r[2]) for r, e in zip(rows, ended) if e == group]
+        assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores), block
+    for (_, answer, _, verdict), e in zip(rows, ended):
+        assert not e or verdict == ("correct" if answer == reference else "wrong"), block
 
 
 def test_predict_in_a_terminal(ckpt, tmp_path):
@@ -465,7 +469,12 @@ def test_predict_one_shot_and_from_python(ckpt, tmp_path):
     result = predictor("23 + 15")
     assert result.reference == "38" and len(result.answers) == 3
     assert [a.verdict == "correct" for a in result.answers] == [a.text == "38" for a in result.answers]
-    assert all(a.score >= b.score for a, b in zip(result.answers, result.answers[1:]))
+    # finished hypotheses first (tokens not None), each group by score
+    ended = [a.tokens is not None for a in result.answers]
+    assert ended == sorted(ended, reverse=True)
+    for group in (True, False):
+        scores = [a.score for a, e in zip(result.answers, ended) if e == group]
+        assert scores == sorted(scores, reverse=True)
     assert 1 <= result.agreement <= 3
 
 
