@@ -33,7 +33,7 @@ def cases():
                 yield arch, scheme
 
 
-def tiny(arch: str, positions: str, **overrides):
+def tiny(arch: str, positions: str, cls: type | None = None, **overrides):
     fields = {
         "vocab_size": 24,
         "d_model": 32,
@@ -47,7 +47,7 @@ def tiny(arch: str, positions: str, **overrides):
     }
     fields |= {"n_encoder_layers": 2, "n_decoder_layers": 2} if arch == "enc-dec" else {"n_layers": 2}
     torch.manual_seed(0)
-    model = ARCHS[arch](**{**fields, **overrides}).eval()
+    model = (cls or ARCHS[arch])(**{**fields, **overrides}).eval()
     with torch.no_grad():  # random but sharp distributions, so greedy paths differ per input and per step
         for p in model.parameters():
             p.normal_(0, 0.3)
@@ -176,6 +176,36 @@ def test_decoder_only_beam_one_equals_greedy(scheme):
     torch.testing.assert_close(beam.log_probs[:, 0], greedy.scores)
     top1 = sample_decode(model, src, BOS, EOS, 15, num_samples=2, top_k=1, seed=3)  # sampling from the argmax only
     assert top1.tokens[:, 0, : greedy.tokens.shape[1]].tolist() == greedy.tokens.tolist()
+
+
+class EosRamp(CausalTransformer):
+    """The tiny decoder-only model with an EOS logit that grows with every fed token: rows end at
+    different steps, and on the way EOS ranks just behind the best token (an extension beam search
+    must not finish on when it is outside the first ``k`` ranks)."""
+
+    eos_bias = 0.0
+
+    def step(self, tokens, cache):
+        logits = super().step(tokens, cache).clone()  # (B, T, V)
+        logits[..., EOS] += self.eos_bias + 0.6 * cache.length
+        return logits
+
+
+@pytest.mark.parametrize("scheme", ["learned", "rope", "alibi", "none"])
+def test_decoder_only_beam_one_equals_greedy_when_rows_end_at_different_steps(scheme):
+    src, _ = random_batch(batch=8, seed=2)
+    for bias in range(-16, 5):  # the smallest EOS bias under which some rows end and others do not
+        model = tiny("dec-only", scheme, cls=EosRamp)
+        model.eos_bias = float(bias)
+        greedy = greedy_decode(model, src, BOS, EOS, 15)
+        if greedy.finished.any() and not greedy.finished.all():
+            break
+    else:
+        raise AssertionError(f"{scheme}: no EOS bias in [-16, 4] mixes ended and unended rows")
+    beam = beam_search(model, src, BOS, EOS, 15, beam_size=1)
+    assert torch.equal(beam.tokens[:, 0], greedy.tokens)
+    assert torch.equal(beam.finished[:, 0], greedy.finished)
+    torch.testing.assert_close(beam.log_probs[:, 0], greedy.scores)
 
 
 def test_a_checkpoint_written_before_this_change_loads_and_decodes_the_same_tokens():
