@@ -28,7 +28,9 @@ def user_error(err: BaseException) -> BaseException | None:
     seen: list[BaseException] = []
     while err is not None and err not in seen:
         seen.append(err)
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+        # `raise X from None` hides the error X replaced (e.g. a run-directory lock's BlockingIOError)
+        hidden = err.__suppress_context__ and err.__cause__ is None
+        err = err.__cause__ or (None if hidden else err.__context__)  # type: ignore[assignment]
     for candidate in reversed(seen):  # the innermost error says what went wrong
         if isinstance(candidate, (ValueError, KeyError, OSError, DirectoryLocked)) or type(candidate).__name__ in (
             "RunDirectoryError",
