@@ -295,6 +295,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         seed: int = 0,
         rebuild: bool = False,
         leak_free: bool | str = False,
+        validate_ood: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -305,6 +306,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
         self.task, self.cache_dir, self.rebuild = task, cache_dir, rebuild
         self.leak_free = leak_free
+        self.validate_ood = validate_ood
         self.leakage: dict[str, Any] | None = None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.bucket, self.seed = num_workers, bucket, seed
@@ -375,6 +377,12 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def test_split_names(self) -> list[str]:
         return self.task.test_splits(self.dataset.keys())
 
+    @property
+    def val_split_names(self) -> list[str]:
+        """The splits validated during training: ``valid``, then (``validate_ood``) every test split
+        other than ``test``, so out-of-distribution accuracy is a curve too."""
+        return ["valid", *(s for s in self.test_split_names if s != "test" and self.validate_ood)]
+
     def split(self, name: str) -> TokenizedSplit:
         if name not in self.splits:
             if name not in self.dataset:
@@ -385,7 +393,11 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self._publish_leakage()
-        names = {"fit": ["train", "valid"], "validate": ["valid"], "test": self.test_split_names}
+        names = {
+            "fit": ["train", *self.val_split_names],
+            "validate": self.val_split_names,
+            "test": self.test_split_names,
+        }
         for name in names.get(stage or "fit", ["train", "valid", *self.test_split_names]):
             self.split(name)
 
@@ -423,8 +435,9 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self._train_loader = loader
         return loader
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", train=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(name, train=False) for name in self.val_split_names]
+        return loaders if len(loaders) > 1 else loaders[0]
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(name, train=False) for name in self.test_split_names]
