@@ -47,6 +47,16 @@ WANDB_RUN_FILE = "wandb_run.json"
 """In the run directory next to ``wandb_id.txt``: the training run's W&B ``id``, ``group``, ``name``, ``project``."""
 
 
+class OfflineArtifactsWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` that also keeps checkpoints as model artifacts offline
+    (``log_model``): Lightning refuses ``log_model`` with ``offline=True``, but an offline run
+    stores its artifacts and ``wandb sync`` uploads them with the run."""
+
+    def __init__(self, *args: Any, log_model: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(*args, log_model=False, **kwargs)
+        self._log_model = log_model
+
+
 def _bucket_order(name: str) -> tuple:
     """Natural order: ``digits=2`` before ``digits=10``."""
     head, _, tail = name.rpartition("=")
@@ -316,8 +326,8 @@ def wandb_run_identity(cfg: DictConfig, run_dir: Path, output_dir: Path, multiru
     """The run's W&B ``id``, ``name`` and ``group``, kept in the run directory so a resumed run (the
     same command again, a requeued SLURM job) continues the same W&B run in the same group.
 
-    * name: ``<experiment>/<run directory below outputs/<experiment>/>``, so it carries the overrides
-      (and ``slurm-<job id>`` under sbatch), or ``logger.wandb.name``;
+    * name: ``<experiment>/<overrides>`` (``slurm-<job id>`` below them under sbatch; ``run_name``
+      when given): the run directory's name with the overrides whole, or ``logger.wandb.name``;
     * group: ``logger.wandb.group``, else ``<experiment>`` for a single run and
       ``<experiment>/<launch id>`` for the jobs of a sweep (:func:`launch_id`).
     """
@@ -330,14 +340,21 @@ def wandb_run_identity(cfg: DictConfig, run_dir: Path, output_dir: Path, multiru
         import uuid
 
         run_id = uuid.uuid4().hex[:12]
-    try:
-        below = run_dir.relative_to(output_dir / str(cfg.name))
-    except ValueError:
-        below = Path(run_dir.name)
+    from hydra.core.hydra_config import HydraConfig
+
+    from symlit.config import run_id as directory_name
+
+    if HydraConfig.initialized():  # the run directory's name, with the overrides whole (not cut and hashed)
+        below = directory_name(cfg.get("run_name"), HydraConfig.get().job.override_dirname, multirun, limit=None)
+    else:  # composed without Hydra's app (tests, notebooks): the directory below outputs/<name>
+        try:
+            below = run_dir.relative_to(output_dir / str(cfg.name)).as_posix()
+        except ValueError:
+            below = run_dir.name
     group = wandb_cfg.get("group") or saved.get("group") or (f"{cfg.name}/{launch_id()}" if multirun else str(cfg.name))
     identity = {
         "id": str(run_id),
-        "name": str(wandb_cfg.get("name") or f"{cfg.name}/{below.as_posix()}"),
+        "name": str(wandb_cfg.get("name") or f"{cfg.name}/{below}"),
         "group": str(group),
         "project": str(wandb_cfg.get("project")),
     }

@@ -45,6 +45,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
         "logger=wandb",
         "logger.wandb.tags=[dash,test]",
         "logger.wandb.notes=a tiny run",
+        "logger.wandb.log_model=true",
         *TINY,
     ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -94,6 +95,7 @@ def test_wandb_run_has_curves_best_figures_throughput_facts_and_one_config(tiny_
     assert run.tags == ["dash", "test"] and run.notes == "a tiny run"
     assert run.group == "addition" and run.name == "addition/tiny"
     assert run.exit_code == 0 and not run.preempting
+    assert ("model", f"model-{run.id}") in run.artifacts  # logger.wandb.log_model: checkpoints as artifacts
 
 
 def test_task_pictures_and_length_histograms_are_saved_and_logged(tiny_run):

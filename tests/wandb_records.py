@@ -62,6 +62,7 @@ class OfflineRun:
     config: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
     preempting: bool = False
+    artifacts: list[tuple[str, str]] = field(default_factory=list)  # (type, name) of logged artifacts
 
 
 def read_run(path: str | Path) -> OfflineRun:
@@ -90,4 +91,6 @@ def read_run(path: str | Path) -> OfflineRun:
             run.exit_code = r.exit.exit_code
         elif kind == "preempting":
             run.preempting = True
+        elif kind == "artifact":
+            run.artifacts.append((r.artifact.type, r.artifact.name))
     return run
