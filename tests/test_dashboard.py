@@ -55,8 +55,9 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _offline(run_dir: Path):
-    (path,) = run_dir.glob("wandb/offline-run-*")
-    return read_run(path)
+    """The training run (other sessions may have added runs next to it)."""
+    (run,) = [r for r in map(read_run, run_dir.glob("wandb/offline-run-*")) if "val/seq_acc" in r.history]
+    return run
 
 
 def test_tallies_and_buckets_of_every_split_are_in_metrics_json(tiny_run):
@@ -105,3 +106,27 @@ def test_task_pictures_and_length_histograms_are_saved_and_logged(tiny_run):
         assert (run_dir / png).stat().st_size > 10_000, png
         (logged,) = run.summary[f"{key}/filenames"]
         assert (next(run_dir.glob("wandb/offline-run-*")) / "files" / logged).is_file()
+
+
+def test_a_linked_run_joins_the_training_runs_group(tiny_run):
+    """logger.attach=linked: a new W&B run in the training run's group, named after it, pointing to it."""
+    from omegaconf import OmegaConf
+
+    from symlit.dashboard import attach_run
+
+    run_dir, _ = tiny_run
+    trained = _offline(run_dir)
+    logger = OmegaConf.create({"attach": "linked", "train_run_id": None, "project": "symlit", "offline": True})
+    run = attach_run(run_dir, logger, "eval", "eval/best-test-greedy", {"split": "test"})
+    run.summary["eval/test/greedy/greedy_acc"] = 0.5
+    run_id = run.id
+    run.finish()
+    import wandb
+
+    wandb.teardown()  # the service writes the run file out when it stops
+    (path,) = run_dir.glob(f"wandb/offline-run-*-{run_id}")
+    linked = read_run(path)
+    assert linked.id != trained.id and linked.group == trained.group == "addition"
+    assert linked.name == "addition/tiny/eval/best-test-greedy"
+    assert linked.config["train_run_id"] == trained.id and linked.config["split"] == "test"
+    assert linked.summary["eval/test/greedy/greedy_acc"] == 0.5
