@@ -99,7 +99,7 @@ RESUME_SAFE = (
     "data.eval_batch_size",
     "data.cache_dir",
     "data.rebuild",
-    "data.validate_ood",
+    "data.val_ood_rows",
     "print_config",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
