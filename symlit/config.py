@@ -104,7 +104,7 @@ def slurm_job_tag() -> str | None:
     return f"slurm-{array_job}_{task}" if array_job and task else f"slurm-{job}"
 
 
-def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
+def run_id(run_name: str | None, overrides: str, sweep: bool = False, limit: int | None = 100) -> str:
     """Directory name of a run, derived from the command, never from the clock.
 
     An explicit ``run_name`` wins (in a sweep it is joined with the job's overrides so jobs stay
@@ -112,10 +112,11 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     overrides, so a requeued job resumes and a new submission starts afresh. Elsewhere the
     command-line overrides name the run (``default`` when there are none), so rerunning the same
     command finds the same directory and resumes from its ``last.ckpt``. Sweep jobs are named by
-    their overrides.
+    their overrides. Overrides longer than ``limit`` characters are cut and hashed (``None``: kept
+    whole, as the W&B run name does).
     """
     safe = re.sub(r"[^A-Za-z0-9_.,=+\-]", "_", overrides or "")
-    if len(safe) > 100:
+    if limit is not None and len(safe) > limit:
         safe = f"{safe[:80]}-{hashlib.sha256(safe.encode()).hexdigest()[:10]}"
     if run_name and (not sweep or not safe):
         return str(run_name)

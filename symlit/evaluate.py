@@ -396,51 +396,6 @@ def evaluate_split(
     return done
 
 
-def _log_wandb(cfg: DictConfig, out_dir: Path, summary: dict[str, Any], preds: list[Prediction]) -> None:
-    import wandb
-
-    run = wandb.init(
-        project=cfg.logger.project,
-        dir=str(out_dir),
-        job_type="eval",
-        name=f"eval/{out_dir.name}",
-        mode="offline" if cfg.logger.offline else "online",
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )
-    try:
-        flat = {"eval/greedy_acc": summary["greedy"]["accuracy"], "eval/timeouts": summary["timeouts"]}
-        if nb := summary.get("nbest"):
-            flat |= {"eval/top1_acc": nb["top1_accuracy"], f"eval/acc_at_{nb['k']}": nb[f"accuracy_at_{nb['k']}"]}
-        run.log(flat)
-        buckets = wandb.Table(
-            columns=["bucket", "n", "greedy_acc"],
-            data=[[b, v["n"], v["greedy"]] for b, v in summary["by_bucket"].items()],
-        )
-        conf = wandb.Table(
-            columns=["score_max", "score_min", "n", "accuracy"],
-            data=[[r["score_max"], r["score_min"], r["n"], r["accuracy"]] for r in summary["confidence"]["by_score"]],
-        )
-        predictions = wandb.Table(
-            columns=["input", "target", "greedy", "greedy_verdict", "top_hypotheses", "verdicts", "score", "agreement"],
-            data=[
-                [
-                    p.source,
-                    p.target,
-                    p.greedy,
-                    p.greedy_verdict,
-                    " || ".join(str(h) for h in p.hypotheses[:3]),
-                    ",".join(p.verdicts[:3]),
-                    p.scores[0] if p.scores else p.greedy_score,
-                    p.agreement,
-                ]
-                for p in preds[: cfg.logger.max_rows]
-            ],
-        )
-        run.log({"eval/buckets": buckets, "eval/confidence": conf, "eval/predictions": predictions})
-    finally:
-        run.finish()
-
-
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     """``symlit-eval``: evaluate ``cfg.ckpt`` on ``cfg.split``; writes ``eval.json`` and ``report.md``."""
     if cfg.limit is not None and (isinstance(cfg.limit, bool) or not isinstance(cfg.limit, int) or cfg.limit < 1):
@@ -485,8 +440,17 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
         for p in preds:
             f.write(json.dumps(asdict(p)) + "\n")
     os.replace(out_dir / "predictions.jsonl.tmp", out_dir / "predictions.jsonl")
-    if cfg.logger.get("enabled"):
-        _log_wandb(cfg, out_dir, summary, preds)
+    from symlit import dashboard
+    from symlit.plots import eval_figures
+
+    images = eval_figures(out_dir)  # accuracy_by_bucket.png, reliability.png
+    run_dir = Path(cfg.ckpt).parent.parent if Path(cfg.ckpt).parent.name == "checkpoints" else Path(cfg.ckpt).parent
+    enabled = cfg.logger.get("enabled")
+    if enabled == "auto":  # log when the checkpoint's training run has a W&B run
+        enabled = dashboard.training_run(run_dir) is not None
+    if enabled:
+        run_id = dashboard.log_eval(cfg, loaded.task, run_dir, out_dir, summary, preds, images)
+        print(f"W&B run {run_id}: {dashboard.eval_key(cfg)}/...")
     line = f"greedy {summary['greedy']['accuracy']:.4f}"
     if nb := summary.get("nbest"):
         k = nb["k"]

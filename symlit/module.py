@@ -51,6 +51,7 @@ class Seq2SeqModule(L.LightningModule):
         tokenizer_json: str,
         task: dict[str, Any],
         test_split_names: list[str] | None = None,
+        val_split_names: list[str] | None = None,
         label_smoothing: float = 0.0,
         decode_max_len: int | None = None,
         val_decode_batches: int | None = None,
@@ -74,6 +75,7 @@ class Seq2SeqModule(L.LightningModule):
                 "tokenizer_json": tokenizer_json,
                 "task": task,
                 "test_split_names": list(test_split_names or ["test"]),
+                "val_split_names": list(val_split_names or ["valid"]),
                 "label_smoothing": label_smoothing,
                 "decode_max_len": decode_max_len,
                 "val_decode_batches": val_decode_batches,
@@ -81,13 +83,13 @@ class Seq2SeqModule(L.LightningModule):
                 "test_decode": test_decode,
                 "verify": verify,
                 "compile": compile,
-            }
+            },
+            logger=False,  # symlit-train logs the composed config once (without the tokenizer JSON)
         )
         self.tokenizer = Seq2SeqTokenizer.from_json(tokenizer_json)
         self.task: Task = instantiate(task)
         self.model: TransformerBase = build_for_task(model, self.tokenizer, self.task)
         self.hparams["model"]["_target_"] = class_path(self.model)  # the checkpoint records the class built
-        self.val_samples: list[tuple[str, str, str, bool]] = []
         self._pool: VerifierPool | None = None
 
     @property
@@ -204,18 +206,22 @@ class Seq2SeqModule(L.LightningModule):
             self.log(f"{prefix}/{name}", sum(p.extra.get(name, 0.0) for p in preds) / size, batch_size=size, **log)
         return preds
 
-    def on_validation_epoch_start(self) -> None:
-        self.val_samples = []
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        limit = self.hparams.val_decode_batches
-        preds = self._evaluate(batch, "val", decode=limit is None or batch_idx < limit)
-        room = max(self.hparams.num_prediction_samples - len(self.val_samples), 0)
-        self.val_samples.extend(
-            (p.source, p.target, "<no EOS>" if p.greedy is None else p.greedy, p.greedy_correct) for p in preds[:room]
+    def eval_split(self, stage: str, dataloader_idx: int = 0) -> tuple[str, str]:
+        """The split and metric prefix of an evaluation dataloader: ``valid`` -> ``val``, another
+        validated split -> ``val/<split>``, ``test`` -> ``test``, another test split -> ``test/<split>``."""
+        names, main, prefix = (
+            (self.hparams.test_split_names, "test", "test")
+            if stage == "test"
+            else (self.hparams.get("val_split_names") or ["valid"], "valid", "val")
         )
+        split = names[dataloader_idx]
+        return split, prefix if split == main else f"{prefix}/{split}"
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        split = self.hparams.test_split_names[dataloader_idx]
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[Prediction]:
+        limit = self.hparams.val_decode_batches
+        _, prefix = self.eval_split("validate", dataloader_idx)
+        return self._evaluate(batch, prefix, decode=limit is None or batch_idx < limit)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[Prediction]:
         nbest = wants_nbest(DecodeConfig(**self.hparams.test_decode))
-        self._evaluate(batch, "test" if split == "test" else f"test/{split}", decode=True, nbest=nbest)
+        return self._evaluate(batch, self.eval_split("test", dataloader_idx)[1], decode=True, nbest=nbest)

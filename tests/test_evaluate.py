@@ -128,8 +128,9 @@ def test_symlit_eval_ood_split_and_wandb_tables(trained, monkeypatch):
     run_eval(eval_cfg(trained, "split=three_digits", "limit=20", "logger.enabled=true", "verify.workers=0"))
     out = trained.parents[1] / "eval" / "best-three_digits-greedy-limit20"
     assert json.loads((out / "eval.json").read_text())["metrics"]["n"] == 20
-    runs = list((out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and list(runs[0].rglob("eval/predictions*.table.json"))
+    # no W&B run of its own in the training run directory: a standalone run there, keyed like the attached ones
+    runs = list((trained.parents[1] / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].rglob("eval/three_digits/greedy-limit20/predictions*.table.json"))
 
 
 def test_symlit_eval_command_line_accepts_the_paths_training_prints(trained, tmp_path):

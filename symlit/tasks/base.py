@@ -12,7 +12,10 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
@@ -74,6 +77,26 @@ class Task(ABC):
 
     def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
         """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics."""
+        return {}
+
+    # ------------------------------------------------------------------ training-time metrics (symlit.dashboard)
+    def tally_keys(self, split: str) -> tuple[str, ...]:
+        """Fixed keys of ``split``'s hit/count metrics, the same on every rank and epoch (``()``: none).
+
+        Logged as ``<stage prefix>/<key>`` (``val/acc_by_pos/3``, ``test/d20/acc_by_len/20``) by
+        :class:`symlit.dashboard.SplitMetrics`, which sums hits and counts over batches and DDP
+        ranks before dividing.
+        """
+        return ()
+
+    def tally(self, source: str, target: str, hypothesis: str | None, correct: bool) -> dict[str, tuple[int, int]]:
+        """``(hits, count)`` of one greedy hypothesis under keys of :meth:`tally_keys` (``None``: no EOS)."""
+        return {}
+
+    def figures(self, predictions: dict[str, list[tuple[str, str, str | None, bool]]]) -> dict[str, Figure]:
+        """Pictures of the final test, by file stem: ``predictions`` maps each test split to its
+        ``(source, target, greedy hypothesis, correct)`` rows. Saved as ``<run dir>/<stem>.png``
+        and logged as W&B images; the caller closes the figures. Default: none."""
         return {}
 
     #: the levels of :meth:`canonical_key`, finest first (empty: the task defines no key)
