@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from symlit.causal import CausalTransformer
+from symlit.checkpoint import load_checkpoint
 from symlit.decoding import beam_search, greedy_decode, sample_decode
-from symlit.evaluate import load_checkpoint
 from symlit.model import Seq2SeqTransformer, build_model
 from symlit.positions import Positions, abacus_indices
 from symlit.tasks.arithmetic import ArithmeticTask

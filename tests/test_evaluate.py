@@ -15,9 +15,12 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from symlit import evaluate as evaluate_cli
+from symlit.checkpoint import load_checkpoint
 from symlit.config import ConfigError, config_dir
 from symlit.decoding import DecodeConfig
-from symlit.evaluate import Prediction, load_checkpoint, run_eval, summarize, verify_predictions
+from symlit.evaluate import run_eval
+from symlit.report import summarize
+from symlit.scoring import Prediction, verify_predictions
 from symlit.tasks import ArithmeticTask
 from symlit.tokenizer import Seq2SeqTokenizer
 from symlit.train import train
@@ -68,7 +71,7 @@ def test_any_verified_hypothesis_counts_and_agreement_needs_no_reference():
     assert [p.any_correct for p in preds] == [True, True]
     assert [p.agreement for p in preds] == [2, 1]  # "INT+ 4" twice agrees with the top-1; None never does
     summary = summarize(preds, DecodeConfig(strategy="beam", beam_size=3))
-    assert summary["greedy"]["accuracy"] == 0.5 and summary["nbest"]["accuracy_at_3"] == 1.0
+    assert summary["greedy"]["seq_acc"] == 0.5 and summary["nbest"]["acc_at_3"] == 1.0
     assert summary["nbest"]["verdicts"]["no_eos"] == 1
 
 
@@ -112,9 +115,9 @@ def test_symlit_eval_writes_eval_json_and_report(trained):
     assert saved["metrics"] == json.loads(json.dumps(summary, default=str))
     assert {"greedy", "nbest", "by_bucket", "confidence", "timeouts"} <= set(saved["metrics"])
     nbest = saved["metrics"]["nbest"]
-    assert nbest["accuracy_at_3"] >= nbest["top1_accuracy"]
+    assert nbest["acc_at_3"] >= nbest["top1_acc"]
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert nbest["accuracy_at_3"] == pytest.approx(sum("correct" in p["verdicts"] for p in predictions) / 60)
+    assert nbest["acc_at_3"] == pytest.approx(sum("correct" in p["verdicts"] for p in predictions) / 60)
     assert set(saved["metrics"]["by_bucket"]) <= {"digits=1", "digits=2", "digits=3"}
     report = (out / "report.md").read_text()
     for heading in ("## Accuracy", "## By bucket", "## Confidence", "failures"):

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from symlit import render
+from symlit.checkpoint import load_checkpoint
 from symlit.compare import compare, find_runs
-from symlit.evaluate import load_checkpoint
 from symlit.inspect_model import attention_weights, capture_attention
 from symlit.plots import eval_figures, plot_lengths, read_predictions, reliability_bins
 from symlit.predict import Predictor
@@ -125,7 +125,7 @@ def test_compare_a_real_multirun(sweep):
         assert row["status"] == "finished"
     with_eval = next(r for r in rows if r["optim.optimizer.lr"] == LRS[0])
     evaluated = json.loads((run_dir(sweep, LRS[0]) / "eval/best-test-beam3/eval.json").read_text())
-    assert float(with_eval["eval/best-test-beam3/acc_at_3"]) == evaluated["metrics"]["nbest"]["accuracy_at_3"]
+    assert float(with_eval["eval/best-test-beam3/acc_at_3"]) == evaluated["metrics"]["nbest"]["acc_at_3"]
     accs = [float(r["val/seq_acc"]) for r in rows]
     assert accs == sorted(accs, reverse=True)  # best first
     md = (sweep / "compare.md").read_text()
@@ -193,7 +193,7 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     fig = plot_bucket_accuracy(summary)
     ax = fig.axes[0]
     heights = [round(p.get_height(), 6) for p in ax.patches]
-    want = [round(b[c], 6) for c in ("greedy", "top1", "at_3") for b in summary["by_bucket"].values()]
+    want = [round(b[c], 6) for c in ("seq_acc", "top1_acc", "acc_at_3") for b in summary["by_bucket"].values()]
     assert heights == want
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(summary["by_bucket"])
     preds = read_predictions(eval_dir / "predictions.jsonl")
@@ -219,8 +219,9 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
 def test_pictures_of_known_numbers(tmp_path):
     """Bars and reliability bins equal numbers computed by hand (the tiny model's are all zero)."""
     from symlit.decoding import DecodeConfig
-    from symlit.evaluate import Prediction, summarize
     from symlit.plots import plot_bucket_accuracy, plot_reliability
+    from symlit.report import summarize
+    from symlit.scoring import Prediction
 
     # (bucket, P(greedy answer), greedy verdict, beam verdicts, agreement)
     made = [
