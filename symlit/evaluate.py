@@ -124,15 +124,25 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     loaded = load_checkpoint(cfg.ckpt, cfg.get("tokenizer"), device)
     if cfg.get("data") is not None:  # evaluate on other data: data=<group> replaces the checkpoint's task
         loaded.task = task_from_config(OmegaConf.to_container(cfg.data.task, resolve=True))
-    from symlit.data import load_or_build  # heavy (datasets); imported when needed
+    split_name = cfg.split
+    if cfg.get("split_file") is not None:  # pairs from a file: no training data needed
+        from symlit.tasks.files import read_pairs
 
-    dataset = load_or_build(loaded.task, cfg.paths.data_dir)
-    if cfg.split not in dataset:
-        raise KeyError(f"split={cfg.split!r} is not a split of task {loaded.task.name}; available: {sorted(dataset)}")
-    split = dataset[cfg.split]
-    if cfg.limit is not None:
-        split = split.select(range(min(cfg.limit, split.num_rows)))
-    sources, targets = list(split["source"]), list(split["target"])
+        split_name = str(cfg.split_file)
+        rows = read_pairs(split_name, "split_file", prefix=None)
+        sources, targets = rows["source"][: cfg.limit], rows["target"][: cfg.limit]
+    else:
+        from symlit.data import load_or_build  # heavy (datasets); imported when needed
+
+        dataset = load_or_build(loaded.task, cfg.paths.data_dir)
+        if cfg.split not in dataset:
+            raise KeyError(
+                f"split={cfg.split!r} is not a split of task {loaded.task.name}; available: {sorted(dataset)}"
+            )
+        split = dataset[cfg.split]
+        if cfg.limit is not None:
+            split = split.select(range(min(cfg.limit, split.num_rows)))
+        sources, targets = list(split["source"]), list(split["target"])
     unknown = sum(loaded.tokenizer.unk_id in ids for ids in loaded.tokenizer.encode_batch(sources))
     if unknown:
         log.warning("%d of %d sources contain tokens unknown to the checkpoint's tokenizer", unknown, len(sources))
@@ -149,7 +159,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
         "checkpoint": str(cfg.ckpt),
-        "split": cfg.split,
+        "split": split_name,
         "task": loaded.task.name,
         "decode": asdict(config),
         "verify": OmegaConf.to_container(cfg.verify),
@@ -167,7 +177,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
         k = nb["k"]
         line += f" | {nb['strategy']} top-1 {nb[TOP1_ACC]:.4f} | @{k} {nb[acc_at(k)]:.4f}"
     print(
-        f"{cfg.split}: {summary['n']} inputs | {line} | timeouts {summary['timeouts']}\nreport: {out_dir / 'report.md'}"
+        f"{split_name}: {summary['n']} inputs | {line} | timeouts {summary['timeouts']}\nreport: {out_dir / 'report.md'}"
     )
     return summary
 

@@ -134,7 +134,7 @@ def test_bad_config_and_file_are_named(tmp_path):
     with pytest.raises(ValueError, match="data.task.particles"):
         QCDGeneratedTask(particles=["u", "Z"])
     with pytest.raises(FileNotFoundError, match="data.task.path"):
-        QCDGeneratedTask(path=str(tmp_path / "missing.csv"))
+        QCDGeneratedTask(path=str(tmp_path / "missing.csv")).build()  # checked when data is built
     bad = tmp_path / "bad.csv"
     bad.write_text("amp,sqamp\nx,y\n")
     with pytest.raises(ValueError, match="missing"):

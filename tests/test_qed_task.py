@@ -40,9 +40,9 @@ def test_whole_processes_and_particles_can_be_held_out():
 def test_relative_path_is_found_from_the_repo_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     task = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv", max_rows=5)
-    assert Path(task.path).is_file()
+    assert task.check_data()["path"].is_file() and len(task.build()["train"]["source"]) > 0
     with pytest.raises(FileNotFoundError, match="data.task.path"):
-        QEDSymbaTask(path="nowhere.csv")
+        QEDSymbaTask(path="nowhere.csv").build()  # checked when data is built
 
 
 def test_bad_row_is_named(tmp_path):
@@ -119,7 +119,7 @@ def test_experiments_compose(make_cfg):
         cfg = make_cfg(f"experiment={exp}")
         assert cfg.data.task._target_ == "symlit.tasks.QEDSymbaTask"
         task = instantiate(cfg.data.task)
-        assert Path(task.path).is_file()
+        assert task.check_data()["path"].is_file()
     assert make_cfg("experiment=qed_symba").model.n_heads == 8
     cfg = make_cfg("experiment=qed_symba_cpu", "data=qed_generated")
     assert instantiate(cfg.data.task).shapes == ["2to2"]

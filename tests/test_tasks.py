@@ -148,7 +148,7 @@ def test_file_task_carves_leak_free_splits(tmp_path):
 
 def test_file_task_errors_name_the_file_and_column(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.task.train=.*missing.csv"):
-        FileTask(train=str(tmp_path / "missing.csv"))
+        FileTask(train=str(tmp_path / "missing.csv")).build()  # checked when data is built
     bad = tmp_path / "pairs.tsv"
     bad.write_text("question\tanswer\n1 + 1\t2\n")
     with pytest.raises(ValueError, match=r"no column\(s\) \['source', 'target'\].*source_column"):

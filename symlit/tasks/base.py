@@ -12,10 +12,25 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_data_path(key: str, path: str, repo_fallback: bool = False, hint: str = "") -> Path:
+    """The existing file or directory ``data.task.<key>=path`` names, else ``FileNotFoundError``
+    naming the key. With ``repo_fallback`` a relative path is also looked up under the repository
+    root (so shipped samples under ``data_samples/`` are found from anywhere)."""
+    p = Path(path).expanduser()
+    for candidate in (p, REPO_ROOT / p) if repo_fallback else (p,):
+        if candidate.exists():
+            return candidate.resolve()
+    where = f" (nor under {REPO_ROOT})" if repo_fallback else ""
+    raise FileNotFoundError(f"data.task.{key}={path} does not exist{where}{hint}")
 
 
 class Task(ABC):
@@ -23,7 +38,15 @@ class Task(ABC):
 
     Subclasses are dataclasses whose fields are the task's configuration; :meth:`fingerprint`
     hashes those fields, so generated data is cached per configuration.
+
+    What defines a task (its vocabulary, verifier, notation) is kept apart from where its data
+    comes from (:meth:`data_paths`): paths are checked only when data is built
+    (:meth:`check_data`), never when a task is constructed, so a checkpoint's task loads, verifies
+    and renders on a machine without the training files.
     """
+
+    #: look relative data paths up under the repository root too (shipped samples)
+    data_repo_fallback: bool = False
 
     #: bump when generated data changes for the same configuration, to invalidate caches
     version: int = 1
@@ -44,6 +67,16 @@ class Task(ABC):
         """Hex digest of the configuration; the cache key of generated data."""
         blob = json.dumps({"config": self.config(), "version": self.version}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def data_paths(self) -> dict[str, str]:
+        """Where the data comes from: ``{config key: path}`` of every file or directory the task
+        reads (empty for generated data)."""
+        return {}
+
+    def check_data(self) -> dict[str, Path]:
+        """The resolved :meth:`data_paths`; ``FileNotFoundError`` naming the key of a missing one.
+        Called when data is built (and fingerprinted), not when the task is constructed."""
+        return {k: resolve_data_path(k, v, self.data_repo_fallback) for k, v in self.data_paths().items()}
 
     @abstractmethod
     def build(self) -> dict[str, Rows]:

@@ -124,10 +124,6 @@ class CalculusTask(Task):
             raise ValueError(f"data.task.n_train={self.n_train} must be positive (or null for a whole file)")
         if self.path is None and self.n_train is None:
             raise ValueError("data.task.n_train must be set when the data is generated (data.task.path is null)")
-        for key in ("path", "valid_path", "test_path", *(f"extra_tests.{k}" for k in self.extra_tests)):
-            value = self.extra_tests[key.split(".", 1)[1]] if key.startswith("extra_tests.") else getattr(self, key)
-            if value is not None and not Path(value).exists():
-                raise FileNotFoundError(f"data.task.{key}={value} does not exist")
         if self.path is None and (self.valid_path or self.test_path):
             raise ValueError("data.task.valid_path/test_path need data.task.path (the training file)")
         if self.workers < 0:
@@ -140,14 +136,14 @@ class CalculusTask(Task):
         names = {f.name for f in dataclasses.fields(GeneratorConfig)} - {"task"}
         return GeneratorConfig(task=self.generator, **{n: getattr(self, n) for n in names if hasattr(self, n)})
 
+    def data_paths(self) -> dict[str, str]:
+        paths = {k: getattr(self, k) for k in ("path", "valid_path", "test_path") if getattr(self, k)}
+        return paths | {f"extra_tests.{k}": v for k, v in self.extra_tests.items()}
+
     def fingerprint(self) -> str:
         """The data-defining fields (not workers/paths of the work area), plus read files' stats."""
         fields = {k: v for k, v in self.config().items() if k not in NOT_IN_FINGERPRINT}
-        files = {}
-        for key in ("path", "valid_path", "test_path"):
-            if getattr(self, key):
-                files[key] = _file_stat(getattr(self, key))
-        files.update({f"extra.{k}": _file_stat(v) for k, v in self.extra_tests.items()})
+        files = {k: _file_stat(str(p)) for k, p in self.check_data().items()}
         blob = json.dumps({"config": fields, "files": files, "version": self.version}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -321,6 +317,7 @@ class CalculusTask(Task):
     def build(self) -> dict[str, Rows]:
         if self.smoke:
             return self.smoke_version().build()
+        self.check_data()
         splits = self._read() if self.path is not None else self._generate()
         if not splits["train"]["source"]:
             raise ValueError(f"task {self.generator}: the training split is empty")

@@ -46,11 +46,10 @@ from symlit.qed.tokens import (
     to_tokens,
     token_score,
 )
-from symlit.tasks.base import Rows, Task, exact_match
+from symlit.tasks.base import Rows, Task, exact_match, resolve_data_path
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("diagram_class", "process_family", "process", "diagram", "row")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _unit(text: str) -> float:
@@ -133,14 +132,6 @@ class QCDGeneratedTask(Task):
                 raise ValueError(f"data.task.particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
         if self.n_points < 1:
             raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
-        if self.path is not None:
-            p = Path(self.path).expanduser()
-            found = next((c for c in (p, REPO_ROOT / p) if c.is_file()), None)
-            if found is None:
-                raise FileNotFoundError(
-                    f"data.task.path={self.path} does not exist (write it with python -m symlit.qcd)"
-                )
-            self.path = str(found.resolve())
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
@@ -148,18 +139,26 @@ class QCDGeneratedTask(Task):
         cfg.pop("leakage", None)
         return cfg
 
+    def data_paths(self) -> dict[str, str]:
+        return {} if self.path is None else {"path": self.path}
+
+    def check_data(self) -> dict[str, Path]:
+        if self.path is None:
+            return {}
+        return {"path": resolve_data_path("path", self.path, True, " (write it with python -m symlit.qcd)")}
+
     def fingerprint(self) -> str:
         """Configuration, plus the CSV's size and modification time when ``path`` is set."""
         if self.path is None:
             return super().fingerprint()
-        st_ = Path(self.path).stat()
+        st_ = self.check_data()["path"].stat()
         blob = json.dumps({"base": super().fingerprint(), "file": [st_.st_size, st_.st_mtime_ns]})
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ rows and splits
     def _raw_rows(self) -> list[dict[str, str]]:
         if self.path is not None:
-            with open(self.path, newline="") as f:
+            with open(self.check_data()["path"], newline="") as f:
                 rows = list(csv.DictReader(f))
             need = {"amp", "sqamp", "process", "diagram_class", "process_key", "process_family"}
             if rows and not need <= set(rows[0]):

@@ -58,7 +58,6 @@ LEAK_FREE_LEVEL = {
     "process_family": "process_family",
 }
 SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _unit(text: str) -> float:
@@ -254,35 +253,33 @@ class QEDSymbaTask(_QEDTask):
     path: str = "???"
     skip_bad_rows: bool = False
 
+    data_repo_fallback = True
+
     def __post_init__(self) -> None:
         self._check()
-        self.path = str(self.resolved_path())
 
-    def resolved_path(self) -> Path:
-        p = Path(self.path).expanduser()
-        for candidate in (p, REPO_ROOT / p):
-            if candidate.is_file():
-                return candidate.resolve()
-        raise FileNotFoundError(f"data.task.path={self.path} does not exist (nor under {REPO_ROOT})")
+    def data_paths(self) -> dict[str, str]:
+        return {"path": self.path}
 
     def fingerprint(self) -> str:
         """Configuration plus the file's size and modification time: an edited file is re-read."""
-        p = Path(self.path)
+        p = self.check_data()["path"]
         blob = json.dumps({"base": super().fingerprint(), "file": [p.stat().st_size, p.stat().st_mtime_ns]})
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def build(self) -> dict[str, Rows]:
         """Every row is validated (parsed, legs and symbols known); a bad row is an error naming
         the file, the line and the problem, or, with ``skip_bad_rows``, skipped and counted."""
-        pairs = sf.read_symba_rows(self.path)
+        path = str(self.check_data()["path"])
+        pairs = sf.read_symba_rows(path)
         if self.max_rows is not None:
             pairs = pairs[: self.max_rows]
         if not pairs:
-            raise ValueError(f"data.task.path={self.path}: no rows")
+            raise ValueError(f"data.task.path={path}: no rows")
         rows, bad = [], []
         for k, (line, a, s) in enumerate(pairs):
             try:
-                rows.append(self._row(a, s, f"{self.path}:{line}:", k))
+                rows.append(self._row(a, s, f"{path}:{line}:", k))
             except ValueError as err:
                 if not self.skip_bad_rows:
                     raise ValueError(
@@ -294,11 +291,11 @@ class QEDSymbaTask(_QEDTask):
                 "skipped %d bad rows of %d in %s (data.task.skip_bad_rows=true); first: %s",
                 len(bad),
                 len(pairs),
-                self.path,
+                path,
                 bad[0],
             )
         if not rows:
-            raise ValueError(f"data.task.path={self.path}: every row is bad")
+            raise ValueError(f"data.task.path={path}: every row is bad")
         self.skipped_rows = len(bad)
         return self._split(rows)
 
