@@ -20,6 +20,12 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+def digest(obj: Any, length: int = 16) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``obj`` as canonical JSON: symlit's one
+    fingerprint helper (dataset caches, generation work directories, evaluation directory names)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def user_error(err: BaseException) -> BaseException | None:
     """The user error behind ``err`` (a bad config value, a bad data file, a busy or changed run
     directory; also when Hydra wraps it in an instantiation error), else ``None``."""
@@ -162,7 +168,7 @@ def default_eval_dir(
     if split_file is not None:
         changed["split_file"] = str(Path(split_file).resolve())
     if changed:
-        name += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name += "-" + digest(changed, 8)
     return str(run_dir / "eval" / name)
 
 

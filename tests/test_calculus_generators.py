@@ -20,8 +20,8 @@ from symlit.calculus.generators import (
     nested_exp_depth,
     primitive,
 )
-from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import D2FX, DFX, SYMBOLS
+from symlit.limits import SampleTimeout, owns, time_limit
 
 x, a8 = SYMBOLS["x"], SYMBOLS["a8"]
 SMALL = {"max_ops": 5}

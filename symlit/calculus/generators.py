@@ -14,7 +14,7 @@ Sources and targets are prefix token strings in the reference format: an integra
 
 Each attempt either returns a sample or a rejection *cause* (``constant``, ``invalid``,
 ``non_elementary``, ``timeout``...): :class:`Generator.attempt` never raises, and runs under a
-per-sample time limit (see :mod:`symlit.calculus.limits`). Every accepted sample has been checked
+per-sample time limit (see :mod:`symlit.limits`). Every accepted sample has been checked
 by the same verifier that scores model answers (:mod:`symlit.calculus.verify`).
 """
 
@@ -30,7 +30,6 @@ import sympy as sp
 from sympy.integrals.risch import NonElementaryIntegral
 
 from symlit.calculus import numeric, verify
-from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import (
     COEFFICIENTS,
     D2FX,
@@ -48,6 +47,7 @@ from symlit.calculus.prefix import (
     sympy_to_prefix,
 )
 from symlit.calculus.random_trees import REFERENCE_OPERATORS, TreeSampler
+from symlit.limits import SampleTimeout, owns, time_limit
 from symlit.notation import DIGIT_SYMBOLS
 
 TASKS = ("prim_fwd", "prim_bwd", "prim_ibp", "ode1", "ode2")

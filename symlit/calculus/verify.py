@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symlit.calculus import numeric
-from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import (
     COEFFICIENTS,
     D2FX,
@@ -42,6 +41,7 @@ from symlit.calculus.prefix import (
     prefix_to_sympy,
     sympy_to_prefix,
 )
+from symlit.limits import SampleTimeout, owns, time_limit
 
 N_POINTS = 24
 VARIABLE_RANGE = (0.05, 10.0)  # magnitudes of sampled variables (both signs)

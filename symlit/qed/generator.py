@@ -22,8 +22,6 @@ permutation of external fermions in the product of spinor chains.
 from __future__ import annotations
 
 import itertools
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +30,7 @@ from fractions import Fraction
 
 import sympy
 
+from symlit.limits import SampleTimeout, owns, time_limit
 from symlit.qed import dirac
 from symlit.qed.particles import Species, all_species, particle
 from symlit.qed.symba_format import Leg, process_name
@@ -483,31 +482,19 @@ def squared_process(
 
 
 # ---------------------------------------------------------------------------- simplification
-class SimplifyTimeout(Exception):
-    """``sympy.factor`` ran out of time."""
-
-
 def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.Expr, bool]:
     """``(sympy.factor(expr), True)``, or ``(expr, False)`` after ``seconds``.
 
-    The limit uses ``SIGALRM``, so it applies in the main thread of a process (a worker process of
-    :func:`generate`, or a script); elsewhere ``factor`` runs without a limit.
+    The limit is :func:`symlit.limits.time_limit`: it applies in the main thread of a process (a
+    worker process of :func:`generate`, or a script); elsewhere ``factor`` runs without a limit.
     """
-    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        return sympy.factor(expr), True
-
-    def alarm(signum, frame):
-        raise SimplifyTimeout
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return sympy.factor(expr), True
-    except SimplifyTimeout:
-        return expr, False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        with time_limit(seconds) as token:
+            return sympy.factor(expr), True
+    except SampleTimeout as err:
+        if owns(err, token):
+            return expr, False
+        raise
 
 
 # ---------------------------------------------------------------------------- SYMBA amplitude text

@@ -8,12 +8,12 @@ one YAML file under ``conf/data/``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from symlit.config import digest
 
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
@@ -65,8 +65,7 @@ class Task(ABC):
 
     def fingerprint(self) -> str:
         """Hex digest of the configuration; the cache key of generated data."""
-        blob = json.dumps({"config": self.config(), "version": self.version}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({"config": self.config(), "version": self.version})
 
     def data_paths(self) -> dict[str, str]:
         """Where the data comes from: ``{config key: path}`` of every file or directory the task

@@ -17,8 +17,6 @@ substitution (:mod:`symlit.calculus.verify`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from symlit.calculus.generators import TASKS, GeneratorConfig
 from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, vocabulary
 from symlit.calculus.random_trees import REFERENCE_OPERATORS
 from symlit.calculus.reference_io import read_reference
+from symlit.config import digest
 from symlit.tasks.base import Rows, Task
 
 log = logging.getLogger(__name__)
@@ -144,8 +143,7 @@ class CalculusTask(Task):
         """The data-defining fields (not workers/paths of the work area), plus read files' stats."""
         fields = {k: v for k, v in self.config().items() if k not in NOT_IN_FINGERPRINT}
         files = {k: _file_stat(str(p)) for k, p in self.check_data().items()}
-        blob = json.dumps({"config": fields, "files": files, "version": self.version}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({"config": fields, "files": files, "version": self.version})
 
     @property
     def order(self) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from symlit.config import digest
 from symlit.tasks.base import Rows, Task, exact_match
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,7 @@ class FileTask(Task):
     def fingerprint(self) -> str:
         """Configuration plus each file's path, size and modification time: an edited file is re-read."""
         stats = {k: [str(p), p.stat().st_size, p.stat().st_mtime_ns] for k, p in self.check_data().items()}
-        blob = json.dumps({"base": super().fingerprint(), "files": stats}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({"base": super().fingerprint(), "files": stats})
 
     def _read(self, key: str, path: str) -> Rows:
         return read_pairs(path, f"data.task.{key}", self.source_column, self.target_column, self.skip_bad_rows)

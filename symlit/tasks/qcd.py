@@ -22,8 +22,8 @@ couplings), so an equivalent form counts.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from typing import Any
 
 import sympy
 
+from symlit.config import digest
 from symlit.notation import NotationError
 from symlit.qcd import generator as gen
 from symlit.qcd import symba_text as st
@@ -151,9 +152,9 @@ class QCDGeneratedTask(Task):
         """Configuration, plus the CSV's size and modification time when ``path`` is set."""
         if self.path is None:
             return super().fingerprint()
-        st_ = self.check_data()["path"].stat()
-        blob = json.dumps({"base": super().fingerprint(), "file": [st_.st_size, st_.st_mtime_ns]})
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        path = self.check_data()["path"]
+        base = Task.fingerprint(dataclasses.replace(self, path=str(path)))  # of the resolved path, as before
+        return digest({"base": base, "file": [path.stat().st_size, path.stat().st_mtime_ns]})
 
     # ------------------------------------------------------------------ rows and splits
     def _raw_rows(self) -> list[dict[str, str]]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any
 
 import sympy
 
+from symlit.config import digest
 from symlit.notation import NotationError
 from symlit.qed import generator as gen
 from symlit.qed import keys, kinematics
@@ -264,8 +264,8 @@ class QEDSymbaTask(_QEDTask):
     def fingerprint(self) -> str:
         """Configuration plus the file's size and modification time: an edited file is re-read."""
         p = self.check_data()["path"]
-        blob = json.dumps({"base": super().fingerprint(), "file": [p.stat().st_size, p.stat().st_mtime_ns]})
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        base = _QEDTask.fingerprint(dataclasses.replace(self, path=str(p)))  # of the resolved path, as before
+        return digest({"base": base, "file": [p.stat().st_size, p.stat().st_mtime_ns]})
 
     def build(self) -> dict[str, Rows]:
         """Every row is validated (parsed, legs and symbols known); a bad row is an error naming
@@ -370,11 +370,11 @@ class QEDGeneratedTask(_QEDTask):
                 self.identical_factor,
                 self.shard_size,
             ]
-            digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+            key = digest(settings, 12)
             procs = [p for p in self.processes() if p.shape == shape]
             out += gen.generate_sharded(
                 procs,
-                str(Path(self.work_dir) / f"{shape}-{digest}"),
+                str(Path(self.work_dir) / f"{shape}-{key}"),
                 self.shard_size,
                 self.level,
                 self.simplify_timeout,
