@@ -191,7 +191,7 @@ def test_an_equation_without_the_highest_derivative_is_not_an_ode():
 def test_an_identity_on_part_of_the_domain_is_rejected():
     # d/dx 4 asin(sin(x/4)) = 1 only for |x| < 2 pi: a narrow sampling range would accept it
     verdict = verify.check_integral("sub Y' INT+ 1", "mul INT+ 4 asin sin div x INT+ 4")
-    assert verdict == verify.Verdict(False, "partial_domain")
+    assert verdict == verify.Verdict("wrong", "partial_domain")
     assert verify.check_integral("sub Y' INT+ 1", "x").ok
 
 

@@ -47,13 +47,14 @@ def test_pool_times_out_a_hanging_verifier_and_finishes():
         assert pool.timeouts == 2
         # the replaced workers still serve later calls
         assert [o.verdict for o in pool.verify(checks[:1])] == ["correct"]
-    assert verdicts == ["correct", "timeout", "wrong", "error", "no_eos", "wrong", "correct", "timeout"]
+    assert verdicts == ["correct", "timeout", "wrong", "error", "no_eos", "malformed", "correct", "timeout"]
 
 
-def test_inline_pool_counts_malformed_hypotheses_as_wrong():
+def test_inline_pool_counts_malformed_hypotheses_as_malformed():
     pool = VerifierPool(TrickyTask(), workers=0)
     outcomes = pool.verify([Check("s", "INT+ 1 2", h) for h in ["INT+ 1 2", "INT+", "+ INT- 3", "boom", ""]])
-    assert [o.verdict for o in outcomes] == ["correct", "wrong", "wrong", "error", "wrong"]
+    assert [o.verdict for o in outcomes] == ["correct", "malformed", "malformed", "error", "malformed"]
+    assert [o.method for o in outcomes] == ["value", "parse", "parse", "", "parse"]
     assert "ZeroDivisionError" in outcomes[3].error
 
 
@@ -218,7 +219,7 @@ def test_eval_on_other_data_with_a_missing_file_names_the_field(trained, tmp_pat
     assert any(isinstance(c, FileNotFoundError) for c in causes), causes
 
 
-def test_malformed_prefix_hypotheses_are_wrong_never_a_crash():
+def test_malformed_prefix_hypotheses_are_malformed_or_wrong_never_a_crash():
     """Unbalanced or garbled prefix answers of a real task (QED, hybrid prefix) through the pool."""
     from symlit.tasks import QEDSymbaTask
 
@@ -239,4 +240,5 @@ def test_malformed_prefix_hypotheses_are_wrong_never_a_crash():
     with VerifierPool(task, workers=1, timeout=20.0) as pool:
         outcomes = pool.verify([Check(source, target, h, with_scores=True) for h in hypotheses])
     assert outcomes[0].verdict == "correct" and outcomes[0].scores["token_score"] == 1.0
-    assert all(o.verdict in ("wrong", "error") for o in outcomes[1:]), [o.verdict for o in outcomes]
+    verdicts = [o.verdict for o in outcomes]
+    assert all(v in ("wrong", "malformed") for v in verdicts[1:]) and "malformed" in verdicts, verdicts

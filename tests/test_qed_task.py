@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import sympy
 
-from symlit.notation import NotationError
 from symlit.qed import symba_format as sf
 from symlit.qed.generator import diagrams, enumerate_processes
 from symlit.qed.tokens import to_tokens
 from symlit.tasks import QEDGeneratedTask, QEDSymbaTask
+from symlit.verdict import Verdict
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"
 
@@ -81,11 +81,13 @@ def test_verify_accepts_exact_and_equivalent_forms_only(splits):
     assert task.verify(source, target, " ".join(to_tokens(sympy.expand(expr), task.notation)))
     # on shell: s_11 = m^2 for a massive leg, so an equivalent form may use either
     assert not task.verify(source, target, " ".join(to_tokens(2 * expr, task.notation)))
-    with pytest.raises(NotationError):
-        task.verify(source, target, "add( INT+")
-    scores = task.scores(source, target, target)
+    malformed = task.verify(source, target, "add( INT+")
+    assert (malformed.status, malformed.method) == ("malformed", "parse") and "NotationError" in malformed.detail
+    assert task.verify(source, target, target) == Verdict("correct", "exact")
+    scores = task.scores(source, target, target, task.verify(source, target, target))
     assert scores == {"token_score": 1.0, "numeric_equiv": 1.0}
-    assert task.scores(source, target, "e")["numeric_equiv"] == 0.0
+    # numeric_equiv is the verdict verify() gave, not a second numeric check
+    assert task.scores(source, target, target, Verdict("wrong", "numeric"))["numeric_equiv"] == 0.0
     assert " -> " in task.bucket(source, target)
 
 

@@ -422,7 +422,8 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
         scores = [float(r[2]) for r, e in zip(rows, ended) if e == group]
         assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores), block
     for (_, answer, _, verdict), e in zip(rows, ended):
-        assert not e or verdict == ("correct" if answer == reference else "wrong"), block
+        assert not e or (verdict == "correct") == (answer == reference), block
+        assert verdict in ("correct", "wrong", "malformed", "no_eos"), block
 
 
 def test_predict_in_a_terminal(ckpt, tmp_path):

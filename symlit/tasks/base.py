@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from symlit.config import digest
+from symlit.verdict import Verdict
 
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
@@ -90,11 +91,13 @@ class Task(ABC):
         return []
 
     @abstractmethod
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``).
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``):
+        a :class:`Verdict` (``correct``, ``wrong`` or ``malformed``, and the method that decided).
 
-        May raise on a malformed hypothesis (counted as wrong) and may be slow: evaluation runs it
-        in worker processes with a time limit, so a task must be picklable.
+        A malformed hypothesis is a ``malformed`` verdict, not an exception (an exception is
+        counted as a verifier ``error``). May be slow: evaluation runs it in worker processes with
+        a time limit, so a task must be picklable.
         """
 
     def bucket(self, source: str, target: str) -> str:
@@ -104,8 +107,9 @@ class Task(ABC):
     #: names of the extra scores :meth:`scores` returns (logged as ``<stage>/<name>``)
     score_names: tuple[str, ...] = ()
 
-    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
-        """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics."""
+    def scores(self, source: str, target: str, hypothesis: str, verdict: Verdict) -> dict[str, float]:
+        """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics;
+        ``verdict`` is what :meth:`verify` decided for this hypothesis (not to be recomputed)."""
         return {}
 
     #: the levels of :meth:`canonical_key`, finest first (empty: the task defines no key)

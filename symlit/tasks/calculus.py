@@ -29,7 +29,7 @@ from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, v
 from symlit.calculus.random_trees import REFERENCE_OPERATORS
 from symlit.calculus.reference_io import read_reference
 from symlit.config import digest
-from symlit.tasks.base import Rows, Task
+from symlit.tasks.base import Rows, Task, Verdict
 
 log = logging.getLogger(__name__)
 # fields that do not change the data (where and how fast it is made)
@@ -330,18 +330,19 @@ class CalculusTask(Task):
         return splits
 
     # ------------------------------------------------------------------ evaluation
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
         """Integration: ``d(hypothesis)/dx`` equals the integrand; ODE: the hypothesis solves it.
 
-        Never raises: a malformed hypothesis, a SymPy failure or the time limit gives ``False``.
+        Never raises: a hypothesis that is not a prefix expression is ``malformed``; a SymPy
+        failure or the time limit is ``wrong`` (method ``error:...`` or ``timeout``).
         """
         if hypothesis.split() == target.split():
-            return True
+            return Verdict("correct", "exact")
         if self.order:
-            return verify.verify_ode(
+            return verify.check_ode(
                 source, hypothesis, order=self.order, base=self.int_base, timeout=self.verify_timeout
             )
-        return verify.verify_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
+        return verify.check_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
 
     # ------------------------------------------------------------------ leakage (issue 16)
     key_levels = ("expression",)

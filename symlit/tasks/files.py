@@ -12,7 +12,7 @@ from typing import Any
 from datasets import Dataset
 
 from symlit.config import digest
-from symlit.tasks.base import Rows, Task, exact_match
+from symlit.tasks.base import Rows, Task, Verdict, exact_match
 
 log = logging.getLogger(__name__)
 
@@ -214,5 +214,5 @@ class FileTask(Task):
                 log.warning("%d of %d sources of split %r also appear in train", overlap, len(split["source"]), name)
         return splits
 
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        return exact_match(target, hypothesis)
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        return Verdict.of(exact_match(target, hypothesis), "exact")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -43,19 +42,13 @@ from symlit.qed.tokens import (
     DIGITS,
     OPERATOR_TOKENS,
     check_notation,
-    from_tokens,
     to_tokens,
-    token_score,
 )
-from symlit.tasks.base import Rows, Task, exact_match, resolve_data_path
+from symlit.tasks.base import Rows, Task, resolve_data_path
+from symlit.tasks.qed import AmplitudeVerifier, _unit
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("diagram_class", "process_family", "process", "diagram", "row")
-
-
-def _unit(text: str) -> float:
-    """A deterministic number in [0, 1) from ``text``."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
 
 
 def _leg_class(leg: sf.Leg) -> str:
@@ -87,14 +80,13 @@ def _components(rows: list[dict[str, Any]]) -> dict[int, str]:
 
 
 @dataclass
-class QCDGeneratedTask(Task):
+class QCDGeneratedTask(AmplitudeVerifier, Task):
     """Pairs made by :mod:`symlit.qcd.generator`: every 2 -> 2 process of ``particles`` (default:
     quarks, ``G``, ``A``), with every momentum labelling when ``orderings``; one row per diagram
     (``level: diagram``) or per process with interference (``level: process``). ``path`` reads a
     CSV written by ``python -m symlit.qcd`` instead of generating (the same rows, made once).
     The build is cached as a dataset by the task fingerprint (``workers`` excluded)."""
 
-    score_names = ("token_score", "numeric_equiv")
     particles: list[str] | None = None
     orderings: bool = True
     level: str = "diagram"
@@ -277,43 +269,11 @@ class QCDGeneratedTask(Task):
         return vocab
 
     # ------------------------------------------------------------------ verification
-    def decode(self, tokens: str) -> sympy.Expr:
-        """A target or hypothesis token string as SymPy."""
-        return from_tokens(tokens, self.notation)
-
-    def numeric_equal(self, source: str, target: str, hypothesis: str) -> bool:
-        """Target and hypothesis agree at ``n_points`` random physical points of the source's process."""
-        want, got = self.decode(target), self.decode(hypothesis)
-        legs = st.legs_from_tokens(source)
-        rng = random.Random(_unit(source + target))
-        checked = 0
-        for _ in range(self.n_points):
-            values = kinematics.point(legs, rng)
-            values.update({"g_s": rng.uniform(0.2, 1.5), "N": self.n_colours})
-            try:
-                a = kinematics.evaluate(want, values)
-            except (ZeroDivisionError, OverflowError):
-                continue
-            try:
-                b = kinematics.evaluate(got, values)
-            except (ZeroDivisionError, OverflowError, KeyError):
-                return False
-            if kinematics.relative_difference(a, b) > self.tolerance:
-                return False
-            checked += 1
-        return checked > 0
-
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Exact token match, or numeric equivalence (may raise on a malformed hypothesis)."""
-        return exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
-
-    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
-        """SYMBA's token score and numeric equivalence (0/1) of one hypothesis."""
-        try:
-            numeric = self.verify(source, target, hypothesis)
-        except Exception:  # noqa: BLE001 - an undecodable hypothesis is simply not equivalent
-            numeric = False
-        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(numeric)}
+    def _point(self, source: str, rng: random.Random, symbols: list[sympy.Symbol]) -> dict[str, object]:
+        """A random kinematic point of the source's process, with a random ``g_s`` and ``N = n_colours``."""
+        values = kinematics.point(st.legs_from_tokens(source), rng)
+        values.update({"g_s": rng.uniform(0.2, 1.5), "N": self.n_colours})
+        return values
 
     def bucket(self, source: str, target: str) -> str:
         """Process class, e.g. ``"q q~ -> G G"``."""
