@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sympy as sp
 
@@ -134,6 +134,19 @@ def _numeric_verdict(outcome: str) -> Verdict:
     return Verdict.of(outcome == "equal", "partial_domain" if outcome == "partial" else "numeric")
 
 
+def _decide(compare: Callable[[], str], residual: sp.Expr, simplify_seconds: float) -> Verdict:
+    """The numeric comparison ``compare()`` decides when it can; else whether ``residual``
+    simplifies to zero within ``simplify_seconds``; else ``undecided`` (wrong)."""
+    try:
+        outcome = compare()
+    except (UnsupportedExpression, PrefixError):
+        outcome = "undecided"
+    if outcome != "undecided":
+        return _numeric_verdict(outcome)
+    zero = _simplifies_to_zero(residual, simplify_seconds)
+    return Verdict.of(bool(zero), "simplify" if zero is not None else "undecided")
+
+
 def _simplifies_to_zero(expr: sp.Expr, seconds: float) -> bool | None:
     """``simplify(expr) == 0``; ``None`` when the time limit ran out or SymPy failed."""
     try:
@@ -185,14 +198,11 @@ def _check_integral(
     if difference == 0:
         return Verdict.of(True, "structural")
     seed = " ".join(_tokens(hypothesis))
-    try:
-        outcome = numeric_compare(_terms(dH, base), _terms(f, base), _points(seed, _symbol_names(dH, f)), base)
-    except (UnsupportedExpression, PrefixError):
-        outcome = "undecided"
-    if outcome != "undecided":
-        return _numeric_verdict(outcome)
-    zero = _simplifies_to_zero(difference, simplify_seconds)
-    return Verdict.of(bool(zero), "simplify" if zero is not None else "undecided")
+    return _decide(
+        lambda: numeric_compare(_terms(dH, base), _terms(f, base), _points(seed, _symbol_names(dH, f)), base),
+        difference,
+        simplify_seconds,
+    )
 
 
 def check_integral(
@@ -247,7 +257,8 @@ def _check_ode(
         residual = residual.doit()
     if residual == 0:
         return Verdict.of(True, "structural")
-    try:
+
+    def compare() -> str:
         names = _symbol_names(eq, H)
         points = _points(" ".join(_tokens(hypothesis)), names)
         parts = [sympy_to_prefix(e, base) for e in (H, H1, H2) if e is not None]
@@ -258,13 +269,9 @@ def _check_ode(
                 extra.append(None)
                 continue
             extra.append(dict(zip(("Y", "Y'", "Y''"), vals)))
-        outcome = numeric_compare(_terms(eq, base), [], points, base, extra=extra)
-    except (UnsupportedExpression, PrefixError):
-        outcome = "undecided"
-    if outcome != "undecided":
-        return _numeric_verdict(outcome)
-    zero = _simplifies_to_zero(residual, simplify_seconds)
-    return Verdict.of(bool(zero), "simplify" if zero is not None else "undecided")
+        return numeric_compare(_terms(eq, base), [], points, base, extra=extra)
+
+    return _decide(compare, residual, simplify_seconds)
 
 
 def check_ode(
@@ -301,15 +308,8 @@ def _check_equivalent(
     b = prefix_to_sympy(hypothesis, base)
     if a == b:
         return Verdict.of(True, "structural")
-    try:
-        points = _points(" ".join(_tokens(hypothesis)), _symbol_names(a, b))
-        outcome = numeric_compare(_terms(a, base), _terms(b, base), points, base)
-    except (UnsupportedExpression, PrefixError):
-        outcome = "undecided"
-    if outcome != "undecided":
-        return _numeric_verdict(outcome)
-    zero = _simplifies_to_zero(a - b, simplify_seconds)
-    return Verdict.of(bool(zero), "simplify" if zero is not None else "undecided")
+    points = _points(" ".join(_tokens(hypothesis)), _symbol_names(a, b))
+    return _decide(lambda: numeric_compare(_terms(a, base), _terms(b, base), points, base), a - b, simplify_seconds)
 
 
 def equivalent(
