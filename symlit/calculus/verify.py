@@ -1,10 +1,10 @@
 """Verifiers: is a hypothesis a correct answer, up to mathematical equivalence?
 
-* :func:`verify_integral`: the source is ``sub Y' <f>``; the hypothesis ``H`` is correct when
+* :func:`check_integral`: the source is ``sub Y' <f>``; the hypothesis ``H`` is correct when
   ``dH/dx = f``. ``H`` is differentiated with SymPy; ``dH/dx - f`` is compared with zero
   structurally, then numerically at random points, then (only when the numeric check cannot
   decide) with a time-limited ``sympy.simplify``.
-* :func:`verify_ode`: the source is an equation in ``x, Y, Y', Y''``; the hypothesis ``H`` is
+* :func:`check_ode`: the source is an equation in ``x, Y, Y', Y''``; the hypothesis ``H`` is
   correct when substituting ``Y = H`` makes the equation vanish identically (for random values
   of the free constants), and ``H`` has as many free constants as the order of the equation
   (a general solution, like the reference answers). An equation without ``Y'`` (order 1) or
@@ -17,7 +17,7 @@ points are defined); sides agree at a point when they differ by at most ``1e-7``
 the magnitudes of their terms. It decides when at least 4 points are defined: equal only when
 they agree at *every* defined point. An identity that holds on part of the domain only (e.g.
 ``acos(cos x) = x``, true on ``[0, pi]``) is rejected, with the method ``partial_domain``. Each
-``check_*`` function returns a :class:`~symlit.verdict.Verdict` (``verify_*`` its ``bool``): a
+``check_*`` function returns a :class:`~symlit.verdict.Verdict` (true when correct): a
 hypothesis that is not a prefix expression is ``malformed``; a SymPy failure or an exhausted time
 limit is ``wrong`` (methods ``error:...``, ``timeout``); never an exception.
 """
@@ -216,17 +216,6 @@ def check_integral(
     return _guard(_check_integral, source, hypothesis, base, simplify_seconds, timeout=timeout)
 
 
-def verify_integral(
-    source: str | Sequence[str],
-    hypothesis: str | Sequence[str],
-    base: int = 10,
-    timeout: float = 10.0,
-    simplify_seconds: float = 3.0,
-) -> bool:
-    """``True`` when the hypothesis is a primitive of the integrand of ``source``."""
-    return check_integral(source, hypothesis, base, timeout, simplify_seconds).ok
-
-
 # ---------------------------------------------------------------------------- ODEs
 def _check_ode(
     source: str | Sequence[str],
@@ -285,19 +274,6 @@ def check_ode(
 ) -> Verdict:
     """Whether ``Y = hypothesis`` solves the equation ``source = 0``, with how it was decided."""
     return _guard(_check_ode, source, hypothesis, order, base, simplify_seconds, require_constants, timeout=timeout)
-
-
-def verify_ode(
-    source: str | Sequence[str],
-    hypothesis: str | Sequence[str],
-    order: int = 1,
-    base: int = 10,
-    timeout: float = 10.0,
-    simplify_seconds: float = 3.0,
-    require_constants: bool = True,
-) -> bool:
-    """``True`` when the hypothesis is a solution of the ODE ``source = 0`` (see module doc)."""
-    return check_ode(source, hypothesis, order, base, timeout, simplify_seconds, require_constants).ok
 
 
 # ---------------------------------------------------------------------------- equivalence
