@@ -34,43 +34,29 @@ from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_vs_bart import (
+from _timing import (
     BOS,
     EOS,
     GREEDY_TARGET,
     PAD,
     TRAIN_TARGET,
     Batch,
-    bart_generate,
-    build_models,
     copy_batches,
     copy_report,
+    copy_task_args,
     paired_times,
     summarize,
-    symlit_generate,
+    symlit_dims,
     train_step,
 )
+from bench_vs_bart import bart_generate, build_models, symlit_generate
 
 from symlit.causal import CausalConfig, CausalTransformer
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=4, help="BART: encoder layers = decoder layers")
+    p = copy_task_args(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]))
     p.add_argument("--gpt-layers", type=int, default=4, help="decoder-only layers (symlit and GPT-2)")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ffn", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=32)
-    p.add_argument("--max-positions", type=int, default=32, help="BART rows")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--src-len", type=int, default=24, help="longest source; targets are one longer (EOS)")
-    p.add_argument("--train-steps", type=int, default=300)
-    p.add_argument("--decode-batches", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bart", action="store_true", help="only the GPT-2 rows")
     return p.parse_args()
 
@@ -78,21 +64,7 @@ def parse_args() -> argparse.Namespace:
 def build_decoder_only(a: argparse.Namespace) -> tuple[CausalTransformer, GPT2LMHeadModel]:
     positions = 2 * a.src_len + 2  # source, BOS, target + EOS
     symlit = CausalTransformer(
-        CausalConfig(
-            vocab_size=a.vocab,
-            pad_id=PAD,
-            d_model=a.d_model,
-            n_heads=a.heads,
-            n_layers=a.gpt_layers,
-            d_ff=a.ffn,
-            dropout=0.0,
-            attention_dropout=0.0,
-            activation="gelu",
-            norm_first=True,
-            positions="learned",
-            max_positions=positions,
-            tie_embeddings=True,
-        )
+        CausalConfig(**symlit_dims(a), n_layers=a.gpt_layers, norm_first=True, max_positions=positions)
     )
     gpt2 = GPT2LMHeadModel(
         GPT2Config(
