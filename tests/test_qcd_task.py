@@ -115,7 +115,8 @@ def test_task_builds_leak_free_and_verifies(tmp_path):
     expr = task.decode(tgt)
     assert task.verify(src, tgt, " ".join(to_tokens(sympy.expand(expr), task.notation)))
     assert not task.verify(src, tgt, " ".join(to_tokens(2 * expr, task.notation)))
-    assert task.scores(src, tgt, "add(")["numeric_equiv"] == 0.0
+    malformed = task.verify(src, tgt, "add(")
+    assert malformed.status == "malformed" and task.scores(src, tgt, "add(", malformed)["numeric_equiv"] == 0.0
     assert task.bucket(src, tgt) in {
         "G q -> G q",
         "q q~ -> G G",
