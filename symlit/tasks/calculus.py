@@ -16,6 +16,7 @@ substitution (:mod:`symlit.calculus.verify`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import tempfile
@@ -24,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from symlit.calculus import engine, verify
-from symlit.calculus.generators import TASKS, GeneratorConfig
+from symlit.calculus.generators import TASKS, GeneratorConfig, GeneratorSettings
 from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, vocabulary
-from symlit.calculus.random_trees import REFERENCE_OPERATORS
 from symlit.calculus.reference_io import read_reference
 from symlit.config import digest
 from symlit.tasks.base import Rows, Task, Verdict
@@ -48,11 +48,11 @@ def _file_stat(path: str) -> list[Any]:
 
 
 @dataclass
-class CalculusTask(Task):
+class CalculusTask(GeneratorSettings, Task):
     """A Lample & Charton task; ``generator`` names it (``prim_fwd prim_bwd prim_ibp ode1 ode2``).
 
-    Generator fields (``max_ops`` ... ``solve_seconds``) are those of
-    :class:`~symlit.calculus.generators.GeneratorConfig`. ``n_train``/``n_valid``/``n_test`` are
+    Generator fields (``max_ops`` ... ``fast``) are inherited from (declared once in)
+    :class:`~symlit.calculus.generators.GeneratorSettings`. ``n_train``/``n_valid``/``n_test`` are
     the split sizes (for files, ``null`` keeps every training line). Every line of a
     reference-format file is validated when the data is built (both sides well-formed prefix
     expressions of known tokens; an integration input starts with ``sub Y'``, an ODE input holds
@@ -73,26 +73,7 @@ class CalculusTask(Task):
     n_train: int | None = 20000
     n_valid: int = 500
     n_test: int = 500
-    # generator settings
-    max_ops: int = 15
-    min_ops: int | None = None
-    small_ops_prob: float | None = None
-    max_ops_G: int = 4
-    max_int: int = 5
-    positive: bool = True
-    int_base: int = 10
-    leaf_probs: list[float] = field(default_factory=lambda: [0.75, 0.0, 0.25, 0.0])
-    n_variables: int = 1
-    n_coefficients: int = 0
-    operators: Any = REFERENCE_OPERATORS
-    tree_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    max_len: int = 512
-    simplify_prob: float | None = None
-    simplify_seconds: float | None = None
-    timeout: float | None = None
-    solve_seconds: float = 1.0
-    fwd_method: str | None = None
-    fast: bool = False
+    # the generator settings (max_ops ... fast) are inherited from GeneratorSettings
     skip_bad_rows: bool = False
     # how the data is made
     file_limit: int | None = None
@@ -132,8 +113,7 @@ class CalculusTask(Task):
     # ------------------------------------------------------------------ configuration
     def generator_config(self) -> GeneratorConfig:
         """The :class:`GeneratorConfig` of this task's generator fields."""
-        names = {f.name for f in dataclasses.fields(GeneratorConfig)} - {"task"}
-        return GeneratorConfig(task=self.generator, **{n: getattr(self, n) for n in names if hasattr(self, n)})
+        return GeneratorConfig(task=self.generator, **self.generator_settings())
 
     def data_paths(self) -> dict[str, str]:
         paths = {k: getattr(self, k) for k in ("path", "valid_path", "test_path") if getattr(self, k)}
@@ -167,8 +147,11 @@ class CalculusTask(Task):
 
     def _generate(self) -> dict[str, Rows]:
         n_total = self.n_train + self.n_valid + self.n_test
-        if self.work_dir:
-            out = Path(self.work_dir) / self.fingerprint()
+        with contextlib.ExitStack() as stack:  # work_dir: resumable shards kept; else a temporary directory
+            if self.work_dir:
+                out = Path(self.work_dir) / self.fingerprint()
+            else:
+                out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="symlit-calculus-")))
             report = engine.generate(
                 self.generator_config(),
                 out,
@@ -180,19 +163,6 @@ class CalculusTask(Task):
                 progress=self.progress,
             )
             rows = engine.read_rows(out)
-        else:
-            with tempfile.TemporaryDirectory(prefix="symlit-calculus-") as tmp:
-                report = engine.generate(
-                    self.generator_config(),
-                    tmp,
-                    n_total,
-                    workers=self.workers,
-                    seed=self.seed,
-                    shard_size=self.shard_size,
-                    chunk_attempts=self.chunk_attempts,
-                    progress=self.progress,
-                )
-                rows = engine.read_rows(tmp)
         log.info("%s generation:\n%s", self.generator, report.summary())
         if report.unique < n_total:
             raise RuntimeError(
