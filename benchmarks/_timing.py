@@ -57,6 +57,19 @@ def symlit_dims(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def hf_dims(a: argparse.Namespace) -> dict[str, Any]:
+    """The Hugging Face config fields the BART and GPT-2 baselines share (vocabulary, GELU, special
+    tokens, tied embeddings)."""
+    return {
+        "vocab_size": a.vocab,
+        "activation_function": "gelu",
+        "bos_token_id": BOS,
+        "eos_token_id": EOS,
+        "pad_token_id": PAD,
+        "tie_word_embeddings": True,
+    }
+
+
 def copy_batches(a: argparse.Namespace, n: int, generator: torch.Generator) -> list[Batch]:
     """``n`` batches of the copy task: (src, tgt_in, labels), right-padded with PAD."""
     batches = []

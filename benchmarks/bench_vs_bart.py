@@ -62,6 +62,7 @@ from _timing import (
     copy_batches,
     copy_report,
     copy_task_args,
+    hf_dims,
     paired_times,
     summarize,
     symlit_dims,
@@ -88,7 +89,7 @@ def build_models(a: argparse.Namespace) -> tuple[Seq2SeqTransformer, BartForCond
     )
     bart = BartForConditionalGeneration(
         BartConfig(
-            vocab_size=a.vocab,
+            **hf_dims(a),
             d_model=a.d_model,
             encoder_layers=a.layers,
             decoder_layers=a.layers,
@@ -97,17 +98,12 @@ def build_models(a: argparse.Namespace) -> tuple[Seq2SeqTransformer, BartForCond
             encoder_ffn_dim=a.ffn,
             decoder_ffn_dim=a.ffn,
             max_position_embeddings=a.max_positions,
-            activation_function="gelu",
             dropout=0.0,
             attention_dropout=0.0,
             activation_dropout=0.0,
-            pad_token_id=PAD,
-            bos_token_id=BOS,
-            eos_token_id=EOS,
             decoder_start_token_id=BOS,
             forced_bos_token_id=None,
             forced_eos_token_id=None,
-            tie_word_embeddings=True,
         )
     )
     return symlit, bart

@@ -17,17 +17,14 @@ index names give the same tokens.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from symlit.qcd.particles import Species
 from symlit.qed import symba_format as sf
 from symlit.qed.symba_format import Leg, SymbaFormatError
 
-_TOKEN = re.compile(
+_TOKEN = sf.token_pattern(  # the QED lexer's pattern, with colour and colour-carrying fields
     r"""
-    (?P<ws>\s+)
-  | (?P<gamma>gamma_\{(?P<g_up>\+?)\\INDEX_(?P<g_l>\d+),INDEX_(?P<g_a>\d+),INDEX_(?P<g_b>\d+)\})
   | (?P<gen>T_\{GLU_(?P<t_a>\d+),COL_(?P<t_i>\d+),COL_(?P<t_j>\d+)\})
   | (?P<fabc>f_\{GLU_(?P<f_a>\d+),GLU_(?P<f_b>\d+),GLU_(?P<f_c>\d+)\})
   | (?P<metric>g_\{\+?\\INDEX_(?P<m_a>\d+),\+?\\INDEX_(?P<m_b>\d+)\})
@@ -35,13 +32,7 @@ _TOKEN = re.compile(
         _(?P<sp_k>[uv])(?P<sp_conj>\^\(\*\))?)
   | (?P<pol>(?P<po_f>[A-Za-z]+)_\{MOMENTUM_(?P<po_m>\d+),(?P<po_up>\+?)\\INDEX_(?P<po_i>\d+)(?:,GLU_(?P<po_g>\d+))?\}
         \(p_(?P<po_p>\d+)\)(?P<po_c>\^\(\*\))?)
-  | (?P<mom>p_(?P<mo_p>\d+)_(?P<mo_up>\+?)\\INDEX_(?P<mo_i>\d+))
-  | (?P<num>\d+)
-  | (?P<sym>[A-Za-z][A-Za-z0-9_]*)
-  | (?P<pow>\*\*|\^)
-  | (?P<op>[-+*/()])
-    """,
-    re.VERBOSE,
+"""
 )
 
 

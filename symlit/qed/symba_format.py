@@ -40,21 +40,32 @@ class SymbaFormatError(ValueError):
 
 
 # ---------------------------------------------------------------------------- lexer
-_TOKEN = re.compile(
-    r"""
+_TOKEN_HEAD = r"""
     (?P<ws>\s+)
   | (?P<gamma>gamma_\{(?P<g_up>\+?)\\INDEX_(?P<g_l>\d+),INDEX_(?P<g_a>\d+),INDEX_(?P<g_b>\d+)\})
-  | (?P<spinor>(?P<sp_f>[A-Za-z]+)_\{MOMENTUM_(?P<sp_m>\d+),INDEX_(?P<sp_i>\d+)\}\(p_(?P<sp_p>\d+)\)
-        _(?P<sp_k>[uv])(?P<sp_c>\^\(\*\))?)
-  | (?P<pol>(?P<po_f>[A-Za-z]+)_\{MOMENTUM_(?P<po_m>\d+),(?P<po_up>\+?)\\INDEX_(?P<po_i>\d+)\}\(p_(?P<po_p>\d+)\)
-        (?P<po_c>\^\(\*\))?)
+"""
+_TOKEN_TAIL = r"""
   | (?P<mom>p_(?P<mo_p>\d+)_(?P<mo_up>\+?)\\INDEX_(?P<mo_i>\d+))
   | (?P<num>\d+)
   | (?P<sym>[A-Za-z][A-Za-z0-9_]*)
   | (?P<pow>\*\*|\^)
   | (?P<op>[-+*/()])
-    """,
-    re.VERBOSE,
+"""
+
+
+def token_pattern(fields: str) -> re.Pattern[str]:
+    """The amplitude lexer's pattern: whitespace, gamma matrices, then ``fields`` (the external
+    fields' alternatives, each starting with ``|``), then momenta, numbers, symbols and operators."""
+    return re.compile(_TOKEN_HEAD + fields + _TOKEN_TAIL, re.VERBOSE)
+
+
+_TOKEN = token_pattern(
+    r"""
+  | (?P<spinor>(?P<sp_f>[A-Za-z]+)_\{MOMENTUM_(?P<sp_m>\d+),INDEX_(?P<sp_i>\d+)\}\(p_(?P<sp_p>\d+)\)
+        _(?P<sp_k>[uv])(?P<sp_c>\^\(\*\))?)
+  | (?P<pol>(?P<po_f>[A-Za-z]+)_\{MOMENTUM_(?P<po_m>\d+),(?P<po_up>\+?)\\INDEX_(?P<po_i>\d+)\}\(p_(?P<po_p>\d+)\)
+        (?P<po_c>\^\(\*\))?)
+"""
 )
 
 # AST nodes are tuples: ("num", Fraction) ("sym", name) ("I",) ("add", [..]) ("mul", [..])
