@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from verifier_tasks import TrickyTask
 
 from symlit import evaluate as evaluate_cli
 from symlit.checkpoint import load_checkpoint
@@ -25,19 +24,6 @@ from symlit.tasks import ArithmeticTask
 from symlit.tokenizer import Seq2SeqTokenizer
 from symlit.train import train
 from symlit.verifier_pool import Check, VerifierPool
-
-
-@dataclass
-class TrickyTask(ArithmeticTask):
-    """Arithmetic whose verifier hangs on the hypothesis ``hang`` and raises on ``boom``."""
-
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        if hypothesis == "hang":
-            while True:
-                time.sleep(0.05)
-        if hypothesis == "boom":
-            raise ZeroDivisionError("malformed")
-        return super().verify(source, target, hypothesis)
 
 
 def test_pool_times_out_a_hanging_verifier_and_finishes():

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset
-
 from symlit.config import digest
 from symlit.tasks.base import Rows, Task, Verdict, exact_match
 
@@ -39,17 +37,19 @@ def _read_delimited(path: str, sep: str) -> tuple[list[str], list[Row]]:
     return header, rows
 
 
-def _read_dataset(path: str, load: Any) -> tuple[list[str], list[Row]]:
-    data = load(path)
+def _read_dataset(path: str, kind: str) -> tuple[list[str], list[Row]]:
+    from datasets import Dataset  # heavy: imported when a JSON or Parquet file is read
+
+    data = Dataset.from_json(path) if kind == "json" else Dataset.from_parquet(path)
     return data.column_names, [(i, row) for i, row in enumerate(data, start=1)]
 
 
 READERS = {
     ".csv": lambda p: _read_delimited(p, ","),
     ".tsv": lambda p: _read_delimited(p, "\t"),
-    ".jsonl": lambda p: _read_dataset(p, Dataset.from_json),
-    ".json": lambda p: _read_dataset(p, Dataset.from_json),
-    ".parquet": lambda p: _read_dataset(p, Dataset.from_parquet),
+    ".jsonl": lambda p: _read_dataset(p, "json"),
+    ".json": lambda p: _read_dataset(p, "json"),
+    ".parquet": lambda p: _read_dataset(p, "parquet"),
 }
 
 
