@@ -38,12 +38,14 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import sympy
 
 from symlit.qcd import colour
 from symlit.qcd.particles import GLUON, PHOTON, QUARKS, Species, all_species
 from symlit.qed import dirac
+from symlit.qed.generator import Process as QEDProcess
 from symlit.qed.generator import (
     _permutation_sign,
     combo_text,
@@ -54,7 +56,7 @@ from symlit.qed.generator import (
     symmetry_factor,
     timed_square,
 )
-from symlit.qed.symba_format import Leg, process_name, sqamp_text
+from symlit.qed.symba_format import Leg, sqamp_text
 
 GS = sympy.Symbol("g_s")
 E = sympy.Symbol("e")
@@ -64,31 +66,10 @@ Combo = tuple
 
 # ---------------------------------------------------------------------------- processes
 @dataclass(frozen=True)
-class Process:
-    """External legs, incoming first, momentum labels ``1..4``."""
+class Process(QEDProcess):
+    """External legs of QCD species, incoming first, momentum labels ``1..4``."""
 
-    legs: tuple[Leg, ...]
-
-    @classmethod
-    def make(cls, incoming: Sequence[Species | str], outgoing: Sequence[Species | str]) -> Process:
-        """``Process.make(["u", "u~"], ["G", "G"])``."""
-        sp = [s if isinstance(s, Species) else Species.parse(s) for s in [*incoming, *outgoing]]
-        return cls(tuple(Leg(s, k + 1, k < len(incoming)) for k, s in enumerate(sp)))
-
-    @classmethod
-    def parse(cls, text: str) -> Process:
-        """``"u u~ -> G G"``."""
-        if "->" not in text:
-            raise ValueError(f"process {text!r} must look like 'u u~ -> G G'")
-        left, right = text.split("->")
-        return cls.make(left.split(), right.split())
-
-    @property
-    def name(self) -> str:
-        return process_name(list(self.legs))
-
-    def __str__(self) -> str:
-        return self.name
+    species: ClassVar[type] = Species
 
 
 def _is_bar(leg: Leg) -> bool:

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, ClassVar
 
 import sympy
 
@@ -42,14 +43,16 @@ Combo = tuple  # sorted tuple of (momentum label, integer coefficient): a linear
 # ---------------------------------------------------------------------------- processes
 @dataclass(frozen=True)
 class Process:
-    """An ordered list of external legs, incoming first (momentum labels ``1..n``)."""
+    """An ordered list of external legs, incoming first (momentum labels ``1..n``). Subclasses set
+    :attr:`species` to their particle table's ``Species`` (QCD: :mod:`symlit.qcd.generator`)."""
 
     legs: tuple[Leg, ...]
+    species: ClassVar[type] = Species
 
     @classmethod
-    def make(cls, incoming: Sequence[Species | str], outgoing: Sequence[Species | str]) -> Process:
-        """``Process.make(["e", "e~"], ["mu", "mu~"])``."""
-        sp = [s if isinstance(s, Species) else Species.parse(s) for s in [*incoming, *outgoing]]
+    def make(cls, incoming: Sequence[Any], outgoing: Sequence[Any]) -> Process:
+        """``Process.make(["e", "e~"], ["mu", "mu~"])`` (species or their names)."""
+        sp = [s if isinstance(s, cls.species) else cls.species.parse(s) for s in [*incoming, *outgoing]]
         n_in = len(incoming)
         return cls(tuple(Leg(s, k + 1, k < n_in) for k, s in enumerate(sp)))
 
@@ -57,7 +60,7 @@ class Process:
     def parse(cls, text: str) -> Process:
         """``"e e~ -> mu mu~"``."""
         if "->" not in text:
-            raise ValueError(f"process {text!r} must look like 'e e~ -> mu mu~'")
+            raise ValueError(f"process {text!r} must look like 'a b -> c d' (e.g. 'e e~ -> mu mu~')")
         left, right = text.split("->")
         return cls.make(left.split(), right.split())
 
