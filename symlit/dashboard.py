@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit import render
 from symlit.atomic import write_text_atomic
+from symlit.scoring import SEQ_ACC, TOP1_ACC, acc_at
 
 log = logging.getLogger(__name__)
 
@@ -487,12 +488,12 @@ def log_eval(
     try:
         flat: dict[str, Any] = {
             f"{key}/n": summary["n"],
-            f"{key}/greedy_acc": summary["greedy"]["accuracy"],
+            f"{key}/greedy_acc": summary["greedy"][SEQ_ACC],
             f"{key}/timeouts": summary["timeouts"],
         }
         if nb := summary.get("nbest"):
             k = nb["k"]
-            flat |= {f"{key}/top1_acc": nb["top1_accuracy"], f"{key}/acc_at_{k}": nb[f"accuracy_at_{k}"]}
+            flat |= {f"{key}/{TOP1_ACC}": nb[TOP1_ACC], f"{key}/{acc_at(k)}": nb[acc_at(k)]}
         for bucket, values in summary["by_bucket"].items():
             flat |= {f"{key}/bucket/{bucket}/{name}": v for name, v in values.items()}
         columns = [*PredictionTable.COLUMNS, "top hypotheses", "verdicts", "score", "agreement"]
@@ -508,7 +509,7 @@ def log_eval(
         ]
         buckets = wandb.Table(
             columns=["bucket", "n", "greedy_acc"],
-            data=[[b, v["n"], v["greedy"]] for b, v in summary["by_bucket"].items()],
+            data=[[b, v["n"], v[SEQ_ACC]] for b, v in summary["by_bucket"].items()],
         )
         confidence = wandb.Table(
             columns=["score_max", "score_min", "n", "accuracy"],

@@ -30,9 +30,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from symlit import render
+from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
 from symlit.config import config_dir
 from symlit.decoding import greedy_decode
-from symlit.evaluate import LoadedCheckpoint, load_checkpoint
 from symlit.plots import _save, plt
 
 

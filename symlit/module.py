@@ -16,11 +16,19 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from symlit.checkpoint import rebuild
 from symlit.decoding import DecodeConfig
-from symlit.evaluate import Prediction, decode_texts, verify_predictions, wants_nbest
-from symlit.model import LEGACY_TARGETS, TransformerBase, build_for_task, class_path
-from symlit.tasks.base import Task
-from symlit.tokenizer import Seq2SeqTokenizer
+from symlit.model import LEGACY_TARGETS, TransformerBase, class_path
+from symlit.scoring import (
+    SEQ_ACC,
+    Prediction,
+    accuracies,
+    decode_length_limit,
+    decode_predictions,
+    nbest_size,
+    verify_predictions,
+    wants_nbest,
+)
 from symlit.verifier_pool import VerifierPool
 
 
@@ -86,9 +94,8 @@ class Seq2SeqModule(L.LightningModule):
             },
             logger=False,  # symlit-train logs the composed config once (without the tokenizer JSON)
         )
-        self.tokenizer = Seq2SeqTokenizer.from_json(tokenizer_json)
-        self.task: Task = instantiate(task)
-        self.model: TransformerBase = build_for_task(model, self.tokenizer, self.task)
+        self.model: TransformerBase
+        self.model, self.tokenizer, self.task = rebuild(model, tokenizer_json, task)
         self.hparams["model"]["_target_"] = class_path(self.model)  # the checkpoint records the class built
         self._pool: VerifierPool | None = None
 
@@ -166,7 +173,7 @@ class Seq2SeqModule(L.LightningModule):
     def _max_len(self, batch: dict[str, Any]) -> int:
         if self.hparams.decode_max_len:
             return min(self.hparams.decode_max_len, self.model.cfg.max_positions)
-        return min(2 * batch["tgt_out"].shape[1] + 8, self.model.cfg.max_positions)
+        return decode_length_limit(batch["tgt_out"].shape[1], self.model.cfg.max_positions)
 
     def _evaluate(self, batch: dict[str, Any], prefix: str, decode: bool, nbest: bool = False) -> list[Prediction]:
         size = batch["src"].shape[0]
@@ -181,25 +188,12 @@ class Seq2SeqModule(L.LightningModule):
         # module.compile also compiles the decoder steps (static KV cache) unless test_decode says otherwise
         compile = bool(self.hparams.get("compile"))
         config = DecodeConfig(**{"compile": compile, **self.hparams.test_decode, "max_len": self._max_len(batch)})
-        greedy, lists = decode_texts(self.model, self.tokenizer, batch["src"], config, nbest)
-        preds = []
-        for row, (source, target) in enumerate(zip(batch["sources"], batch["targets"])):
-            p = Prediction(source, target, greedy=greedy[row][0], greedy_score=greedy[row][1])
-            if lists is not None:
-                p.hypotheses, p.scores = [h for h, _ in lists[row]], [s for _, s in lists[row]]
-            preds.append(p)
-        verify_predictions(preds, self.pool, agreement=False)
-        self.log(
-            f"{prefix}/seq_acc",
-            sum(p.greedy_correct for p in preds) / size,
-            batch_size=size,
-            prog_bar=prefix == "val",
-            **log,
+        preds = decode_predictions(
+            self.model, self.tokenizer, batch["src"], batch["sources"], batch["targets"], config, nbest=nbest
         )
-        if lists is not None:
-            k = config.num_samples if config.strategy == "sample" else config.beam_size
-            self.log(f"{prefix}/top1_acc", sum(p.top1_correct for p in preds) / size, batch_size=size, **log)
-            self.log(f"{prefix}/acc_at_{k}", sum(p.any_correct for p in preds) / size, batch_size=size, **log)
+        verify_predictions(preds, self.pool, agreement=False)
+        for name, value in accuracies(preds, nbest_size(config) if nbest else None).items():
+            self.log(f"{prefix}/{name}", value, batch_size=size, prog_bar=prefix == "val" and name == SEQ_ACC, **log)
         # every declared score on every batch (0 where a hypothesis had none: no EOS, an error), so
         # all ranks log the same keys and the means cover every example
         for name in self.task.score_names:

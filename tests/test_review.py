@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from wandb_records import OfflineRun, read_run
 
 from symlit import render
+from symlit.checkpoint import load_checkpoint
 from symlit.compare import compare, find_runs
-from symlit.evaluate import load_checkpoint
 from symlit.inspect_model import attention_weights, capture_attention
 from symlit.plots import eval_figures, plot_lengths, read_predictions, reliability_bins
 from symlit.predict import Predictor
@@ -124,7 +124,7 @@ def test_compare_a_real_multirun(sweep):
         assert row["status"] == "finished"
     with_eval = next(r for r in rows if r["optim.optimizer.lr"] == LRS[0])
     evaluated = json.loads((run_dir(sweep, LRS[0]) / "eval/best-test-beam3/eval.json").read_text())
-    assert float(with_eval["eval/best-test-beam3/acc_at_3"]) == evaluated["metrics"]["nbest"]["accuracy_at_3"]
+    assert float(with_eval["eval/best-test-beam3/acc_at_3"]) == evaluated["metrics"]["nbest"]["acc_at_3"]
     accs = [float(r["val/seq_acc"]) for r in rows]
     assert accs == sorted(accs, reverse=True)  # best first
     md = (sweep / "compare.md").read_text()
@@ -237,11 +237,11 @@ def test_eval_figures_are_in_the_training_run(sweep):
         (attached,) = [r for r in _wandb_runs(job) if f"{key}/greedy_acc" in r.summary]
         assert attached.id == trained.id  # the training run itself, resumed
         metrics = json.loads((job / "eval" / "best-test-beam3" / "eval.json").read_text())["metrics"]
-        assert attached.summary[f"{key}/greedy_acc"] == pytest.approx(metrics["greedy"]["accuracy"])
-        assert attached.summary[f"{key}/acc_at_3"] == pytest.approx(metrics["nbest"]["accuracy_at_3"])
+        assert attached.summary[f"{key}/greedy_acc"] == pytest.approx(metrics["greedy"]["seq_acc"])
+        assert attached.summary[f"{key}/acc_at_3"] == pytest.approx(metrics["nbest"]["acc_at_3"])
         assert attached.summary[f"{key}/n"] == 40
         for bucket, values in metrics["by_bucket"].items():
-            assert attached.summary[f"{key}/bucket/{bucket}/greedy"] == pytest.approx(values["greedy"])
+            assert attached.summary[f"{key}/bucket/{bucket}/seq_acc"] == pytest.approx(values["seq_acc"])
         for picture in ("accuracy_by_bucket", "reliability"):
             assert (job / "eval" / "best-test-beam3" / f"{picture}.png").stat().st_size > 10_000
             logged = attached.summary[f"{key}/{picture}/path"]
@@ -329,7 +329,7 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     fig = plot_bucket_accuracy(summary)
     ax = fig.axes[0]
     heights = [round(p.get_height(), 6) for p in ax.patches]
-    want = [round(b[c], 6) for c in ("greedy", "top1", "at_3") for b in summary["by_bucket"].values()]
+    want = [round(b[c], 6) for c in ("seq_acc", "top1_acc", "acc_at_3") for b in summary["by_bucket"].values()]
     assert heights == want
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(summary["by_bucket"])
     preds = read_predictions(eval_dir / "predictions.jsonl")
@@ -355,8 +355,9 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
 def test_pictures_of_known_numbers(tmp_path):
     """Bars and reliability bins equal numbers computed by hand (the tiny model's are all zero)."""
     from symlit.decoding import DecodeConfig
-    from symlit.evaluate import Prediction, summarize
     from symlit.plots import plot_bucket_accuracy, plot_reliability
+    from symlit.report import summarize
+    from symlit.scoring import Prediction
 
     # (bucket, P(greedy answer), greedy verdict, beam verdicts, agreement)
     made = [
@@ -562,7 +563,8 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
         scores = [float(r[2]) for r, e in zip(rows, ended) if e == group]
         assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores), block
     for (_, answer, _, verdict), e in zip(rows, ended):
-        assert not e or verdict == ("correct" if answer == reference else "wrong"), block
+        assert not e or (verdict == "correct") == (answer == reference), block
+        assert verdict in ("correct", "wrong", "malformed", "no_eos"), block
 
 
 def test_predict_in_a_terminal(ckpt, tmp_path):

@@ -28,7 +28,7 @@ from symlit.notation import (
     to_digits,
 )
 from symlit.tasks.arithmetic_metrics import Tally, count_carries, length_heatmap, position_hits
-from symlit.tasks.base import Rows, Task
+from symlit.tasks.base import Rows, Task, Verdict
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -205,15 +205,15 @@ class ArithmeticTask(Task):
         target = encode_int(evaluate(operands, operators), self.target_encoding, self.base, result_width, hints)
         return " ".join(parts), " ".join(target)
 
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Correct when the hypothesis spells the same integer as the target."""
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        """Correct when the hypothesis spells the same integer as the target; malformed when it
+        spells no integer."""
         encoding, hints = self.target_encoding, self.index_hints
         try:
-            return decode_int(hypothesis.split(), encoding, self.base, hints) == decode_int(
-                target.split(), encoding, self.base, hints
-            )
-        except NotationError:
-            return False
+            value = decode_int(hypothesis.split(), encoding, self.base, hints)
+        except NotationError as err:
+            return Verdict("malformed", "parse", str(err))
+        return Verdict.of(value == decode_int(target.split(), encoding, self.base, hints), "value")
 
     def bucket(self, source: str, target: str) -> str:
         """``digits=D`` (the longest operand), plus ``operands=N`` when the operand count varies."""
