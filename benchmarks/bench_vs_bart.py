@@ -41,66 +41,55 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import transformers
-from torch import Tensor, nn
+from torch import Tensor
 from transformers import BartConfig, BartForConditionalGeneration, CompileConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import (
+    BOS,
+    EOS,
+    GREEDY_TARGET,
+    PAD,
+    TRAIN_TARGET,
+    Batch,
+    Step,
+    copy_batches,
+    copy_report,
+    copy_task_args,
+    hf_dims,
+    paired_times,
+    summarize,
+    symlit_dims,
+    train_step,
+)
 
 from symlit.decoding import greedy_decode
 from symlit.model import Seq2SeqTransformer, TransformerConfig
 
-PAD, BOS, EOS = 0, 1, 2
-TRAIN_TARGET, GREEDY_TARGET = 1.0, 1.5
-Batch = tuple[Tensor, Tensor, Tensor]  # src, tgt_in, labels
-Step = Callable[[Batch], object]
-
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=4, help="encoder layers = decoder layers")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ffn", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=32)
-    p.add_argument("--max-positions", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--src-len", type=int, default=24, help="longest source; targets are one longer (EOS)")
-    p.add_argument("--train-steps", type=int, default=300, help="paired training steps (the models learn to copy)")
-    p.add_argument("--decode-batches", type=int, default=20, help="held-out batches per decoding repeat")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of each measurement")
-    p.add_argument("--repeats", type=int, default=3, help="passes over the decoding batches")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    return copy_task_args(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])).parse_args()
 
 
 def build_models(a: argparse.Namespace) -> tuple[Seq2SeqTransformer, BartForConditionalGeneration]:
     symlit = Seq2SeqTransformer(
         TransformerConfig(
-            vocab_size=a.vocab,
-            pad_id=PAD,
-            d_model=a.d_model,
-            n_heads=a.heads,
+            **symlit_dims(a),
             n_encoder_layers=a.layers,
             n_decoder_layers=a.layers,
-            d_ff=a.ffn,
-            dropout=0.0,
-            attention_dropout=0.0,
-            activation="gelu",
             norm_first=False,
-            positions="learned",
             max_positions=a.max_positions,
-            tie_embeddings=True,
         )
     )
     bart = BartForConditionalGeneration(
         BartConfig(
-            vocab_size=a.vocab,
+            **hf_dims(a),
             d_model=a.d_model,
             encoder_layers=a.layers,
             decoder_layers=a.layers,
@@ -109,82 +98,15 @@ def build_models(a: argparse.Namespace) -> tuple[Seq2SeqTransformer, BartForCond
             encoder_ffn_dim=a.ffn,
             decoder_ffn_dim=a.ffn,
             max_position_embeddings=a.max_positions,
-            activation_function="gelu",
             dropout=0.0,
             attention_dropout=0.0,
             activation_dropout=0.0,
-            pad_token_id=PAD,
-            bos_token_id=BOS,
-            eos_token_id=EOS,
             decoder_start_token_id=BOS,
             forced_bos_token_id=None,
             forced_eos_token_id=None,
-            tie_word_embeddings=True,
         )
     )
     return symlit, bart
-
-
-def copy_batches(a: argparse.Namespace, n: int, generator: torch.Generator) -> list[Batch]:
-    """``n`` batches of the copy task: (src, tgt_in, labels), right-padded with PAD."""
-    batches = []
-    rows, width = a.batch_size, a.src_len
-    for _ in range(n):
-        lengths = torch.randint(width // 2, width + 1, (rows, 1), generator=generator)
-        tokens = torch.randint(EOS + 1, a.vocab, (rows, width), generator=generator)
-        src = tokens.masked_fill(torch.arange(width) >= lengths, PAD)
-        labels = torch.cat([src, torch.full((rows, 1), PAD)], dim=1)
-        labels.scatter_(1, lengths, EOS)
-        tgt_in = torch.cat([torch.full((rows, 1), BOS), labels[:, :-1]], dim=1).masked_fill(labels == PAD, PAD)
-        batches.append((src, tgt_in, labels))
-    return batches
-
-
-def paired_times(steps: dict[str, Step], batches: list[Batch], warmup: int, repeats: int = 1) -> dict[str, list[float]]:
-    """Seconds per batch for each step function, run back to back on every batch (order alternating)."""
-    names = list(steps)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    i = 0
-    for _ in range(repeats):
-        for j, batch in enumerate(batches):
-            order = names if i % 2 == 0 else names[::-1]
-            for name in order:
-                start = time.perf_counter()
-                steps[name](batch)
-                if j >= warmup:
-                    times[name].append(time.perf_counter() - start)
-            i += 1
-    return times
-
-
-def summarize(
-    times: dict[str, list[float]], batch_size: int, name: str = "symlit", baseline: str = "BART"
-) -> tuple[dict[str, float], tuple[float, float, float]]:
-    """Samples/s of symlit's ``name`` and BART's ``baseline`` (from the median times) and the quartiles
-    of the baseline's time over symlit's."""
-    throughput = {
-        "symlit": batch_size / statistics.median(times[name]),
-        "BART": batch_size / statistics.median(times[baseline]),
-    }
-    ratios = [b / s for s, b in zip(times[name], times[baseline], strict=True)]
-    q1, median, q3 = statistics.quantiles(ratios, n=4)
-    return throughput, (q1, median, q3)
-
-
-def train_step(model: nn.Module, logits_fn: Callable[[Batch], Tensor]) -> Step:
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))
-
-    def step(batch: Batch) -> None:
-        logits = logits_fn(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), batch[2].flatten(), ignore_index=PAD)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
-
-    return step
 
 
 def symlit_generate(model: Seq2SeqTransformer, src: Tensor, length: int, eos: int, compile: bool = False) -> Tensor:
@@ -210,17 +132,6 @@ def bart_generate(
         **kwargs,
     )
     return out[:, 1:]  # drop the decoder start token
-
-
-def copy_report(outputs: list[Tensor], batches: list[Batch]) -> tuple[float, float]:
-    """Exact-match accuracy (up to and including EOS) and mean generated length, in tokens."""
-    correct, lengths = [], []
-    for tokens, (_, _, labels) in zip(outputs, batches, strict=True):
-        for row, want in zip(tokens.tolist(), labels.tolist(), strict=True):
-            got = row[: row.index(EOS) + 1] if EOS in row else row
-            lengths.append(len(got))
-            correct.append(got == want[: want.index(EOS) + 1])
-    return sum(correct) / len(correct), sum(lengths) / len(lengths)
 
 
 def main() -> None:

@@ -24,15 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_vs_bart import (
-    BOS,
-    EOS,
-    build_models,
-    copy_batches,
-    paired_times,
-    summarize,
-    train_step,
-)
+from _timing import BOS, EOS, copy_batches, copy_task_args, paired_times, summarize, train_step
+from bench_vs_bart import build_models
 
 from symlit.decoding import greedy_decode
 
@@ -51,21 +44,7 @@ def import_renamed(tree: Path, name: str = "symlit_old"):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("old_tree", type=Path, help="a symlit source checkout (holding symlit/)")
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ffn", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=32)
-    p.add_argument("--max-positions", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--src-len", type=int, default=24)
-    p.add_argument("--train-steps", type=int, default=100)
-    p.add_argument("--decode-batches", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args()
+    a = copy_task_args(p, train_steps=100, repeats=2).parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     old_model, old_decoding = import_renamed(a.old_tree)

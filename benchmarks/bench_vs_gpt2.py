@@ -34,43 +34,16 @@ from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_vs_bart import (
-    BOS,
-    EOS,
-    GREEDY_TARGET,
-    PAD,
-    TRAIN_TARGET,
-    Batch,
-    bart_generate,
-    build_models,
-    copy_batches,
-    copy_report,
-    paired_times,
-    summarize,
-    symlit_generate,
-    train_step,
-)
+import _timing as timing
+from _timing import BOS, EOS, GREEDY_TARGET, PAD, TRAIN_TARGET, Batch
+from bench_vs_bart import bart_generate, build_models, symlit_generate
 
 from symlit.causal import CausalConfig, CausalTransformer
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=4, help="BART: encoder layers = decoder layers")
+    p = timing.copy_task_args(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]))
     p.add_argument("--gpt-layers", type=int, default=4, help="decoder-only layers (symlit and GPT-2)")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ffn", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=32)
-    p.add_argument("--max-positions", type=int, default=32, help="BART rows")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--src-len", type=int, default=24, help="longest source; targets are one longer (EOS)")
-    p.add_argument("--train-steps", type=int, default=300)
-    p.add_argument("--decode-batches", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bart", action="store_true", help="only the GPT-2 rows")
     return p.parse_args()
 
@@ -78,38 +51,19 @@ def parse_args() -> argparse.Namespace:
 def build_decoder_only(a: argparse.Namespace) -> tuple[CausalTransformer, GPT2LMHeadModel]:
     positions = 2 * a.src_len + 2  # source, BOS, target + EOS
     symlit = CausalTransformer(
-        CausalConfig(
-            vocab_size=a.vocab,
-            pad_id=PAD,
-            d_model=a.d_model,
-            n_heads=a.heads,
-            n_layers=a.gpt_layers,
-            d_ff=a.ffn,
-            dropout=0.0,
-            attention_dropout=0.0,
-            activation="gelu",
-            norm_first=True,
-            positions="learned",
-            max_positions=positions,
-            tie_embeddings=True,
-        )
+        CausalConfig(**timing.symlit_dims(a), n_layers=a.gpt_layers, norm_first=True, max_positions=positions)
     )
     gpt2 = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=a.vocab,
+            **timing.hf_dims(a),
             n_positions=positions,
             n_embd=a.d_model,
             n_layer=a.gpt_layers,
             n_head=a.heads,
             n_inner=a.ffn,
-            activation_function="gelu",
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
-            bos_token_id=BOS,
-            eos_token_id=EOS,
-            pad_token_id=PAD,
-            tie_word_embeddings=True,
         )
     )
     return symlit, gpt2
@@ -151,21 +105,21 @@ def gpt2_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) 
         f"GPT-2 {sum(p.numel() for p in gpt2.parameters()):,}"
     )
     s = train[0][0].shape[1]  # source width: the logits of the target positions follow it
-    times = paired_times(
+    times = timing.paired_times(
         {
-            "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
-            "GPT-2": train_step(gpt2, lambda b: gpt2(**gpt2_inputs(b[0], b[1]), use_cache=False).logits[:, s:]),
+            "symlit": timing.train_step(symlit, lambda b: symlit(b[0], b[1])),
+            "GPT-2": timing.train_step(gpt2, lambda b: gpt2(**gpt2_inputs(b[0], b[1]), use_cache=False).logits[:, s:]),
         },
         train,
         a.warmup,
     )
-    rows: list[Row] = [("GPT-2 train", *summarize(times, a.batch_size, "symlit", "GPT-2"), TRAIN_TARGET)]
+    rows: list[Row] = [("GPT-2 train", *timing.summarize(times, a.batch_size, "symlit", "GPT-2"), TRAIN_TARGET)]
     length = a.src_len + 1
     symlit.eval()
     gpt2.eval()
     with torch.inference_mode():
         outputs: dict[str, list[Tensor]] = {"symlit": [], "GPT-2": []}
-        times = paired_times(
+        times = timing.paired_times(
             {
                 "symlit": lambda b: outputs["symlit"].append(symlit_generate(symlit, b[0], length, EOS)),
                 "GPT-2": lambda b: outputs["GPT-2"].append(gpt2_generate(gpt2, b[0], length)),
@@ -174,19 +128,19 @@ def gpt2_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) 
             a.warmup,
             a.repeats,
         )
-    rows.append(("GPT-2 greedy", *summarize(times, a.batch_size, "symlit", "GPT-2"), GREEDY_TARGET))
+    rows.append(("GPT-2 greedy", *timing.summarize(times, a.batch_size, "symlit", "GPT-2"), GREEDY_TARGET))
     for name, outs in outputs.items():
-        accuracy, mean_len = copy_report(outs[: len(held_out)], held_out)
+        accuracy, mean_len = timing.copy_report(outs[: len(held_out)], held_out)
         print(f"  {name:<7} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
     return rows
 
 
 def bart_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) -> list[Row]:
     symlit, bart = build_models(a)
-    times = paired_times(
+    times = timing.paired_times(
         {
-            "symlit": train_step(symlit, lambda b: symlit(b[0], b[1])),
-            "BART": train_step(
+            "symlit": timing.train_step(symlit, lambda b: symlit(b[0], b[1])),
+            "BART": timing.train_step(
                 bart,
                 lambda b: (
                     bart(input_ids=b[0], attention_mask=b[0] != PAD, decoder_input_ids=b[1], use_cache=False).logits
@@ -196,12 +150,12 @@ def bart_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) 
         train,
         a.warmup,
     )
-    rows: list[Row] = [("BART train", *summarize(times, a.batch_size), TRAIN_TARGET)]
+    rows: list[Row] = [("BART train", *timing.summarize(times, a.batch_size), TRAIN_TARGET)]
     length = a.src_len + 1
     symlit.eval()
     bart.eval()
     with torch.inference_mode():
-        times = paired_times(
+        times = timing.paired_times(
             {
                 "symlit": lambda b: symlit_generate(symlit, b[0], length, EOS),
                 "BART": lambda b: bart_generate(bart, b[0], length, fixed=False),
@@ -210,7 +164,7 @@ def bart_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) 
             a.warmup,
             a.repeats,
         )
-    rows.append(("BART greedy", *summarize(times, a.batch_size), GREEDY_TARGET))
+    rows.append(("BART greedy", *timing.summarize(times, a.batch_size), GREEDY_TARGET))
     return rows
 
 
@@ -219,8 +173,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     generator = torch.Generator().manual_seed(a.seed)
-    train = copy_batches(a, a.train_steps, generator)
-    held_out = copy_batches(a, a.decode_batches, generator)
+    train = timing.copy_batches(a, a.train_steps, generator)
+    held_out = timing.copy_batches(a, a.decode_batches, generator)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
     print(
         f"d_model {a.d_model}, {a.heads} heads, FFN {a.ffn}, vocab {a.vocab}; batch {a.batch_size}, copy task, "

@@ -80,8 +80,8 @@ def main() -> None:
             beam = evals[1]["nbest"]
             print(
                 f"{model:<10} {positions:<12} fast_dev_run ok | 3 steps: val/seq_acc {metrics['val/seq_acc']:.2f} | "
-                f"eval greedy {evals[0]['greedy']['accuracy']:.2f} | beam-5 top-1 {beam['top1_accuracy']:.2f} "
-                f"@5 {beam['accuracy_at_5']:.2f} (n={evals[1]['n']}) | {time.perf_counter() - start:.0f} s",
+                f"eval greedy {evals[0]['greedy']['seq_acc']:.2f} | beam-5 top-1 {beam['top1_acc']:.2f} "
+                f"@5 {beam['acc_at_5']:.2f} (n={evals[1]['n']}) | {time.perf_counter() - start:.0f} s",
                 flush=True,
             )
 

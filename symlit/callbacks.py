@@ -19,23 +19,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from symlit.atomic import atomic_open
 
 
-class PredictionTable(L.Callback):
-    """Logs a W&B table of validation samples (input, target, prediction, correct) each epoch."""
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        rows = getattr(pl_module, "val_samples", [])
-        if trainer.sanity_checking or not rows or not trainer.is_global_zero:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_table(
-                    key="val/predictions",
-                    columns=["input", "target", "prediction", "correct"],
-                    data=[list(r) for r in rows],
-                    step=trainer.global_step,
-                )
-
-
 class SignalCheckpoint(L.Callback):
     """Makes every stop signal save a checkpoint at a batch boundary, so a rerun resumes at the same step.
 
@@ -91,6 +74,9 @@ class SignalCheckpoint(L.Callback):
             # the checkpoint point of ModelCheckpoint: a restored run completes this batch and goes on
             self._requeue_pending = False
             self._requeue_handler(self._requeue_signal, None)
+            for logger in trainer.loggers:  # the W&B run shows as preempted, not crashed, when SLURM stops it
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.mark_preempting()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._requeue_handler is not None and self._requeue_signal is not None:

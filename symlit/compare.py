@@ -32,7 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from symlit.evaluate import _table
+from symlit.report import markdown_table
+from symlit.scoring import SEQ_ACC, TOP1_ACC, acc_at
 
 SKIP_DIRS = {"wandb", "checkpoints", ".hydra", "eval", "inspect", "csv", "lightning_logs"}
 
@@ -82,16 +83,16 @@ def _parse_overrides(path: Path) -> dict[str, str]:
 
 
 def _eval_metrics(run_dir: Path) -> dict[str, float]:
-    """Accuracies of the ``symlit-eval`` results of a run: ``eval/<dir>/greedy_acc``, ``top1_acc``, ``acc_at_<k>``."""
+    """Accuracies of the ``symlit-eval`` results of a run: ``eval/<dir>/seq_acc``, ``top1_acc``, ``acc_at_<k>``."""
     out = {}
     for path in sorted(run_dir.glob("eval/*/eval.json")):
         m = json.loads(path.read_text()).get("metrics", {})
         prefix = f"eval/{path.parent.name}/"
         if "greedy" in m:
-            out[prefix + "greedy_acc"] = m["greedy"]["accuracy"]
+            out[prefix + SEQ_ACC] = m["greedy"][SEQ_ACC]
         if nb := m.get("nbest"):
-            out[prefix + "top1_acc"] = nb["top1_accuracy"]
-            out[prefix + f"acc_at_{nb['k']}"] = nb[f"accuracy_at_{nb['k']}"]
+            out[prefix + TOP1_ACC] = nb[TOP1_ACC]
+            out[prefix + acc_at(nb["k"])] = nb[acc_at(nb["k"])]
     return out
 
 
@@ -150,7 +151,7 @@ class Comparison:
             out += ["Common to every run: " + ", ".join(f"`{k}={v}`" for k, v in sorted(self.common.items())), ""]
         if self.sort_metric:
             out += [f"Sorted by `{self.sort_metric}`, best first.", ""]
-        out += [_table(["run", "status", *self.varying, *self.metrics], self.rows(self.varying)), ""]
+        out += [markdown_table(["run", "status", *self.varying, *self.metrics], self.rows(self.varying)), ""]
         return "\n".join(out)
 
     def write_csv(self, path: Path) -> None:

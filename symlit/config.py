@@ -20,6 +20,12 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+def digest(obj: Any, length: int = 16) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``obj`` as canonical JSON: symlit's one
+    fingerprint helper (dataset caches, generation work directories, evaluation directory names)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def user_error(err: BaseException) -> BaseException | None:
     """The user error behind ``err`` (a bad config value, a bad data file, a busy or changed run
     directory; also when Hydra wraps it in an instantiation error), else ``None``."""
@@ -104,7 +110,7 @@ def slurm_job_tag() -> str | None:
     return f"slurm-{array_job}_{task}" if array_job and task else f"slurm-{job}"
 
 
-def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
+def run_id(run_name: str | None, overrides: str, sweep: bool = False, limit: int | None = 100) -> str:
     """Directory name of a run, derived from the command, never from the clock.
 
     An explicit ``run_name`` wins (in a sweep it is joined with the job's overrides so jobs stay
@@ -112,10 +118,11 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
     overrides, so a requeued job resumes and a new submission starts afresh. Elsewhere the
     command-line overrides name the run (``default`` when there are none), so rerunning the same
     command finds the same directory and resumes from its ``last.ckpt``. Sweep jobs are named by
-    their overrides.
+    their overrides. Overrides longer than ``limit`` characters are cut and hashed (``None``: kept
+    whole, as the W&B run name does).
     """
     safe = re.sub(r"[^A-Za-z0-9_.,=+\-]", "_", overrides or "")
-    if len(safe) > 100:
+    if limit is not None and len(safe) > limit:
         safe = f"{safe[:80]}-{hashlib.sha256(safe.encode()).hexdigest()[:10]}"
     if run_name and (not sweep or not safe):
         return str(run_name)
@@ -128,19 +135,28 @@ def run_id(run_name: str | None, overrides: str, sweep: bool = False) -> str:
 
 
 def default_eval_dir(
-    ckpt: str, split: str, decode: Any, limit: int | None = None, verify_timeout: float | None = None, data: Any = None
+    ckpt: str,
+    split: str,
+    decode: Any,
+    limit: int | None = None,
+    verify_timeout: float | None = None,
+    data: Any = None,
+    split_file: str | None = None,
 ) -> str:
     """``<run dir>/eval/<checkpoint>-<split>-<decoding>[-limit<N>][-<hash>]``, next to the checkpoint's run.
 
     The name carries every setting that changes the result, so two evaluations never share a
     directory: ``limit`` in words, and a hash of the other decoding settings that differ from
-    ``conf/eval.yaml``, of ``verify.timeout`` when changed and of a ``data=`` replacement.
+    ``conf/eval.yaml``, of ``verify.timeout`` when changed, of a ``data=`` replacement and of a
+    ``split_file`` (whose name stands for the split).
     """
     path = Path(ckpt)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     decode = OmegaConf.to_container(decode, resolve=True) if isinstance(decode, DictConfig) else dict(decode)
     strategy, beam_size = decode.get("strategy", "beam"), decode.get("beam_size", 1)
     decoding = f"beam{beam_size}" if strategy == "beam" and beam_size > 1 else strategy
+    if split_file is not None:
+        split = Path(split_file).stem
     name = f"{path.stem}-{split}-{'greedy' if decoding == 'beam' else decoding}"
     if limit is not None:
         name += f"-limit{limit}"
@@ -152,8 +168,10 @@ def default_eval_dir(
         changed["verify.timeout"] = verify_timeout
     if data is not None:
         changed["data"] = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else data
+    if split_file is not None:
+        changed["split_file"] = str(Path(split_file).resolve())
     if changed:
-        name += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name += "-" + digest(changed, 8)
     return str(run_dir / "eval" / name)
 
 

@@ -295,6 +295,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         seed: int = 0,
         rebuild: bool = False,
         leak_free: bool | str = False,
+        val_ood_rows: int | None = 256,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -305,6 +306,9 @@ class Seq2SeqDataModule(L.LightningDataModule):
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
         self.task, self.cache_dir, self.rebuild = task, cache_dir, rebuild
         self.leak_free = leak_free
+        if val_ood_rows is not None and (isinstance(val_ood_rows, bool) or val_ood_rows < 0):
+            raise ValueError(f"data.val_ood_rows={val_ood_rows!r} must be a number of rows >= 0, or null for all")
+        self.val_ood_rows = val_ood_rows
         self.leakage: dict[str, Any] | None = None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.bucket, self.seed = num_workers, bucket, seed
@@ -375,6 +379,12 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def test_split_names(self) -> list[str]:
         return self.task.test_splits(self.dataset.keys())
 
+    @property
+    def val_split_names(self) -> list[str]:
+        """The splits validated during training: ``valid``, then (unless ``val_ood_rows`` is 0) every
+        test split other than ``test``, so out-of-distribution accuracy is a curve too."""
+        return ["valid", *(s for s in self.test_split_names if s != "test" and self.val_ood_rows != 0)]
+
     def split(self, name: str) -> TokenizedSplit:
         if name not in self.splits:
             if name not in self.dataset:
@@ -385,13 +395,22 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self._publish_leakage()
-        names = {"fit": ["train", "valid"], "validate": ["valid"], "test": self.test_split_names}
+        names = {
+            "fit": ["train", *self.val_split_names],
+            "validate": self.val_split_names,
+            "test": self.test_split_names,
+        }
         for name in names.get(stage or "fit", ["train", "valid", *self.test_split_names]):
             self.split(name)
 
     # -- loaders
-    def _loader(self, name: str, train: bool) -> ResumableDataLoader:
+    def _loader(self, name: str, train: bool, rows: int | None = None) -> ResumableDataLoader:
         split = self.split(name)
+        if rows is not None and rows < len(split):  # the first rows: a random subset (stored order)
+            key = f"{name}[:{rows}]"
+            if key not in self.splits:
+                self.splits[key] = TokenizedSplit(self.dataset[name].select(range(rows)), self.tokenizer)
+            split = self.splits[key]
         tok = self.tokenizer
         rank, world, overfit = 0, 1, False
         if train and self.trainer is not None:
@@ -423,8 +442,13 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self._train_loader = loader
         return loader
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", train=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        # during training the OOD splits are validated on their first val_ood_rows rows (the test uses all)
+        loaders = [
+            self._loader(name, train=False, rows=None if name == "valid" else self.val_ood_rows)
+            for name in self.val_split_names
+        ]
+        return loaders if len(loaders) > 1 else loaders[0]
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(name, train=False) for name in self.test_split_names]

@@ -52,7 +52,7 @@ def length_stats(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def _verify_row(args: tuple[CalculusTask, str, str]) -> bool:
     task, source, target = args
-    return task.verify(source, "__no_exact_match__", target)
+    return task.verify(source, "__no_exact_match__", target).ok
 
 
 def audit(task: CalculusTask, rows: list[dict[str, Any]], workers: int = 1) -> tuple[int, list[dict[str, Any]]]:

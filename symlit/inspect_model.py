@@ -30,9 +30,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from symlit import render
+from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
 from symlit.config import config_dir
 from symlit.decoding import greedy_decode
-from symlit.evaluate import LoadedCheckpoint, load_checkpoint
 from symlit.plots import _save, plt
 
 
@@ -248,7 +248,29 @@ def run_inspect(cfg: DictConfig) -> dict[str, Path]:
             raise SystemExit(f"symlit-inspect: input={cfg.input!r}: {err}") from None
     for path in written.values():
         print(path)
+    _log_images(cfg, written)
     return written
+
+
+def _log_images(cfg: DictConfig, written: dict[str, Path]) -> None:
+    """The pictures as W&B images ``inspect/<checkpoint>/<name>`` in the training run
+    (:func:`symlit.dashboard.attach_run`); ``logger.enabled: auto`` logs when the run has one."""
+    from symlit import dashboard
+
+    ckpt = Path(cfg.ckpt)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    enabled = cfg.logger.enabled
+    if enabled == "auto":
+        enabled = dashboard.training_run(run_dir) is not None
+    if not enabled:
+        return
+    import wandb
+
+    run = dashboard.attach_run(run_dir, cfg.logger, "inspect", f"inspect/{ckpt.stem}", {"ckpt": str(ckpt)})
+    try:
+        run.log({f"inspect/{ckpt.stem}/{name}": wandb.Image(str(path)) for name, path in written.items()})
+    finally:
+        run.finish()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="inspect")

@@ -16,11 +16,19 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from symlit.checkpoint import rebuild
 from symlit.decoding import DecodeConfig
-from symlit.evaluate import Prediction, decode_texts, verify_predictions, wants_nbest
-from symlit.model import LEGACY_TARGETS, TransformerBase, build_for_task, class_path
-from symlit.tasks.base import Task
-from symlit.tokenizer import Seq2SeqTokenizer
+from symlit.model import LEGACY_TARGETS, TransformerBase, class_path
+from symlit.scoring import (
+    SEQ_ACC,
+    Prediction,
+    accuracies,
+    decode_length_limit,
+    decode_predictions,
+    nbest_size,
+    verify_predictions,
+    wants_nbest,
+)
 from symlit.verifier_pool import VerifierPool
 
 
@@ -51,6 +59,7 @@ class Seq2SeqModule(L.LightningModule):
         tokenizer_json: str,
         task: dict[str, Any],
         test_split_names: list[str] | None = None,
+        val_split_names: list[str] | None = None,
         label_smoothing: float = 0.0,
         decode_max_len: int | None = None,
         val_decode_batches: int | None = None,
@@ -74,6 +83,7 @@ class Seq2SeqModule(L.LightningModule):
                 "tokenizer_json": tokenizer_json,
                 "task": task,
                 "test_split_names": list(test_split_names or ["test"]),
+                "val_split_names": list(val_split_names or ["valid"]),
                 "label_smoothing": label_smoothing,
                 "decode_max_len": decode_max_len,
                 "val_decode_batches": val_decode_batches,
@@ -81,13 +91,12 @@ class Seq2SeqModule(L.LightningModule):
                 "test_decode": test_decode,
                 "verify": verify,
                 "compile": compile,
-            }
+            },
+            logger=False,  # symlit-train logs the composed config once (without the tokenizer JSON)
         )
-        self.tokenizer = Seq2SeqTokenizer.from_json(tokenizer_json)
-        self.task: Task = instantiate(task)
-        self.model: TransformerBase = build_for_task(model, self.tokenizer, self.task)
+        self.model: TransformerBase
+        self.model, self.tokenizer, self.task = rebuild(model, tokenizer_json, task)
         self.hparams["model"]["_target_"] = class_path(self.model)  # the checkpoint records the class built
-        self.val_samples: list[tuple[str, str, str, bool]] = []
         self._pool: VerifierPool | None = None
 
     @property
@@ -164,7 +173,7 @@ class Seq2SeqModule(L.LightningModule):
     def _max_len(self, batch: dict[str, Any]) -> int:
         if self.hparams.decode_max_len:
             return min(self.hparams.decode_max_len, self.model.cfg.max_positions)
-        return min(2 * batch["tgt_out"].shape[1] + 8, self.model.cfg.max_positions)
+        return decode_length_limit(batch["tgt_out"].shape[1], self.model.cfg.max_positions)
 
     def _evaluate(self, batch: dict[str, Any], prefix: str, decode: bool, nbest: bool = False) -> list[Prediction]:
         size = batch["src"].shape[0]
@@ -179,43 +188,34 @@ class Seq2SeqModule(L.LightningModule):
         # module.compile also compiles the decoder steps (static KV cache) unless test_decode says otherwise
         compile = bool(self.hparams.get("compile"))
         config = DecodeConfig(**{"compile": compile, **self.hparams.test_decode, "max_len": self._max_len(batch)})
-        greedy, lists = decode_texts(self.model, self.tokenizer, batch["src"], config, nbest)
-        preds = []
-        for row, (source, target) in enumerate(zip(batch["sources"], batch["targets"])):
-            p = Prediction(source, target, greedy=greedy[row][0], greedy_score=greedy[row][1])
-            if lists is not None:
-                p.hypotheses, p.scores = [h for h, _ in lists[row]], [s for _, s in lists[row]]
-            preds.append(p)
-        verify_predictions(preds, self.pool, agreement=False)
-        self.log(
-            f"{prefix}/seq_acc",
-            sum(p.greedy_correct for p in preds) / size,
-            batch_size=size,
-            prog_bar=prefix == "val",
-            **log,
+        preds = decode_predictions(
+            self.model, self.tokenizer, batch["src"], batch["sources"], batch["targets"], config, nbest=nbest
         )
-        if lists is not None:
-            k = config.num_samples if config.strategy == "sample" else config.beam_size
-            self.log(f"{prefix}/top1_acc", sum(p.top1_correct for p in preds) / size, batch_size=size, **log)
-            self.log(f"{prefix}/acc_at_{k}", sum(p.any_correct for p in preds) / size, batch_size=size, **log)
+        verify_predictions(preds, self.pool, agreement=False)
+        for name, value in accuracies(preds, nbest_size(config) if nbest else None).items():
+            self.log(f"{prefix}/{name}", value, batch_size=size, prog_bar=prefix == "val" and name == SEQ_ACC, **log)
         # every declared score on every batch (0 where a hypothesis had none: no EOS, an error), so
         # all ranks log the same keys and the means cover every example
         for name in self.task.score_names:
             self.log(f"{prefix}/{name}", sum(p.extra.get(name, 0.0) for p in preds) / size, batch_size=size, **log)
         return preds
 
-    def on_validation_epoch_start(self) -> None:
-        self.val_samples = []
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        limit = self.hparams.val_decode_batches
-        preds = self._evaluate(batch, "val", decode=limit is None or batch_idx < limit)
-        room = max(self.hparams.num_prediction_samples - len(self.val_samples), 0)
-        self.val_samples.extend(
-            (p.source, p.target, "<no EOS>" if p.greedy is None else p.greedy, p.greedy_correct) for p in preds[:room]
+    def eval_split(self, stage: str, dataloader_idx: int = 0) -> tuple[str, str]:
+        """The split and metric prefix of an evaluation dataloader: ``valid`` -> ``val``, another
+        validated split -> ``val/<split>``, ``test`` -> ``test``, another test split -> ``test/<split>``."""
+        names, main, prefix = (
+            (self.hparams.test_split_names, "test", "test")
+            if stage == "test"
+            else (self.hparams.get("val_split_names") or ["valid"], "valid", "val")
         )
+        split = names[dataloader_idx]
+        return split, prefix if split == main else f"{prefix}/{split}"
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        split = self.hparams.test_split_names[dataloader_idx]
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[Prediction]:
+        limit = self.hparams.val_decode_batches
+        _, prefix = self.eval_split("validate", dataloader_idx)
+        return self._evaluate(batch, prefix, decode=limit is None or batch_idx < limit)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[Prediction]:
         nbest = wants_nbest(DecodeConfig(**self.hparams.test_decode))
-        self._evaluate(batch, "test" if split == "test" else f"test/{split}", decode=True, nbest=nbest)
+        return self._evaluate(batch, self.eval_split("test", dataloader_idx)[1], decode=True, nbest=nbest)

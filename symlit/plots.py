@@ -41,19 +41,19 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
 def plot_bucket_accuracy(summary: Mapping[str, Any], path: str | Path | None = None, title: str = "") -> Figure:
     """Bars of accuracy per bucket (greedy, and beam top-1 / @k when present) with each bucket's size.
 
-    ``summary`` is the ``metrics`` of ``eval.json`` (:func:`symlit.evaluate.summarize`).
+    ``summary`` is the ``metrics`` of ``eval.json`` (:func:`symlit.report.summarize`).
     """
     buckets = summary.get("by_bucket") or {}
     if not buckets:
         raise ValueError("the summary has no per-bucket table (by_bucket); is it the 'metrics' of an eval.json?")
     names = list(buckets)
-    columns = [c for c in next(iter(buckets.values())) if c != "n"]  # greedy, top1, at_<k>
+    columns = [c for c in next(iter(buckets.values())) if c != "n"]  # seq_acc, top1_acc, acc_at_<k>
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) * max(1, len(columns)) / 2 + 2), 4))
     width = 0.8 / len(columns)
     x = np.arange(len(names))
     for i, column in enumerate(columns):
         values = [buckets[name][column] for name in names]
-        label = {"greedy": "greedy", "top1": "beam top-1"}.get(column, column.replace("at_", "any of top "))
+        label = {"seq_acc": "greedy", "top1_acc": "beam top-1"}.get(column, column.replace("acc_at_", "any of top "))
         bars = ax.bar(x + (i - (len(columns) - 1) / 2) * width, values, width, label=label)
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=1)
     ax.set_xticks(x, [f"{name}\n(n={buckets[name]['n']})" for name in names], fontsize=8)
@@ -72,7 +72,7 @@ def _field(p: Any, name: str) -> Any:
 
 def reliability_bins(predictions: Sequence[Any], bins: int = 10) -> list[dict[str, float]]:
     """Equal-width bins of the greedy answer's probability ``exp(score)``: mean confidence,
-    accuracy and count per non-empty bin. ``predictions`` are :class:`~symlit.evaluate.Prediction`
+    accuracy and count per non-empty bin. ``predictions`` are :class:`~symlit.scoring.Prediction`
     objects or the rows of ``predictions.jsonl``."""
     conf = np.array([math.exp(_field(p, "greedy_score")) for p in predictions])
     ok = np.array([_field(p, "greedy_verdict") == "correct" for p in predictions], dtype=float)

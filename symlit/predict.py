@@ -25,14 +25,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from symlit import render
+from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
 from symlit.config import config_dir
 from symlit.decoding import DecodeConfig, decode
-from symlit.evaluate import (
-    LoadedCheckpoint,
-    Prediction,
-    load_checkpoint,
-    verify_predictions,
-)
+from symlit.scoring import Prediction, verify_predictions
 from symlit.verifier_pool import VerifierPool
 
 PROMPT = "symlit> "

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,18 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from symlit import dashboard
 from symlit.atomic import DirectoryLock, write_text_atomic
 from symlit.callbacks import AtomicCheckpointIO, RankAgreement
 from symlit.config import ConfigError, check_numbers, config_dir, run_cli
 from symlit.data import Seq2SeqDataModule
 from symlit.module import Seq2SeqModule
+from symlit.plots import plot_lengths
 from symlit.tokenizer import Seq2SeqTokenizer
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ RESUME_SAFE = (
     "data.eval_batch_size",
     "data.cache_dir",
     "data.rebuild",
+    "data.val_ood_rows",
+    "print_config",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
@@ -174,6 +177,13 @@ def _tokenizer_for_run(datamodule: Seq2SeqDataModule, run_dir: Path) -> Seq2SeqT
     return built
 
 
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
     loggers = []
     for name, logger_cfg in (cfg.get("logger") or {}).items():
@@ -181,17 +191,14 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
             continue
         kwargs: dict[str, Any] = {}
         if logger_cfg._target_.endswith("WandbLogger"):
-            # one W&B run per run directory: its id is kept there so a resumed job continues it
-            id_file = run_dir / "wandb_id.txt"
-            if logger_cfg.get("id") is None and _is_rank_zero():  # other ranks never start a W&B run
-                if not id_file.exists():
-                    write_text_atomic(id_file, uuid.uuid4().hex[:12])
-                kwargs["id"] = id_file.read_text().strip()
+            # one W&B run per run directory: id, name and group are kept there so a resumed job continues it
+            if _is_rank_zero():  # other ranks never start a W&B run
+                output_dir = Path(cfg.paths.output_dir).resolve()
+                kwargs |= dashboard.wandb_run_identity(cfg, run_dir, output_dir, _is_multirun())
+                kwargs.pop("project")
             kwargs["resume"] = "allow"
             if logger_cfg.get("offline"):  # explicit: WANDB_MODE left behind by an earlier run must not decide
                 kwargs["mode"] = "offline"
-            if logger_cfg.get("name") is None:
-                kwargs["name"] = f"{cfg.name}/{run_dir.name}"
         loggers.append(instantiate(logger_cfg, **kwargs))
         log.info("logger %s ready", name)
     return loggers
@@ -249,6 +256,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    if cfg.get("print_config") and _is_rank_zero():
+        dashboard.print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: Seq2SeqDataModule = instantiate(cfg.data)
     resume_from, finished = None, False
@@ -268,6 +277,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         tokenizer_json=tokenizer.to_json(),
         task=datamodule.task.config(),
         test_split_names=datamodule.test_split_names,
+        val_split_names=datamodule.val_split_names,
         _recursive_=False,
     )
     longest = max(max(datamodule.split(s).max_lengths()) for s in ("train", "valid", *datamodule.test_split_names))
@@ -277,6 +287,9 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             f"{module.model.cfg.max_positions}; raise model.max_positions"
         )
     log.info("model: %.2fM parameters, vocabulary %d", module.model.num_parameters() / 1e6, len(tokenizer))
+    if not fast_dev_run and _is_rank_zero() and not (run_dir / "lengths.png").exists():
+        # the data as built: source and target length histograms of every split
+        plot_lengths(datamodule.dataset, tokenizer, run_dir / "lengths.png", title=f"{cfg.name}: sequence lengths")
 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     agreement = RankAgreement()
@@ -296,18 +309,30 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         plugins=plugins,
         default_root_dir=str(run_dir),
     )
+    # the composed config once (the module's own hyper-parameters, with the tokenizer JSON, are not
+    # logged), with the parameter count, dataset sizes and leakage line, also in the W&B summary
+    facts = dashboard.run_facts(module, datamodule)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run": facts})
+    dashboard.summarize(loggers, facts)
+    if (run_dir / "lengths.png").exists():
+        dashboard.log_images(loggers, {"data/lengths": run_dir / "lengths.png"}, step=0)
 
+    exit_code = 1
     try:
-        return _fit_and_evaluate(cfg, trainer, module, datamodule, run_dir, resume_from, finished, agreement)
+        metrics = _fit_and_evaluate(cfg, trainer, module, datamodule, run_dir, resume_from, finished, agreement)
+        exit_code = 0
+        return metrics
     except SIGTERMException:
+        exit_code = 143
         log.warning("stopped by SIGTERM at step %d; rerun the same command to resume", trainer.global_step)
         raise SystemExit(143) from None
+    except SystemExit as err:
+        # Lightning ends a run interrupted by SIGINT (KeyboardInterrupt) with exit status 1: report 130
+        exit_code = 130 if trainer.interrupted and err.code == 1 else err.code if isinstance(err.code, int) else 1
+        raise SystemExit(exit_code) from None
     finally:
-        for logger in loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.finish()  # never let a W&B run leak into the next multirun job
+        dashboard.finish_loggers(loggers, exit_code)  # never let a W&B run leak into the next multirun job
 
 
 def _fit_and_evaluate(
@@ -338,8 +363,9 @@ def _fit_and_evaluate(
     # explicit paths: with None, Lightning under SLURM would load a stale hpc_ckpt instead of these weights
     ckpt = None if fast_dev_run else str(best) if best.is_file() else str(last) if last.is_file() else None
     metrics: dict[str, float] = {}
-    for result in trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-        metrics.update(result)
+    with dashboard.logged_as(trainer.loggers, "best"):  # not the last point of the val/* curves
+        for result in trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+            metrics.update(result)
     for result in trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
         metrics.update(result)
     metrics = {k: float(v) for k, v in metrics.items()}

@@ -22,10 +22,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from symlit.processes import die_with_parent
-from symlit.tasks.base import Task
+from symlit.tasks.base import Task, Verdict
 
-VERDICTS = ("correct", "wrong", "error", "timeout", "no_eos")
-"""``no_eos``: the hypothesis never ended (not verified); ``error``: the verifier raised."""
+VERDICTS = ("correct", "wrong", "malformed", "error", "timeout", "no_eos")
+"""The task's :class:`~symlit.tasks.base.Verdict` status (``correct``, ``wrong``, ``malformed``), or
+``error`` (the verifier raised), ``timeout`` (killed after the time limit), ``no_eos`` (the
+hypothesis never ended: not verified)."""
 
 
 @dataclass
@@ -43,23 +45,27 @@ class Check:
 
 @dataclass
 class Outcome:
+    """A verdict of :data:`VERDICTS`, the method that decided it, the task's extra scores, and the
+    verifier's error (``error`` and ``timeout`` verdicts)."""
+
     verdict: str
     scores: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    method: str = ""
 
 
 def run_check(task: Task, check: Check) -> Outcome:
     """Verify one hypothesis in this process; exceptions become the ``error`` verdict."""
     if check.hypothesis is None:
         return Outcome("no_eos")
-    scores: dict[str, float] = {}
     try:
-        if check.with_scores:
-            scores = task.scores(check.source, check.target, check.hypothesis)
-        ok = task.verify(check.source, check.target, check.hypothesis)
-    except Exception as err:  # noqa: BLE001 - a malformed hypothesis is a wrong answer, never a crash
-        return Outcome("error", scores, f"{type(err).__name__}: {err}"[:300])
-    return Outcome("correct" if ok else "wrong", scores)
+        verdict = task.verify(check.source, check.target, check.hypothesis)
+        if not isinstance(verdict, Verdict):  # a task written before verdicts: a plain bool
+            verdict = Verdict.of(bool(verdict), "verify")
+        scores = task.scores(check.source, check.target, check.hypothesis, verdict) if check.with_scores else {}
+    except Exception as err:  # noqa: BLE001 - a verifier bug must not stop evaluation: counted as "error"
+        return Outcome("error", error=f"{type(err).__name__}: {err}"[:300])
+    return Outcome(verdict.status, scores, verdict.detail[:300], verdict.method)
 
 
 def _worker_main(conn: Connection, task_blob: bytes, owner: int) -> None:

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from symlit.config import config_dir
+from symlit.model import TransformerConfig
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -31,3 +33,30 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
             return compose("train", overrides=[*base, *overrides])
 
     return _make
+
+
+def tiny_config(**overrides: object) -> TransformerConfig:
+    """The tiny encoder-decoder config the model and decoding tests build on (20 tokens, d_model 32)."""
+    cfg = dict(
+        vocab_size=20,
+        d_model=32,
+        n_heads=4,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        d_ff=64,
+        dropout=0.0,
+        max_positions=64,
+    )
+    return TransformerConfig(**{**cfg, **overrides})
+
+
+def assert_causal(model: torch.nn.Module, src: torch.Tensor, tgt: torch.Tensor, n_tokens: int) -> None:
+    """Changing every target token after position t changes no logit at or before t (and some after)."""
+    with torch.no_grad():
+        logits = model(src, tgt)  # (B, T, V)
+        for t in range(tgt.shape[1] - 1):
+            changed = tgt.clone()
+            changed[:, t + 1 :] = (changed[:, t + 1 :] + 5) % n_tokens + 3  # alter every later token
+            again = model(src, changed)
+            torch.testing.assert_close(again[:, : t + 1], logits[:, : t + 1], rtol=0, atol=1e-5)
+            assert not torch.allclose(again[:, t + 1 :], logits[:, t + 1 :])

@@ -66,7 +66,7 @@ def test_reference_file_task_splits_without_leaks(reference_file, tmp_path):
     ).build()
     assert PAIRS[0][0] not in splits["train"]["source"] and len(splits["train"]["source"]) == len(PAIRS) - 1
     with pytest.raises(FileNotFoundError, match="data.task.path"):
-        CalculusTask(path=str(tmp_path / "missing"))
+        CalculusTask(path=str(tmp_path / "missing")).build()  # checked when data is built
 
 
 def test_verify_bucket_and_pickle():

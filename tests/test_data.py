@@ -115,6 +115,21 @@ def test_datamodule_batches_and_tokenizer(tmp_path):
     assert [len(dl.dataset) for dl in dm.test_dataloader()] == [50, 20]
 
 
+@pytest.mark.parametrize(("rows", "validated"), [(256, [50, 20]), (5, [50, 5]), (None, [50, 20]), (0, [50])])
+def test_ood_splits_are_validated_on_their_first_val_ood_rows(tmp_path, rows, validated):
+    task = small_task(ood={"more": {"digits": 3, "n": 20}})
+    dm = Seq2SeqDataModule(task, str(tmp_path), batch_size=16, val_ood_rows=rows)
+    dm.prepare_data()
+    dm.setup("fit")
+    loaders = dm.val_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]
+    assert dm.val_split_names == ["valid", "more"][: len(validated)]
+    assert [len(dl.dataset) for dl in loaders] == validated
+    if rows == 5:  # the first rows of the stored (random) order
+        assert loaders[1].dataset.sources == list(dm.dataset["more"]["source"][:5])
+    assert [len(dl.dataset) for dl in dm.test_dataloader()] == [50, 20]  # the test uses every row
+
+
 def test_lightning_advances_the_sampler_epoch():
     from lightning.fabric.utilities.data import _set_sampler_epoch  # what the fit loop calls each epoch
 

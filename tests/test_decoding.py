@@ -8,9 +8,10 @@ import shutil
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from symlit.decoding import DecodeConfig, Decoded, beam_search, decode, greedy_decode, sample_decode
-from symlit.model import Seq2SeqTransformer, TransformerConfig
+from symlit.model import Seq2SeqTransformer
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -21,18 +22,7 @@ class EosBiased(Seq2SeqTransformer):
 
     def __init__(self, vocab_size: int = 20, eos_bias: float = 0.0, seed: int = 0) -> None:
         torch.manual_seed(seed)
-        super().__init__(
-            TransformerConfig(
-                vocab_size=vocab_size,
-                d_model=32,
-                n_heads=4,
-                n_encoder_layers=1,
-                n_decoder_layers=2,
-                d_ff=64,
-                dropout=0.0,
-                max_positions=64,
-            )
-        )
+        super().__init__(tiny_config(vocab_size=vocab_size, n_encoder_layers=1))
         self.eos_bias = eos_bias
         self.eval()
 

@@ -115,7 +115,8 @@ def test_task_builds_leak_free_and_verifies(tmp_path):
     expr = task.decode(tgt)
     assert task.verify(src, tgt, " ".join(to_tokens(sympy.expand(expr), task.notation)))
     assert not task.verify(src, tgt, " ".join(to_tokens(2 * expr, task.notation)))
-    assert task.scores(src, tgt, "add(")["numeric_equiv"] == 0.0
+    malformed = task.verify(src, tgt, "add(")
+    assert malformed.status == "malformed" and task.scores(src, tgt, "add(", malformed)["numeric_equiv"] == 0.0
     assert task.bucket(src, tgt) in {
         "G q -> G q",
         "q q~ -> G G",
@@ -134,7 +135,7 @@ def test_bad_config_and_file_are_named(tmp_path):
     with pytest.raises(ValueError, match="data.task.particles"):
         QCDGeneratedTask(particles=["u", "Z"])
     with pytest.raises(FileNotFoundError, match="data.task.path"):
-        QCDGeneratedTask(path=str(tmp_path / "missing.csv"))
+        QCDGeneratedTask(path=str(tmp_path / "missing.csv")).build()  # checked when data is built
     bad = tmp_path / "bad.csv"
     bad.write_text("amp,sqamp\nx,y\n")
     with pytest.raises(ValueError, match="missing"):

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import sympy
 
-from symlit.notation import NotationError
 from symlit.qed import symba_format as sf
 from symlit.qed.generator import diagrams, enumerate_processes
 from symlit.qed.tokens import to_tokens
 from symlit.tasks import QEDGeneratedTask, QEDSymbaTask
+from symlit.verdict import Verdict
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"
 
@@ -40,9 +40,9 @@ def test_whole_processes_and_particles_can_be_held_out():
 def test_relative_path_is_found_from_the_repo_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     task = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv", max_rows=5)
-    assert Path(task.path).is_file()
+    assert task.check_data()["path"].is_file() and len(task.build()["train"]["source"]) > 0
     with pytest.raises(FileNotFoundError, match="data.task.path"):
-        QEDSymbaTask(path="nowhere.csv")
+        QEDSymbaTask(path="nowhere.csv").build()  # checked when data is built
 
 
 def test_bad_row_is_named(tmp_path):
@@ -81,11 +81,13 @@ def test_verify_accepts_exact_and_equivalent_forms_only(splits):
     assert task.verify(source, target, " ".join(to_tokens(sympy.expand(expr), task.notation)))
     # on shell: s_11 = m^2 for a massive leg, so an equivalent form may use either
     assert not task.verify(source, target, " ".join(to_tokens(2 * expr, task.notation)))
-    with pytest.raises(NotationError):
-        task.verify(source, target, "add( INT+")
-    scores = task.scores(source, target, target)
+    malformed = task.verify(source, target, "add( INT+")
+    assert (malformed.status, malformed.method) == ("malformed", "parse") and "NotationError" in malformed.detail
+    assert task.verify(source, target, target) == Verdict("correct", "exact")
+    scores = task.scores(source, target, target, task.verify(source, target, target))
     assert scores == {"token_score": 1.0, "numeric_equiv": 1.0}
-    assert task.scores(source, target, "e")["numeric_equiv"] == 0.0
+    # numeric_equiv is the verdict verify() gave, not a second numeric check
+    assert task.scores(source, target, target, Verdict("wrong", "numeric"))["numeric_equiv"] == 0.0
     assert " -> " in task.bucket(source, target)
 
 
@@ -119,7 +121,7 @@ def test_experiments_compose(make_cfg):
         cfg = make_cfg(f"experiment={exp}")
         assert cfg.data.task._target_ == "symlit.tasks.QEDSymbaTask"
         task = instantiate(cfg.data.task)
-        assert Path(task.path).is_file()
+        assert task.check_data()["path"].is_file()
     assert make_cfg("experiment=qed_symba").model.n_heads == 8
     cfg = make_cfg("experiment=qed_symba_cpu", "data=qed_generated")
     assert instantiate(cfg.data.task).shapes == ["2to2"]

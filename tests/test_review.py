@@ -20,10 +20,11 @@ import pexpect
 import pytest
 import torch
 import torch.nn.functional as F
+from wandb_records import OfflineRun, read_run
 
 from symlit import render
+from symlit.checkpoint import load_checkpoint
 from symlit.compare import compare, find_runs
-from symlit.evaluate import load_checkpoint
 from symlit.inspect_model import attention_weights, capture_attention
 from symlit.plots import eval_figures, plot_lengths, read_predictions, reliability_bins
 from symlit.predict import Predictor
@@ -32,6 +33,7 @@ from symlit.tasks.calculus import CalculusTask
 
 REPO = Path(__file__).resolve().parents[1]
 LRS = ("0.002", "0.004")
+EPOCHS = 2
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -55,7 +57,8 @@ def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """A real 2-job multirun (two learning rates) and symlit-eval (beam 3) on its first job.
+    """A real 2-job multirun (two learning rates, W&B offline) and symlit-eval (beam 3) on the best
+    checkpoint path each job printed.
 
     ``SYMLIT_TEST_REVIEW_ROOT=<dir>`` keeps the sweep in ``<dir>`` and reuses it when it is
     complete (for iterating on these tests; the suite itself always starts from nothing).
@@ -67,32 +70,28 @@ def sweep(tmp_path_factory) -> Path:
     if keep and evaluated.exists():
         return sweep_dir
     if not trained.exists():
-        _run(
+        proc = _run(
             root,
             "-m",
             "symlit.train",
             "-m",
             f"optim.optimizer.lr={','.join(LRS)}",
-            "logger=none",
+            "logger=wandb",
             "trainer.accelerator=cpu",
             "trainer.enable_progress_bar=false",
-            "trainer.max_epochs=2",
+            f"trainer.max_epochs={EPOCHS}",
             "data.task.n_train=1000",
             "data.task.n_valid=40",
             "data.task.n_test=40",
             "data.task.ood.three_digits.n=20",
             "optim.scheduler.warmup_steps=10",
         )
+        printed = re.findall(r"^best checkpoint: (.+)$", proc.stdout, flags=re.MULTILINE)
+        (sweep_dir / "printed.txt").write_text("\n".join(printed))
         trained.touch()
-    # the job directory holds '=' and ',': quoted for Hydra
-    _run(
-        root,
-        "-m",
-        "symlit.evaluate",
-        f"ckpt='{run_dir(sweep_dir, LRS[0]) / 'checkpoints' / 'best.ckpt'}'",
-        "decode.beam_size=3",
-        "verify.workers=0",
-    )
+    # symlit-eval on each path training printed, as printed ('=' and ',' in it, unquoted)
+    for printed in (sweep_dir / "printed.txt").read_text().splitlines():
+        _run(root, "-m", "symlit.evaluate", f"ckpt={printed}", "decode.beam_size=3", "verify.workers=0")
     evaluated.touch()
     return sweep_dir
 
@@ -125,12 +124,12 @@ def test_compare_a_real_multirun(sweep):
         assert row["status"] == "finished"
     with_eval = next(r for r in rows if r["optim.optimizer.lr"] == LRS[0])
     evaluated = json.loads((run_dir(sweep, LRS[0]) / "eval/best-test-beam3/eval.json").read_text())
-    assert float(with_eval["eval/best-test-beam3/acc_at_3"]) == evaluated["metrics"]["nbest"]["accuracy_at_3"]
+    assert float(with_eval["eval/best-test-beam3/acc_at_3"]) == evaluated["metrics"]["nbest"]["acc_at_3"]
     accs = [float(r["val/seq_acc"]) for r in rows]
     assert accs == sorted(accs, reverse=True)  # best first
     md = (sweep / "compare.md").read_text()
     assert "| run | status | optim.optimizer.lr | val/" in md
-    assert "Common to every run:" in md and "`logger=none`" in md and md in out.stdout
+    assert "Common to every run:" in md and "`logger=wandb`" in md and md in out.stdout
     png = sweep / "compare_val_seq_acc_vs_optim.optimizer.lr.png"
     assert png.stat().st_size > 10_000
 
@@ -144,7 +143,8 @@ def test_compare_sorts_and_plots_each_runs_metric(sweep):
     by_acc = compare([sweep], "val/tok_acc", metrics=["val/*"])
     accs = [r.metrics["val/tok_acc"] for r in by_acc.runs]
     assert accs == sorted(accs, reverse=True)
-    assert by_acc.metrics == ["val/loss", "val/seq_acc", "val/tok_acc"] and by_acc.varying == ["optim.optimizer.lr"]
+    assert {"val/loss", "val/seq_acc", "val/tok_acc", "val/bucket/digits=2"} <= set(by_acc.metrics)
+    assert all(m.startswith("val/") for m in by_acc.metrics) and by_acc.varying == ["optim.optimizer.lr"]
     fig = plot_metric(by_acc, "val/tok_acc", "optim.optimizer.lr")
     (line,) = fig.axes[0].get_lines()
     got = sorted(zip(line.get_xdata(), line.get_ydata()))
@@ -183,6 +183,142 @@ def test_compare_bad_input_is_one_line(sweep, tmp_path):
 
 
 # ---------------------------------------------------------------------------- pictures of an evaluation
+# ---------------------------------------------------------------------------- the W&B runs, read back
+def _wandb_runs(job: Path) -> list[OfflineRun]:
+    """Every offline W&B run file of a job directory (training, and the sessions that resumed it)."""
+    return [read_run(p) for p in sorted(job.glob("wandb/offline-run-*"))]
+
+
+def _training_run(job: Path) -> OfflineRun:
+    (run,) = [r for r in _wandb_runs(job) if "val/seq_acc" in r.history]
+    return run
+
+
+def _table(job: Path, key: str) -> dict:
+    """The last logged version of a W&B table (files ``<key>_<step>_<hash>.table.json``)."""
+    paths = job.glob(f"wandb/offline-run-*/files/media/table/{key}_*.table.json")
+    return json.loads(max(paths, key=lambda p: int(p.name.split("_")[-2])).read_text())
+
+
+def test_runs_are_named_by_their_overrides_and_grouped_by_launch(sweep):
+    runs = {lr: _training_run(run_dir(sweep, lr)) for lr in LRS}
+    for lr, run in runs.items():
+        # every override of the job, whole (its directory name cuts and hashes them past 100 characters)
+        overrides = (run_dir(sweep, lr) / ".hydra" / "overrides.yaml").read_text()
+        assert len(run.name) > 100 and run.name.startswith("addition/data.task.n_test=40,")
+        assert (
+            all(o in run.name for o in (f"optim.optimizer.lr={lr}", "trainer.max_epochs=2"))
+            and "logger" not in run.name
+        )
+        assert f"- optim.optimizer.lr={lr}" in overrides
+        assert run.id == (run_dir(sweep, lr) / "wandb_id.txt").read_text().strip()
+        assert run.exit_code == 0
+    (group,) = {run.group for run in runs.values()}  # one group per sweep launch
+    assert re.fullmatch(r"addition/\d{8}-\d{6}", group)
+
+
+def test_per_bucket_and_ood_curves_exist(sweep):
+    run = _training_run(run_dir(sweep, LRS[0]))
+    for key in (
+        "val/bucket/digits=2",
+        "val/three_digits/seq_acc",
+        "val/three_digits/bucket/digits=3",
+        "val/acc_by_pos/0",
+    ):
+        assert len(run.history[key]) == EPOCHS, key  # one point per epoch
+    assert len(run.history["val/seq_acc"]) == EPOCHS and "best/val/seq_acc" in run.summary
+
+
+def test_eval_figures_are_in_the_training_run(sweep):
+    for lr in LRS:
+        job = run_dir(sweep, lr)
+        trained = _training_run(job)
+        key = "eval/test/beam3"
+        (attached,) = [r for r in _wandb_runs(job) if f"{key}/greedy_acc" in r.summary]
+        assert attached.id == trained.id  # the training run itself, resumed
+        metrics = json.loads((job / "eval" / "best-test-beam3" / "eval.json").read_text())["metrics"]
+        assert attached.summary[f"{key}/greedy_acc"] == pytest.approx(metrics["greedy"]["seq_acc"])
+        assert attached.summary[f"{key}/acc_at_3"] == pytest.approx(metrics["nbest"]["acc_at_3"])
+        assert attached.summary[f"{key}/n"] == 40
+        for bucket, values in metrics["by_bucket"].items():
+            assert attached.summary[f"{key}/bucket/{bucket}/seq_acc"] == pytest.approx(values["seq_acc"])
+        for picture in ("accuracy_by_bucket", "reliability"):
+            assert (job / "eval" / "best-test-beam3" / f"{picture}.png").stat().st_size > 10_000
+            logged = attached.summary[f"{key}/{picture}/path"]
+            assert list(job.glob(f"wandb/offline-run-*-{trained.id}/files/{logged}"))
+
+
+def test_tables_carry_rendered_expressions(sweep):
+    job = run_dir(sweep, LRS[0])
+    task = load_checkpoint(job / "checkpoints" / "best.ckpt").task
+    val = _table(job, "val/predictions")
+    evaluated = _table(job, "eval/test/beam3/predictions")
+    for table in (val, evaluated):
+        columns = table["columns"]
+        assert columns[:4] == ["source", "target", "hypothesis", "verdict"] and table["data"]
+        for row in table["data"]:
+            cells = dict(zip(columns, row))
+            assert cells["source"] == render.render(task, cells["source tokens"]) != cells["source tokens"]
+            assert re.fullmatch(r"\d+ \+ \d+", cells["source"]) and re.fullmatch(r"\d+", cells["target"])
+            assert cells["verdict"] in ("correct", "wrong", "no_eos")
+    assert "top hypotheses" in evaluated["columns"]
+
+
+def test_training_tallies_match_the_evaluated_predictions(sweep):
+    """The test tallies logged by training equal those recomputed from symlit-eval's greedy answers
+    on the same checkpoint and split (sums over every batch, divided once)."""
+    job = run_dir(sweep, LRS[0])
+    metrics = json.loads((job / "metrics.json").read_text())["metrics"]
+    task = load_checkpoint(job / "checkpoints" / "best.ckpt").task
+    preds = read_predictions(job / "eval" / "best-test-beam3" / "predictions.jsonl")
+    rows = [(p["source"], p["target"], p["greedy"], p["greedy_verdict"] == "correct") for p in preds]
+    expected = task.tally_split("test", rows).ratios()
+    assert expected and {k: metrics[f"test/{k}"] for k in expected} == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_run_preempted_with_143_and_the_rerun_resumes_it(tmp_path):
+    """Under a (simulated) SLURM batch job: the run is named by its overrides and the job id; SIGTERM
+    at step 3 ends it with 143, marked preempting; the same command again continues the same run."""
+    env = {
+        **_env(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+    }
+    args = [
+        "-m",
+        "symlit.train",
+        "optim.optimizer.lr=0.003",
+        "trainer.max_steps=6",
+        "+callbacks.kill={_target_:signal_at_step.SignalAtStep,steps:[3],signals:[SIGTERM]}",
+        "logger=wandb",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "print_config=false",
+    ]
+
+    def train() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+        )
+
+    stopped = train()
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    (job,) = (tmp_path / "outputs" / "addition").glob("*/slurm-4242")
+    (run,) = _wandb_runs(job)
+    assert run.exit_code == 143 and run.preempting
+    assert run.name.startswith("addition/") and run.name.endswith("/slurm-4242")
+    assert all(o in run.name for o in ("optim.optimizer.lr=0.003", "trainer.max_steps=6"))
+    resumed = train()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first, second = _wandb_runs(job)
+    assert (
+        (first.id, first.name, first.group) == (second.id, second.name, second.group) == (run.id, run.name, run.group)
+    )
+    assert second.exit_code == 0 and not second.preempting
+
+
 def test_eval_pictures_show_the_eval_numbers(sweep):
     eval_dir = run_dir(sweep, LRS[0]) / "eval" / "best-test-beam3"
     paths = eval_figures(eval_dir)
@@ -193,7 +329,7 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     fig = plot_bucket_accuracy(summary)
     ax = fig.axes[0]
     heights = [round(p.get_height(), 6) for p in ax.patches]
-    want = [round(b[c], 6) for c in ("greedy", "top1", "at_3") for b in summary["by_bucket"].values()]
+    want = [round(b[c], 6) for c in ("seq_acc", "top1_acc", "acc_at_3") for b in summary["by_bucket"].values()]
     assert heights == want
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(summary["by_bucket"])
     preds = read_predictions(eval_dir / "predictions.jsonl")
@@ -219,8 +355,9 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
 def test_pictures_of_known_numbers(tmp_path):
     """Bars and reliability bins equal numbers computed by hand (the tiny model's are all zero)."""
     from symlit.decoding import DecodeConfig
-    from symlit.evaluate import Prediction, summarize
     from symlit.plots import plot_bucket_accuracy, plot_reliability
+    from symlit.report import summarize
+    from symlit.scoring import Prediction
 
     # (bucket, P(greedy answer), greedy verdict, beam verdicts, agreement)
     made = [
@@ -316,6 +453,11 @@ def test_inspect_writes_embedding_pca_and_attention_maps(ckpt, tmp_path):
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == ["attention_cross.png", "attention_decoder_self.png", "attention_encoder.png", "embeddings_pca.png"]
     assert all((out / n).stat().st_size > 10_000 for n in names) and str(out / names[0]) in proc.stdout
+    # and as W&B images in the training run (resumed from its wandb_id.txt)
+    job = ckpt.parents[1]
+    logged = [r for r in _wandb_runs(job) if "inspect/best/embeddings_pca/path" in r.summary]
+    assert logged and all(r.id == _training_run(job).id for r in logged)  # one per symlit-inspect
+    assert {f"inspect/best/{n.removesuffix('.png')}/path" for n in names} <= set(logged[-1].summary)
     loaded = load_checkpoint(ckpt)
     cfg = loaded.model.cfg
     src = torch.tensor([loaded.tokenizer.encode("INT+ 2 3 + INT+ 1 5")])
@@ -421,7 +563,8 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
         scores = [float(r[2]) for r, e in zip(rows, ended) if e == group]
         assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores), block
     for (_, answer, _, verdict), e in zip(rows, ended):
-        assert not e or verdict == ("correct" if answer == reference else "wrong"), block
+        assert not e or (verdict == "correct") == (answer == reference), block
+        assert verdict in ("correct", "wrong", "malformed", "no_eos"), block
 
 
 def test_predict_in_a_terminal(ckpt, tmp_path):

@@ -108,6 +108,11 @@ def test_ddp_two_cpu_processes_train_and_agree(tmp_path):
     first, second = metrics["rank_checksums"]
     assert first == pytest.approx(second, rel=1e-12)  # the ranks hold the same weights
     assert "test/seq_acc" in metrics["metrics"]
+    # the per-split tallies are summed over both ranks before dividing: the OOD split is one bucket
+    # and one operand length, so both equal its exact match (seq_acc, averaged by Lightning)
+    saved = metrics["metrics"]
+    for key in ("test/three_digits/bucket/digits=3", "test/three_digits/acc_by_len/3", "val/three_digits/acc_by_len/3"):
+        assert saved[key] == pytest.approx(saved[key.rsplit("/", 2)[0] + "/seq_acc"]), key
 
 
 @pytest.mark.slow

@@ -148,7 +148,7 @@ def test_file_task_carves_leak_free_splits(tmp_path):
 
 def test_file_task_errors_name_the_file_and_column(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.task.train=.*missing.csv"):
-        FileTask(train=str(tmp_path / "missing.csv"))
+        FileTask(train=str(tmp_path / "missing.csv")).build()  # checked when data is built
     bad = tmp_path / "pairs.tsv"
     bad.write_text("question\tanswer\n1 + 1\t2\n")
     with pytest.raises(ValueError, match=r"no column\(s\) \['source', 'target'\].*source_column"):
@@ -174,3 +174,35 @@ def test_dense_ood_request_fails_clearly_instead_of_spinning():
     )
     with pytest.raises(ValueError, match="distinct problems"):
         task.build()
+
+
+def test_every_task_returns_one_verdict_type(tmp_path):
+    """correct / wrong / malformed, with the method that decided, for every kind of task."""
+    from symlit.tasks import CalculusTask, QEDSymbaTask
+    from symlit.tasks.qcd import QCDGeneratedTask
+    from symlit.verdict import Verdict
+
+    qed = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv", max_rows=4)
+    qed_source, qed_target = qed.build()["train"]["source"][0], qed.build()["train"]["target"][0]
+    qcd = QCDGeneratedTask(path="data_samples/qcd-2to2/qcd_2to2_diagrams.csv", max_rows=4, split_by="row")
+    qcd_rows = next(rows for rows in qcd.build().values() if rows["source"])
+    qcd_source, qcd_target = qcd_rows["source"][0], qcd_rows["target"][0]
+    cases = {  # task: (source, target, right but not identical (or None), wrong, malformed)
+        "arithmetic": (ArithmeticTask(), "", "INT+ 4 2", "INT+ 0 4 2", "INT+ 4 3", "INT+ 4 +"),
+        "file": (FileTask(train=str(tmp_path / "any.csv")), "a", "b c", None, "b", None),
+        "calculus": (CalculusTask(), "sub Y' mul INT+ 2 x", "pow x INT+ 2", "add INT+ 3 pow x INT+ 2", "x", "pow x"),
+        "qed": (qed, qed_source, qed_target, None, "INT+ 2", "add( INT+"),
+        "qcd": (qcd, qcd_source, qcd_target, None, "INT+ 2", "add( INT+"),
+    }
+    for name, (task, source, target, equivalent, wrong, malformed) in cases.items():
+        got = task.verify(source, target, target)
+        assert isinstance(got, Verdict) and (got.status, got.method) == (
+            "correct",
+            "exact" if name != "arithmetic" else "value",
+        ), name
+        if equivalent is not None:
+            assert task.verify(source, target, equivalent).status == "correct", name
+        assert task.verify(source, target, wrong).status == "wrong", name
+        if malformed is not None:
+            got = task.verify(source, target, malformed)
+            assert (got.status, got.method) == ("malformed", "parse"), (name, got)

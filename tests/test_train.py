@@ -10,11 +10,13 @@ import sys
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue
 
 from symlit import train as train_cli
 from symlit.atomic import DirectoryLocked
 from symlit.config import ConfigError, config_dir, run_id
+from symlit.render import render
 from symlit.train import RunDirectoryError, train
 
 # the issue-15 arithmetic studies run small (and with their OOD lengths) in test_arithmetic_experiments.py
@@ -64,6 +66,7 @@ def test_wandb_offline_run_with_prediction_table(make_cfg, tmp_path, monkeypatch
     run_dir = tmp_path / "run"
     cfg = make_cfg(*SMALL_DATA, "logger=wandb", "trainer.max_epochs=1", run_dir=run_dir)
     train(cfg)
+    task = instantiate(cfg.data.task)
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     run_id_saved = (run_dir / "wandb_id.txt").read_text().strip()
@@ -71,7 +74,11 @@ def test_wandb_offline_run_with_prediction_table(make_cfg, tmp_path, monkeypatch
     tables = list(runs[0].rglob("val/predictions*.table.json"))
     assert tables, "no W&B prediction table written"
     table = json.loads(tables[0].read_text())
-    assert table["columns"] == ["input", "target", "prediction", "correct"] and table["data"]
+    assert table["columns"][:4] == ["source", "target", "hypothesis", "verdict"] and table["data"]
+    # the task renders the tokens: INT+ 2 8 + INT+ 9 2 -> 28 + 92, next to the tokens themselves
+    for source, target, *_, source_tokens, _, _ in table["data"]:
+        assert source == render(task, source_tokens) and " + " in source and "INT+" not in source
+        assert target == str(task.operands(source_tokens)[0] + task.operands(source_tokens)[1])
 
 
 def test_finished_run_is_not_retrained_and_resume_false_protects_it(make_cfg, tmp_path):

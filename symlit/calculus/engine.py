@@ -8,7 +8,7 @@ shards back and carries on with the missing chunk ids: an interrupted run loses 
 shard being filled.
 
 Time limits: each try runs under a per-sample limit inside its worker (``SIGALRM`` in the
-worker's main thread, see :mod:`symlit.calculus.limits`); a worker whose chunk overruns its
+worker's main thread, see :mod:`symlit.limits`); a worker whose chunk overruns its
 deadline anyway (stuck in C code) is killed and replaced, and the chunk counted as
 ``chunk_timeout``. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
 Workers die with the run (:func:`symlit.processes.die_with_parent`), even when it is killed by

@@ -14,7 +14,7 @@ Sources and targets are prefix token strings in the reference format: an integra
 
 Each attempt either returns a sample or a rejection *cause* (``constant``, ``invalid``,
 ``non_elementary``, ``timeout``...): :class:`Generator.attempt` never raises, and runs under a
-per-sample time limit (see :mod:`symlit.calculus.limits`). Every accepted sample has been checked
+per-sample time limit (see :mod:`symlit.limits`). Every accepted sample has been checked
 by the same verifier that scores model answers (:mod:`symlit.calculus.verify`).
 """
 
@@ -23,14 +23,13 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import sympy as sp
 from sympy.integrals.risch import NonElementaryIntegral
 
 from symlit.calculus import numeric, verify
-from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import (
     COEFFICIENTS,
     D2FX,
@@ -48,6 +47,7 @@ from symlit.calculus.prefix import (
     sympy_to_prefix,
 )
 from symlit.calculus.random_trees import REFERENCE_OPERATORS, TreeSampler
+from symlit.limits import SampleTimeout, owns, time_limit
 from symlit.notation import DIGIT_SYMBOLS
 
 TASKS = ("prim_fwd", "prim_bwd", "prim_ibp", "ode1", "ode2")
@@ -104,7 +104,38 @@ class Reject(Exception):
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorSettings:
+    """The generator settings a user sets: declared once, here, and shared by
+    :class:`GeneratorConfig` and :class:`symlit.tasks.calculus.CalculusTask` (whose ``data.task``
+    fields they are). See :class:`GeneratorConfig` for their meaning."""
+
+    max_ops: int = 15
+    min_ops: int | None = None
+    small_ops_prob: float | None = None
+    max_ops_G: int = 4
+    max_int: int = 5
+    positive: bool = True
+    int_base: int = 10
+    leaf_probs: Sequence[float] = field(default_factory=lambda: [0.75, 0.0, 0.25, 0.0])
+    n_variables: int = 1
+    n_coefficients: int = 0
+    operators: Any = REFERENCE_OPERATORS
+    tree_weights: Sequence[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    max_len: int = 512
+    simplify_prob: float | None = None
+    simplify_seconds: float | None = None
+    timeout: float | None = None
+    solve_seconds: float = 1.0
+    fwd_method: str | None = None
+    fast: bool = False
+
+    def generator_settings(self) -> dict[str, Any]:
+        """These settings as keyword arguments of :class:`GeneratorConfig`."""
+        return {f.name: getattr(self, f.name) for f in fields(GeneratorSettings)}
+
+
+@dataclass
+class GeneratorConfig(GeneratorSettings):
     """Settings of one generator (the ``data.task`` fields of a calculus task).
 
     Every ``None`` field defaults per task to the reference's setting (``TASK_DEFAULTS``), so the
@@ -121,27 +152,8 @@ class GeneratorConfig:
     """
 
     task: str = "prim_bwd"
-    max_ops: int = 15
-    min_ops: int | None = None
-    small_ops_prob: float | None = None
-    max_ops_G: int = 4
-    max_int: int = 5
-    positive: bool = True
-    int_base: int = 10
-    leaf_probs: Sequence[float] = (0.75, 0.0, 0.25, 0.0)
-    n_variables: int = 1
-    n_coefficients: int = 0
-    operators: Any = REFERENCE_OPERATORS
-    tree_weights: Sequence[float] = (1, 1, 1)
-    max_len: int = 512
-    simplify_prob: float | None = None
-    simplify_seconds: float | None = None
-    timeout: float | None = None
-    solve_seconds: float = 1.0
-    fwd_method: str | None = None
     ibp_cache_size: int = 100_000
     clean_prefix: bool = True
-    fast: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

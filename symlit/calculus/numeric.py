@@ -10,6 +10,7 @@ from __future__ import annotations
 import cmath
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from symlit.calculus.prefix import INT_TOKENS, OPERATORS, PrefixError
 from symlit.notation import DIGIT_SYMBOLS
@@ -26,68 +27,34 @@ def _inv(fn):
     return lambda v: fn(1 / v)
 
 
-REAL_FUNCTIONS: dict[str, Callable] = {
-    "exp": math.exp,
-    "ln": math.log,
-    "abs": abs,
-    "sign": lambda v: float((v > 0) - (v < 0)),
-    "sqrt": math.sqrt,
-    "sin": math.sin,
-    "cos": math.cos,
-    "tan": math.tan,
-    "cot": lambda v: 1 / math.tan(v),
-    "sec": lambda v: 1 / math.cos(v),
-    "csc": lambda v: 1 / math.sin(v),
-    "asin": math.asin,
-    "acos": math.acos,
-    "atan": math.atan,
-    "acot": lambda v: math.atan(1 / v),
-    "asec": _inv(math.acos),
-    "acsc": _inv(math.asin),
-    "sinh": math.sinh,
-    "cosh": math.cosh,
-    "tanh": math.tanh,
-    "coth": lambda v: 1 / math.tanh(v),
-    "sech": lambda v: 1 / math.cosh(v),
-    "csch": lambda v: 1 / math.sinh(v),
-    "asinh": math.asinh,
-    "acosh": math.acosh,
-    "atanh": math.atanh,
-    "acoth": _inv(math.atanh),
-    "asech": _inv(math.acosh),
-    "acsch": _inv(math.asinh),
-}
-COMPLEX_FUNCTIONS: dict[str, Callable] = {
-    "exp": cmath.exp,
-    "ln": cmath.log,
-    "abs": abs,
-    "sign": _sign,
-    "sqrt": cmath.sqrt,
-    "sin": cmath.sin,
-    "cos": cmath.cos,
-    "tan": cmath.tan,
-    "cot": lambda v: 1 / cmath.tan(v),
-    "sec": lambda v: 1 / cmath.cos(v),
-    "csc": lambda v: 1 / cmath.sin(v),
-    "asin": cmath.asin,
-    "acos": cmath.acos,
-    "atan": cmath.atan,
-    "acot": _inv(cmath.atan),
-    "asec": _inv(cmath.acos),
-    "acsc": _inv(cmath.asin),
-    "sinh": cmath.sinh,
-    "cosh": cmath.cosh,
-    "tanh": cmath.tanh,
-    "coth": lambda v: 1 / cmath.tanh(v),
-    "sech": lambda v: 1 / cmath.cosh(v),
-    "csch": lambda v: 1 / cmath.sinh(v),
-    "asinh": cmath.asinh,
-    "acosh": cmath.acosh,
-    "atanh": cmath.atanh,
-    "acoth": _inv(cmath.atanh),
-    "asech": _inv(cmath.acosh),
-    "acsch": _inv(cmath.asinh),
-}
+def _functions(m: Any, sign: Callable) -> dict[str, Callable]:
+    """The functions of prefix expressions over ``math`` (reals) or ``cmath`` (complex numbers)."""
+    same = (
+        "exp",
+        "sqrt",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "asinh",
+        "acosh",
+        "atanh",
+    )
+    table: dict[str, Callable] = {name: getattr(m, name) for name in same}
+    table |= {"ln": m.log, "abs": abs, "sign": sign}
+    table |= {"cot": lambda v: 1 / m.tan(v), "sec": lambda v: 1 / m.cos(v), "csc": lambda v: 1 / m.sin(v)}
+    table |= {"coth": lambda v: 1 / m.tanh(v), "sech": lambda v: 1 / m.cosh(v), "csch": lambda v: 1 / m.sinh(v)}
+    inverse = {"acot": "atan", "asec": "acos", "acsc": "asin", "acoth": "atanh", "asech": "acosh", "acsch": "asinh"}
+    return table | {name: _inv(getattr(m, of)) for name, of in inverse.items()}
+
+
+REAL_FUNCTIONS = _functions(math, lambda v: float((v > 0) - (v < 0)))
+COMPLEX_FUNCTIONS = _functions(cmath, _sign)
 # functions the reference's ``is_valid_expr`` replaces by their argument before evaluating
 REFERENCE_STRIPPED = frozenset(
     {

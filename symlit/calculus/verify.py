@@ -1,10 +1,10 @@
 """Verifiers: is a hypothesis a correct answer, up to mathematical equivalence?
 
-* :func:`verify_integral`: the source is ``sub Y' <f>``; the hypothesis ``H`` is correct when
+* :func:`check_integral`: the source is ``sub Y' <f>``; the hypothesis ``H`` is correct when
   ``dH/dx = f``. ``H`` is differentiated with SymPy; ``dH/dx - f`` is compared with zero
   structurally, then numerically at random points, then (only when the numeric check cannot
   decide) with a time-limited ``sympy.simplify``.
-* :func:`verify_ode`: the source is an equation in ``x, Y, Y', Y''``; the hypothesis ``H`` is
+* :func:`check_ode`: the source is an equation in ``x, Y, Y', Y''``; the hypothesis ``H`` is
   correct when substituting ``Y = H`` makes the equation vanish identically (for random values
   of the free constants), and ``H`` has as many free constants as the order of the equation
   (a general solution, like the reference answers). An equation without ``Y'`` (order 1) or
@@ -16,21 +16,21 @@ The numeric check evaluates both sides at 24 random points over a wide range (va
 points are defined); sides agree at a point when they differ by at most ``1e-7`` times the sum of
 the magnitudes of their terms. It decides when at least 4 points are defined: equal only when
 they agree at *every* defined point. An identity that holds on part of the domain only (e.g.
-``acos(cos x) = x``, true on ``[0, pi]``) is rejected, with the method ``partial_domain``. Each verifier returns a plain ``bool``: a malformed
-hypothesis, a SymPy failure or an exhausted time limit is ``False``, never an exception.
+``acos(cos x) = x``, true on ``[0, pi]``) is rejected, with the method ``partial_domain``. Each
+``check_*`` function returns a :class:`~symlit.verdict.Verdict` (true when correct): a
+hypothesis that is not a prefix expression is ``malformed``; a SymPy failure or an exhausted time
+limit is ``wrong`` (methods ``error:...``, ``timeout``); never an exception.
 """
 
 from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import sympy as sp
 
 from symlit.calculus import numeric
-from symlit.calculus.limits import SampleTimeout, owns, time_limit
 from symlit.calculus.prefix import (
     COEFFICIENTS,
     D2FX,
@@ -42,6 +42,8 @@ from symlit.calculus.prefix import (
     prefix_to_sympy,
     sympy_to_prefix,
 )
+from symlit.limits import SampleTimeout, owns, time_limit
+from symlit.verdict import Verdict
 
 N_POINTS = 24
 VARIABLE_RANGE = (0.05, 10.0)  # magnitudes of sampled variables (both signs)
@@ -49,18 +51,6 @@ CONSTANT_RANGE = (0.3, 4.0)  # magnitudes of sampled free constants (both signs)
 MIN_POINTS = 4
 RTOL = 1e-7
 INTEGRATION_HEADS = (("sub", "Y'"), ("sub", "derivative", "f", "x", "x"))
-
-
-@dataclass
-class Verdict:
-    """Outcome of a check: ``ok`` and how it was decided (``structural``, ``numeric``, ``simplify``,
-    ``partial_domain``, ``no_derivative``, ``malformed``, ``timeout``, ``undecided``, ``error:...``)."""
-
-    ok: bool
-    method: str
-
-    def __bool__(self) -> bool:
-        return self.ok
 
 
 def _tokens(text: str | Sequence[str]) -> list[str]:
@@ -141,7 +131,20 @@ def numeric_compare(
 
 
 def _numeric_verdict(outcome: str) -> Verdict:
-    return Verdict(outcome == "equal", "partial_domain" if outcome == "partial" else "numeric")
+    return Verdict.of(outcome == "equal", "partial_domain" if outcome == "partial" else "numeric")
+
+
+def _decide(compare: Callable[[], str], residual: sp.Expr, simplify_seconds: float) -> Verdict:
+    """The numeric comparison ``compare()`` decides when it can; else whether ``residual``
+    simplifies to zero within ``simplify_seconds``; else ``undecided`` (wrong)."""
+    try:
+        outcome = compare()
+    except (UnsupportedExpression, PrefixError):
+        outcome = "undecided"
+    if outcome != "undecided":
+        return _numeric_verdict(outcome)
+    zero = _simplifies_to_zero(residual, simplify_seconds)
+    return Verdict.of(bool(zero), "simplify" if zero is not None else "undecided")
 
 
 def _simplifies_to_zero(expr: sp.Expr, seconds: float) -> bool | None:
@@ -170,16 +173,16 @@ def _guard(check, *args, timeout: float, **kwargs) -> Verdict:
                 return check(*args, **kwargs)
             except SampleTimeout as err:
                 if owns(err, token):
-                    return Verdict(False, "timeout")
+                    return Verdict.of(False, "timeout")
                 raise
     except PrefixError:
-        return Verdict(False, "malformed")
+        return Verdict("malformed", "parse")
     except SampleTimeout:
         raise  # an enclosing limit: let its owner count it
     except (RecursionError, MemoryError) as err:
-        return Verdict(False, f"error:{type(err).__name__}")
+        return Verdict.of(False, f"error:{type(err).__name__}")
     except Exception as err:  # noqa: BLE001 - SymPy raises many kinds; any failure means "not verified"
-        return Verdict(False, f"error:{type(err).__name__}")
+        return Verdict.of(False, f"error:{type(err).__name__}")
 
 
 # ---------------------------------------------------------------------------- integration
@@ -189,20 +192,17 @@ def _check_integral(
     f = prefix_to_sympy(integrand_tokens(source), base)
     H = prefix_to_sympy(hypothesis, base)
     if H.has(FX) or H.has(sp.Derivative):
-        return Verdict(False, "malformed")
+        return Verdict("malformed", "parse")
     dH = sp.diff(H, sp.Symbol("x", real=True, nonzero=True))
     difference = dH - f
     if difference == 0:
-        return Verdict(True, "structural")
+        return Verdict.of(True, "structural")
     seed = " ".join(_tokens(hypothesis))
-    try:
-        outcome = numeric_compare(_terms(dH, base), _terms(f, base), _points(seed, _symbol_names(dH, f)), base)
-    except (UnsupportedExpression, PrefixError):
-        outcome = "undecided"
-    if outcome != "undecided":
-        return _numeric_verdict(outcome)
-    zero = _simplifies_to_zero(difference, simplify_seconds)
-    return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
+    return _decide(
+        lambda: numeric_compare(_terms(dH, base), _terms(f, base), _points(seed, _symbol_names(dH, f)), base),
+        difference,
+        simplify_seconds,
+    )
 
 
 def check_integral(
@@ -216,17 +216,6 @@ def check_integral(
     return _guard(_check_integral, source, hypothesis, base, simplify_seconds, timeout=timeout)
 
 
-def verify_integral(
-    source: str | Sequence[str],
-    hypothesis: str | Sequence[str],
-    base: int = 10,
-    timeout: float = 10.0,
-    simplify_seconds: float = 3.0,
-) -> bool:
-    """``True`` when the hypothesis is a primitive of the integrand of ``source``."""
-    return check_integral(source, hypothesis, base, timeout, simplify_seconds).ok
-
-
 # ---------------------------------------------------------------------------- ODEs
 def _check_ode(
     source: str | Sequence[str],
@@ -238,14 +227,14 @@ def _check_ode(
 ) -> Verdict:
     eq = prefix_to_sympy(source, base)
     if not eq.has(DFX if order == 1 else D2FX):
-        return Verdict(False, "no_derivative")
+        return Verdict.of(False, "no_derivative")
     H = prefix_to_sympy(hypothesis, base)
     if H.has(FX) or H.has(sp.Derivative):
-        return Verdict(False, "malformed")
+        return Verdict("malformed", "parse")
     if require_constants:
         constants = [s for s in H.free_symbols if s.name in COEFFICIENTS]
         if len(constants) < order:
-            return Verdict(False, "too_few_constants")
+            return Verdict.of(False, "too_few_constants")
     x = sp.Symbol("x", real=True, nonzero=True)
     H1 = sp.diff(H, x)
     H2 = sp.diff(H1, x) if eq.has(D2FX) else None
@@ -256,8 +245,9 @@ def _check_ode(
     if residual.has(sp.Derivative):
         residual = residual.doit()
     if residual == 0:
-        return Verdict(True, "structural")
-    try:
+        return Verdict.of(True, "structural")
+
+    def compare() -> str:
         names = _symbol_names(eq, H)
         points = _points(" ".join(_tokens(hypothesis)), names)
         parts = [sympy_to_prefix(e, base) for e in (H, H1, H2) if e is not None]
@@ -268,13 +258,9 @@ def _check_ode(
                 extra.append(None)
                 continue
             extra.append(dict(zip(("Y", "Y'", "Y''"), vals)))
-        outcome = numeric_compare(_terms(eq, base), [], points, base, extra=extra)
-    except (UnsupportedExpression, PrefixError):
-        outcome = "undecided"
-    if outcome != "undecided":
-        return _numeric_verdict(outcome)
-    zero = _simplifies_to_zero(residual, simplify_seconds)
-    return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
+        return numeric_compare(_terms(eq, base), [], points, base, extra=extra)
+
+    return _decide(compare, residual, simplify_seconds)
 
 
 def check_ode(
@@ -290,19 +276,6 @@ def check_ode(
     return _guard(_check_ode, source, hypothesis, order, base, simplify_seconds, require_constants, timeout=timeout)
 
 
-def verify_ode(
-    source: str | Sequence[str],
-    hypothesis: str | Sequence[str],
-    order: int = 1,
-    base: int = 10,
-    timeout: float = 10.0,
-    simplify_seconds: float = 3.0,
-    require_constants: bool = True,
-) -> bool:
-    """``True`` when the hypothesis is a solution of the ODE ``source = 0`` (see module doc)."""
-    return check_ode(source, hypothesis, order, base, timeout, simplify_seconds, require_constants).ok
-
-
 # ---------------------------------------------------------------------------- equivalence
 def _check_equivalent(
     expected: str | Sequence[str], hypothesis: str | Sequence[str], base: int, simplify_seconds: float
@@ -310,16 +283,9 @@ def _check_equivalent(
     a = prefix_to_sympy(expected, base)
     b = prefix_to_sympy(hypothesis, base)
     if a == b:
-        return Verdict(True, "structural")
-    try:
-        points = _points(" ".join(_tokens(hypothesis)), _symbol_names(a, b))
-        outcome = numeric_compare(_terms(a, base), _terms(b, base), points, base)
-    except (UnsupportedExpression, PrefixError):
-        outcome = "undecided"
-    if outcome != "undecided":
-        return _numeric_verdict(outcome)
-    zero = _simplifies_to_zero(a - b, simplify_seconds)
-    return Verdict(bool(zero), "simplify" if zero is not None else "undecided")
+        return Verdict.of(True, "structural")
+    points = _points(" ".join(_tokens(hypothesis)), _symbol_names(a, b))
+    return _decide(lambda: numeric_compare(_terms(a, base), _terms(b, base), points, base), a - b, simplify_seconds)
 
 
 def equivalent(

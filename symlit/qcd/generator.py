@@ -36,25 +36,27 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import sympy
 
 from symlit.qcd import colour
 from symlit.qcd.particles import GLUON, PHOTON, QUARKS, Species, all_species
 from symlit.qed import dirac
+from symlit.qed.generator import Process as QEDProcess
 from symlit.qed.generator import (
     _permutation_sign,
     combo_text,
-    factor_with_timeout,
     poly_to_sympy,
+    run_processes,
     s_symbol,
     square_of,
     symmetry_factor,
+    timed_square,
 )
-from symlit.qed.symba_format import Leg, process_name, sqamp_text
+from symlit.qed.symba_format import Leg, sqamp_text
 
 GS = sympy.Symbol("g_s")
 E = sympy.Symbol("e")
@@ -64,31 +66,10 @@ Combo = tuple
 
 # ---------------------------------------------------------------------------- processes
 @dataclass(frozen=True)
-class Process:
-    """External legs, incoming first, momentum labels ``1..4``."""
+class Process(QEDProcess):
+    """External legs of QCD species, incoming first, momentum labels ``1..4``."""
 
-    legs: tuple[Leg, ...]
-
-    @classmethod
-    def make(cls, incoming: Sequence[Species | str], outgoing: Sequence[Species | str]) -> Process:
-        """``Process.make(["u", "u~"], ["G", "G"])``."""
-        sp = [s if isinstance(s, Species) else Species.parse(s) for s in [*incoming, *outgoing]]
-        return cls(tuple(Leg(s, k + 1, k < len(incoming)) for k, s in enumerate(sp)))
-
-    @classmethod
-    def parse(cls, text: str) -> Process:
-        """``"u u~ -> G G"``."""
-        if "->" not in text:
-            raise ValueError(f"process {text!r} must look like 'u u~ -> G G'")
-        left, right = text.split("->")
-        return cls.make(left.split(), right.split())
-
-    @property
-    def name(self) -> str:
-        return process_name(list(self.legs))
-
-    def __str__(self) -> str:
-        return self.name
+    species: ClassVar[type] = Species
 
 
 def _is_bar(leg: Leg) -> bool:
@@ -772,34 +753,24 @@ def generate_process(
     rows = []
     if level == "diagram":
         for d in ds:
-            t0 = time.perf_counter()
-            sq, ok = factor_with_timeout(
-                squared_diagram(d, engine, True, identical_factor, n_colours, reg_prop), simplify_timeout
+            sq, ok, seconds = timed_square(
+                simplify_timeout, squared_diagram, d, engine, True, identical_factor, n_colours, reg_prop
             )
             rows.append(
-                GeneratedRow(
-                    process.name,
-                    d.label(),
-                    amplitude_text(d, reg_prop),
-                    sq,
-                    ok,
-                    time.perf_counter() - t0,
-                    diagram_keys(d),
-                )
+                GeneratedRow(process.name, d.label(), amplitude_text(d, reg_prop), sq, ok, seconds, diagram_keys(d))
             )
     elif ds:
-        t0 = time.perf_counter()
-        sq = squared_process(process, engine, True, identical_factor, n_colours, reg_prop)
-        sq, ok = factor_with_timeout(sq, simplify_timeout)
-        amp = "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds)
+        sq, ok, seconds = timed_square(
+            simplify_timeout, squared_process, process, engine, True, identical_factor, n_colours, reg_prop
+        )
         keys = diagram_keys(ds[0])
         keys["diagram"] = keys["diagram_class"] = f"{keys['process']} :: process"
-        rows.append(GeneratedRow(process.name, "process", amp, sq, ok, time.perf_counter() - t0, keys))
+        rows.append(
+            GeneratedRow(
+                process.name, "process", "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds), sq, ok, seconds, keys
+            )
+        )
     return rows
-
-
-def _worker(args: tuple) -> list[GeneratedRow]:
-    return generate_process(*args)
 
 
 def generate(
@@ -814,11 +785,4 @@ def generate(
     """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
     main thread makes the ``factor`` time limit effective)."""
     jobs = [(p, level, simplify_timeout, identical_factor, n_colours, reg_prop) for p in processes]
-    if workers <= 0:
-        engine = dirac.TraceEngine()
-        return [r for job in jobs for r in generate_process(*job, engine)]
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(workers) as pool:
-        return [r for rows in pool.imap(_worker, jobs, chunksize=1) for r in rows]
+    return run_processes(generate_process, jobs, workers)

@@ -22,16 +22,17 @@ permutation of external fermions in the product of spinor chains.
 from __future__ import annotations
 
 import itertools
-import signal
-import threading
+import multiprocessing as mp
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, ClassVar
 
 import sympy
 
+from symlit.limits import SampleTimeout, owns, time_limit
 from symlit.qed import dirac
 from symlit.qed.particles import Species, all_species, particle
 from symlit.qed.symba_format import Leg, process_name
@@ -42,14 +43,16 @@ Combo = tuple  # sorted tuple of (momentum label, integer coefficient): a linear
 # ---------------------------------------------------------------------------- processes
 @dataclass(frozen=True)
 class Process:
-    """An ordered list of external legs, incoming first (momentum labels ``1..n``)."""
+    """An ordered list of external legs, incoming first (momentum labels ``1..n``). Subclasses set
+    :attr:`species` to their particle table's ``Species`` (QCD: :mod:`symlit.qcd.generator`)."""
 
     legs: tuple[Leg, ...]
+    species: ClassVar[type] = Species
 
     @classmethod
-    def make(cls, incoming: Sequence[Species | str], outgoing: Sequence[Species | str]) -> Process:
-        """``Process.make(["e", "e~"], ["mu", "mu~"])``."""
-        sp = [s if isinstance(s, Species) else Species.parse(s) for s in [*incoming, *outgoing]]
+    def make(cls, incoming: Sequence[Any], outgoing: Sequence[Any]) -> Process:
+        """``Process.make(["e", "e~"], ["mu", "mu~"])`` (species or their names)."""
+        sp = [s if isinstance(s, cls.species) else cls.species.parse(s) for s in [*incoming, *outgoing]]
         n_in = len(incoming)
         return cls(tuple(Leg(s, k + 1, k < n_in) for k, s in enumerate(sp)))
 
@@ -57,7 +60,7 @@ class Process:
     def parse(cls, text: str) -> Process:
         """``"e e~ -> mu mu~"``."""
         if "->" not in text:
-            raise ValueError(f"process {text!r} must look like 'e e~ -> mu mu~'")
+            raise ValueError(f"process {text!r} must look like 'a b -> c d' (e.g. 'e e~ -> mu mu~')")
         left, right = text.split("->")
         return cls.make(left.split(), right.split())
 
@@ -483,31 +486,19 @@ def squared_process(
 
 
 # ---------------------------------------------------------------------------- simplification
-class SimplifyTimeout(Exception):
-    """``sympy.factor`` ran out of time."""
-
-
 def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.Expr, bool]:
     """``(sympy.factor(expr), True)``, or ``(expr, False)`` after ``seconds``.
 
-    The limit uses ``SIGALRM``, so it applies in the main thread of a process (a worker process of
-    :func:`generate`, or a script); elsewhere ``factor`` runs without a limit.
+    The limit is :func:`symlit.limits.time_limit`: it applies in the main thread of a process (a
+    worker process of :func:`generate`, or a script); elsewhere ``factor`` runs without a limit.
     """
-    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        return sympy.factor(expr), True
-
-    def alarm(signum, frame):
-        raise SimplifyTimeout
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return sympy.factor(expr), True
-    except SimplifyTimeout:
-        return expr, False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        with time_limit(seconds) as token:
+            return sympy.factor(expr), True
+    except SampleTimeout as err:
+        if owns(err, token):
+            return expr, False
+        raise
 
 
 # ---------------------------------------------------------------------------- SYMBA amplitude text
@@ -642,21 +633,49 @@ def generate_process(
     rows = []
     if level == "diagram":
         for k, d in enumerate(ds):
-            t0 = time.perf_counter()
-            sq = squared_diagram(d, engine, reg_prop, identical_factor)
-            sq, ok = factor_with_timeout(sq, simplify_timeout)
-            rows.append(GeneratedRow(process.name, k, amplitude_text(d, reg_prop), sq, ok, time.perf_counter() - t0))
+            sq, ok, seconds = timed_square(simplify_timeout, squared_diagram, d, engine, reg_prop, identical_factor)
+            rows.append(GeneratedRow(process.name, k, amplitude_text(d, reg_prop), sq, ok, seconds))
     elif ds:
-        t0 = time.perf_counter()
-        sq = squared_process(process, engine, reg_prop, identical_factor)
-        sq, ok = factor_with_timeout(sq, simplify_timeout)
-        amp = "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds)
-        rows.append(GeneratedRow(process.name, -1, amp, sq, ok, time.perf_counter() - t0))
+        sq, ok, seconds = timed_square(simplify_timeout, squared_process, process, engine, reg_prop, identical_factor)
+        rows.append(
+            GeneratedRow(process.name, -1, "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds), sq, ok, seconds)
+        )
     return rows
 
 
-def _worker(args: tuple) -> list[GeneratedRow]:
-    return generate_process(*args)
+def timed_square(
+    seconds: float | None, square: Callable[..., sympy.Expr], *args: object
+) -> tuple[sympy.Expr, bool, float]:
+    """``square(*args)`` factored within ``seconds`` (:func:`factor_with_timeout`): the squared
+    amplitude, whether it was factored, and the seconds computing and factoring it took (QED and
+    QCD rows)."""
+    t0 = time.perf_counter()
+    sq, ok = factor_with_timeout(square(*args), seconds)
+    return sq, ok, time.perf_counter() - t0
+
+
+def _call(item: tuple[Callable[..., list], tuple]) -> list:
+    function, args = item
+    return function(*args)
+
+
+def fork_pool(workers: int) -> mp.pool.Pool:
+    """A pool of ``workers`` forked processes (spawned where fork does not exist)."""
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    return ctx.Pool(workers)
+
+
+def run_processes(generate_one: Callable[..., list], jobs: list[tuple], workers: int, chunksize: int = 1) -> list:
+    """The rows of ``generate_one(*job, engine)`` for every job, in order (QED and QCD generators):
+    in this process with one trace engine (``workers <= 0``), or in ``workers`` forked processes
+    (whose main thread makes the ``factor`` time limit effective)."""
+    if workers <= 0:
+        engine = dirac.TraceEngine()
+        return [r for job in jobs for r in generate_one(*job, engine)]
+    with fork_pool(workers) as pool:
+        return [
+            r for rows in pool.imap(_call, [(generate_one, job) for job in jobs], chunksize=chunksize) for r in rows
+        ]
 
 
 def generate(
@@ -669,19 +688,8 @@ def generate(
 ) -> list[GeneratedRow]:
     """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
     main thread makes the ``factor`` time limit effective)."""
-    if workers <= 0:
-        engine = dirac.TraceEngine()
-        return [
-            r
-            for p in processes
-            for r in generate_process(p, level, simplify_timeout, reg_prop, identical_factor, engine)
-        ]
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     jobs = [(p, level, simplify_timeout, reg_prop, identical_factor) for p in processes]
-    with ctx.Pool(workers) as pool:
-        return [r for rows in pool.imap(_worker, jobs, chunksize=2) for r in rows]
+    return run_processes(generate_process, jobs, workers, chunksize=2)
 
 
 def row_record(r: GeneratedRow) -> dict:
@@ -715,7 +723,6 @@ def generate_sharded(
     (``process diagram amp sqamp simplified seconds``, ``sqamp`` as SYMBA text). ``out_dir`` must
     belong to one list of processes and settings: a ``meta.json`` there refuses another."""
     import json
-    import multiprocessing as mp
     import os
     from pathlib import Path
 
@@ -736,8 +743,7 @@ def generate_sharded(
     chunks = [processes[i : i + shard_size] for i in range(0, len(processes), shard_size)]
     pool = None
     if workers > 0:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers)
+        pool = fork_pool(workers)
     engine = dirac.TraceEngine()
     try:
         for k, chunk in enumerate(chunks):
@@ -748,7 +754,7 @@ def generate_sharded(
             if pool is None:
                 rows = [r for job in jobs for r in generate_process(*job, engine=engine)]
             else:
-                rows = [r for rs in pool.imap(_worker, jobs) for r in rs]
+                rows = [r for rs in pool.imap(_call, [(generate_process, job) for job in jobs]) for r in rs]
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text("".join(json.dumps(row_record(r)) + "\n" for r in rows))
             os.replace(tmp, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import mpmath
 import sympy
@@ -165,3 +165,22 @@ def relative_difference(a, b) -> float:
     """``|a - b| / max(|a|, |b|)`` (0 when both vanish)."""
     scale = max(abs(a), abs(b))
     return 0.0 if scale == 0 else float(abs(a - b) / scale)
+
+
+def agree_at(want: sympy.Expr, got: sympy.Expr, points: Iterable[dict[str, object]], tolerance: float) -> bool:
+    """Whether ``got`` equals ``want`` within ``tolerance`` (relative) at every point where ``want``
+    is defined, and at one at least. ``got`` undefined where ``want`` is defined disagrees."""
+    checked = 0
+    for values in points:
+        try:
+            a = evaluate(want, values)
+        except (ZeroDivisionError, OverflowError):
+            continue
+        try:
+            b = evaluate(got, values)
+        except (ZeroDivisionError, OverflowError, KeyError):
+            return False
+        if relative_difference(a, b) > tolerance:
+            return False
+        checked += 1
+    return checked > 0

@@ -21,10 +21,12 @@ tokenize equally.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 import sympy
 
@@ -38,21 +40,32 @@ class SymbaFormatError(ValueError):
 
 
 # ---------------------------------------------------------------------------- lexer
-_TOKEN = re.compile(
-    r"""
+_TOKEN_HEAD = r"""
     (?P<ws>\s+)
   | (?P<gamma>gamma_\{(?P<g_up>\+?)\\INDEX_(?P<g_l>\d+),INDEX_(?P<g_a>\d+),INDEX_(?P<g_b>\d+)\})
-  | (?P<spinor>(?P<sp_f>[A-Za-z]+)_\{MOMENTUM_(?P<sp_m>\d+),INDEX_(?P<sp_i>\d+)\}\(p_(?P<sp_p>\d+)\)
-        _(?P<sp_k>[uv])(?P<sp_c>\^\(\*\))?)
-  | (?P<pol>(?P<po_f>[A-Za-z]+)_\{MOMENTUM_(?P<po_m>\d+),(?P<po_up>\+?)\\INDEX_(?P<po_i>\d+)\}\(p_(?P<po_p>\d+)\)
-        (?P<po_c>\^\(\*\))?)
+"""
+_TOKEN_TAIL = r"""
   | (?P<mom>p_(?P<mo_p>\d+)_(?P<mo_up>\+?)\\INDEX_(?P<mo_i>\d+))
   | (?P<num>\d+)
   | (?P<sym>[A-Za-z][A-Za-z0-9_]*)
   | (?P<pow>\*\*|\^)
   | (?P<op>[-+*/()])
-    """,
-    re.VERBOSE,
+"""
+
+
+def token_pattern(fields: str) -> re.Pattern[str]:
+    """The amplitude lexer's pattern: whitespace, gamma matrices, then ``fields`` (the external
+    fields' alternatives, each starting with ``|``), then momenta, numbers, symbols and operators."""
+    return re.compile(_TOKEN_HEAD + fields + _TOKEN_TAIL, re.VERBOSE)
+
+
+_TOKEN = token_pattern(
+    r"""
+  | (?P<spinor>(?P<sp_f>[A-Za-z]+)_\{MOMENTUM_(?P<sp_m>\d+),INDEX_(?P<sp_i>\d+)\}\(p_(?P<sp_p>\d+)\)
+        _(?P<sp_k>[uv])(?P<sp_c>\^\(\*\))?)
+  | (?P<pol>(?P<po_f>[A-Za-z]+)_\{MOMENTUM_(?P<po_m>\d+),(?P<po_up>\+?)\\INDEX_(?P<po_i>\d+)\}\(p_(?P<po_p>\d+)\)
+        (?P<po_c>\^\(\*\))?)
+"""
 )
 
 # AST nodes are tuples: ("num", Fraction) ("sym", name) ("I",) ("add", [..]) ("mul", [..])
@@ -61,51 +74,41 @@ _TOKEN = re.compile(
 Node = tuple
 
 
-def _lex(text: str) -> list[tuple[str, Any]]:
+def _field(g: dict[str, Any]) -> Node:
+    """The node of a QED field token (spinor or polarisation) from its match groups."""
+    if g["spinor"] is not None:
+        return ("spinor", g["sp_f"], int(g["sp_m"]), int(g["sp_i"]), int(g["sp_p"]), g["sp_k"], bool(g["sp_c"]))
+    return ("pol", g["po_f"], int(g["po_m"]), bool(g["po_up"]), int(g["po_i"]), int(g["po_p"]), bool(g["po_c"]))
+
+
+def lex(
+    text: str, pattern: re.Pattern[str] = _TOKEN, field: Callable[[dict[str, Any]], Node] = _field
+) -> list[tuple[str, Any]]:
+    """``("atom", node)`` and ``("op", text)`` tokens of an amplitude. ``pattern`` has the groups
+    ``ws gamma mom num sym pow op`` and field groups that ``field`` turns into nodes (QCD adds
+    colour: :mod:`symlit.qcd.symba_text`)."""
     out: list[tuple[str, Any]] = []
     pos = 0
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = pattern.match(text, pos)
         if not m:
             raise SymbaFormatError(f"cannot read {text[pos : pos + 30]!r} at character {pos}")
         pos = m.end()
-        kind = m.lastgroup
         g = m.groupdict()
         if g["ws"] is not None:
             continue
-        if g["gamma"] is not None:
+        if g["pow"] is not None or g["op"] is not None:
+            out.append(("op", "^" if g["pow"] is not None else m.group(0)))
+        elif g["gamma"] is not None:
             out.append(("atom", ("gamma", bool(g["g_up"]), int(g["g_l"]), int(g["g_a"]), int(g["g_b"]))))
-        elif g["spinor"] is not None:
-            out.append(
-                (
-                    "atom",
-                    ("spinor", g["sp_f"], int(g["sp_m"]), int(g["sp_i"]), int(g["sp_p"]), g["sp_k"], bool(g["sp_c"])),
-                )
-            )
-        elif g["pol"] is not None:
-            out.append(
-                (
-                    "atom",
-                    (
-                        "pol",
-                        g["po_f"],
-                        int(g["po_m"]),
-                        bool(g["po_up"]),
-                        int(g["po_i"]),
-                        int(g["po_p"]),
-                        bool(g["po_c"]),
-                    ),
-                )
-            )
         elif g["mom"] is not None:
             out.append(("atom", ("mom", int(g["mo_p"]), bool(g["mo_up"]), int(g["mo_i"]))))
         elif g["num"] is not None:
             out.append(("atom", ("num", Fraction(int(g["num"])))))
         elif g["sym"] is not None:
-            name = g["sym"]
-            out.append(("atom", ("I",) if name == "i" else ("sym", name)))
+            out.append(("atom", ("I",) if g["sym"] == "i" else ("sym", g["sym"])))
         else:
-            out.append(("op", "^" if kind == "pow" else m.group(0)))
+            out.append(("atom", field(g)))
     return out
 
 
@@ -153,7 +156,7 @@ def _pow(base: Node, exp: Node) -> Node:
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.toks = _lex(text)
+        self.toks = lex(text)
         self.pos = 0
 
     def peek(self) -> tuple[str, Any] | None:
@@ -272,12 +275,12 @@ class Leg:
         return f"{self.species}(p_{self.p})"
 
 
-def _spinor_leg(particle: str, p: int, kind: str, conj: bool) -> Leg:
+def _spinor_leg(particle: str, p: int, kind: str, conj: bool, species: Callable[..., Any] = Species) -> Leg:
     # u: incoming particle, u^(*) (u-bar): outgoing particle, v: outgoing antiparticle,
     # v^(*) (v-bar): incoming antiparticle
     anti = kind == "v"
     incoming = (kind == "u") != conj
-    return Leg(Species(particle, anti), p, incoming)
+    return Leg(species(particle, anti), p, incoming)
 
 
 def legs(node: Node) -> list[Leg]:
@@ -316,24 +319,28 @@ def process_name(legs_: list[Leg]) -> str:
     return f"{ins} -> {outs}"
 
 
-def amplitude_tokens(node: Node, notation: str = "hybrid") -> list[str]:
-    """Tokens of an amplitude parse tree with dummy names renumbered by first appearance."""
-    check_notation(notation)
-    short = notation == "hybrid_short"
-    names: dict[tuple[str, int], str] = {}
+class TokenEncoder:
+    """Tokens of an amplitude parse tree, dummy names (``LOR_k``, ``SPIN_k``, ``MOMENTUM_k``)
+    renumbered by first appearance. Subclasses add node kinds in :meth:`field` and their dummy
+    name kinds in :attr:`PREFIXES` (QCD: colour, :mod:`symlit.qcd.symba_text`)."""
 
-    def rename(kind: str, idx: int) -> str:
-        key = (kind, idx)
-        if key not in names:
-            count = sum(1 for k in names if k[0] == kind)
-            names[key] = {"lor": "LOR_", "spin": "SPIN_", "field": "MOMENTUM_"}[kind] + str(count)
-        return names[key]
+    PREFIXES: ClassVar[dict[str, str]] = {"lor": "LOR_", "spin": "SPIN_", "field": "MOMENTUM_"}
 
-    def lor(up: bool, idx: int) -> str:
-        name = rename("lor", idx)
-        return "^" + name if up else name
+    def __init__(self, notation: str = "hybrid") -> None:
+        check_notation(notation)
+        self.notation, self.short = notation, notation == "hybrid_short"
+        self.names: dict[tuple[str, int], str] = {}
+        self.counters = {kind: itertools.count() for kind in self.PREFIXES}
 
-    def enc(n: Node) -> list[str]:
+    def rename(self, kind: str, idx: int) -> str:
+        if (kind, idx) not in self.names:
+            self.names[(kind, idx)] = self.PREFIXES[kind] + str(next(self.counters[kind]))
+        return self.names[(kind, idx)]
+
+    def lor(self, up: bool, idx: int) -> str:
+        return ("^" if up else "") + self.rename("lor", idx)
+
+    def encode(self, n: Node) -> list[str]:
         kind = n[0]
         if kind == "num":
             return number_tokens(n[1])
@@ -341,37 +348,44 @@ def amplitude_tokens(node: Node, notation: str = "hybrid") -> list[str]:
             return ["I"]
         if kind == "sym":
             return [n[1]]
-        if kind == "add":
-            return nary("add", [enc(a) for a in n[1]], notation)
-        if kind == "mul":
-            return nary("mul", [enc(a) for a in n[1]], notation)
+        if kind in ("add", "mul"):
+            return nary(kind, [self.encode(a) for a in n[1]], self.notation)
         if kind == "pow":
+            base, exponent = n[1], n[2]
             if (
-                short
-                and n[1][0] == "sym"
-                and n[1][1].startswith("m_")
-                and n[2][0] == "num"
-                and n[2][1].denominator == 1
-                and n[2][1] >= 2
+                self.short
+                and base[0] == "sym"
+                and base[1].startswith("m_")
+                and exponent[0] == "num"
+                and exponent[1].denominator == 1
+                and exponent[1] >= 2
             ):
-                return [f"m{n[2][1].numerator}{n[1][1][2:]}"]
-            return ["pow", *enc(n[1]), *enc(n[2])]
+                return [f"m{exponent[1].numerator}{base[1][2:]}"]
+            return ["pow", *self.encode(base), *self.encode(exponent)]
         if kind == "gamma":
             _, up, l_idx, a, b = n
-            return ["gamma", lor(up, l_idx), rename("spin", a), rename("spin", b)]
+            return ["gamma", self.lor(up, l_idx), self.rename("spin", a), self.rename("spin", b)]
+        if kind == "mom":
+            _, p, up, l_idx = n
+            return ["mom", f"p_{p}", self.lor(up, l_idx)]
+        return self.field(n)
+
+    def field(self, n: Node) -> list[str]:
+        """External fields (spinors, polarisations) and any kind the base grammar lacks."""
+        kind = n[0]
         if kind == "spinor":
             _, f, label, sidx, p, sk, conj = n
             head = f"spinor_{sk}{'bar' if conj else ''}"
-            return [head, f, rename("field", label), rename("spin", sidx), f"p_{p}"]
+            return [head, f, self.rename("field", label), self.rename("spin", sidx), f"p_{p}"]
         if kind == "pol":
             _, f, label, up, l_idx, p, conj = n
-            return ["pol_conj" if conj else "pol", f, rename("field", label), lor(up, l_idx), f"p_{p}"]
-        if kind == "mom":
-            _, p, up, l_idx = n
-            return ["mom", f"p_{p}", lor(up, l_idx)]
+            return ["pol_conj" if conj else "pol", f, self.rename("field", label), self.lor(up, l_idx), f"p_{p}"]
         raise SymbaFormatError(f"unknown node {kind!r}")
 
-    return enc(node)
+
+def amplitude_tokens(node: Node, notation: str = "hybrid") -> list[str]:
+    """Tokens of an amplitude parse tree with dummy names renumbered by first appearance."""
+    return TokenEncoder(notation).encode(node)
 
 
 _SPINOR_HEADS = {
@@ -382,20 +396,26 @@ _SPINOR_HEADS = {
 }
 
 
-def legs_from_tokens(tokens: list[str] | str) -> list[Leg]:
-    """The external legs named in an amplitude's token sequence (see :func:`amplitude_tokens`)."""
+def legs_from_tokens(
+    tokens: list[str] | str, species: Callable[..., Any] = Species, offset: Callable[[str, str], int] = lambda h, n: 4
+) -> list[Leg]:
+    """The external legs named in an amplitude's token sequence (see :func:`amplitude_tokens`).
+
+    ``offset(head, particle)``: where the momentum ``p_k`` stands after a field's head token (4 in
+    QED; QCD fields carry a colour index too); ``species``: the particle table's ``Species``."""
     toks = tokens.split() if isinstance(tokens, str) else tokens
     found: dict[int, Leg] = {}
     for i, tok in enumerate(toks):
         if tok in _SPINOR_HEADS or tok in ("pol", "pol_conj"):
-            if i + 4 >= len(toks) or not toks[i + 4].startswith("p_"):
+            at = i + offset(tok, toks[i + 1]) if i + 1 < len(toks) else len(toks)
+            if at >= len(toks) or not toks[at].startswith("p_"):
                 raise NotationError(f"malformed {tok} at token {i}")
-            name, p = toks[i + 1], int(toks[i + 4][2:])
+            name, p = toks[i + 1], int(toks[at][2:])
             if tok in _SPINOR_HEADS:
                 kind, conj = _SPINOR_HEADS[tok]
-                leg = _spinor_leg(name, p, kind, conj)
+                leg = _spinor_leg(name, p, kind, conj, species)
             else:
-                leg = Leg(Species(name), p, tok == "pol")
+                leg = Leg(species(name), p, tok == "pol")
             found[p] = leg
     return [found[p] for p in sorted(found)]
 

@@ -6,4 +6,11 @@ from symlit.tasks.calculus import CalculusTask
 from symlit.tasks.files import FileTask
 from symlit.tasks.qed import QEDGeneratedTask, QEDSymbaTask
 
-__all__ = ["ArithmeticTask", "CalculusTask", "FileTask", "QEDGeneratedTask", "QEDSymbaTask", "Task"]
+__all__ = ["ArithmeticTask", "CalculusTask", "FileTask", "QEDGeneratedTask", "QEDSymbaTask", "Task", "task_from_config"]
+
+
+def task_from_config(cfg: dict) -> Task:
+    """The task a ``data.task`` config (composed, or saved in a checkpoint) describes."""
+    from hydra.utils import instantiate
+
+    return instantiate(dict(cfg), _convert_="all")

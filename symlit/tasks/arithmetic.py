@@ -14,7 +14,7 @@ import functools
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from symlit.notation import (
     NotationError,
@@ -27,8 +27,11 @@ from symlit.notation import (
     significant_digits,
     to_digits,
 )
-from symlit.tasks.arithmetic_metrics import Tally, count_carries, position_hits
-from symlit.tasks.base import Rows, Task
+from symlit.tasks.arithmetic_metrics import Tally, count_carries, length_heatmap, position_hits
+from symlit.tasks.base import Rows, Task, Verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 OPERATORS = ("+", "-", "*")
 MAX_ENUMERATION = 2_000_000
@@ -202,15 +205,15 @@ class ArithmeticTask(Task):
         target = encode_int(evaluate(operands, operators), self.target_encoding, self.base, result_width, hints)
         return " ".join(parts), " ".join(target)
 
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Correct when the hypothesis spells the same integer as the target."""
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        """Correct when the hypothesis spells the same integer as the target; malformed when it
+        spells no integer."""
         encoding, hints = self.target_encoding, self.index_hints
         try:
-            return decode_int(hypothesis.split(), encoding, self.base, hints) == decode_int(
-                target.split(), encoding, self.base, hints
-            )
-        except NotationError:
-            return False
+            value = decode_int(hypothesis.split(), encoding, self.base, hints)
+        except NotationError as err:
+            return Verdict("malformed", "parse", str(err))
+        return Verdict.of(value == decode_int(target.split(), encoding, self.base, hints), "value")
 
     def bucket(self, source: str, target: str) -> str:
         """``digits=D`` (the longest operand), plus ``operands=N`` when the operand count varies."""
@@ -557,17 +560,37 @@ class ArithmeticTask(Task):
         operands only).
         """
         task = self.split_task(split)
-        operand_digits, result_digits = task.widest_digits
-        if task.digits is not None:
-            shortest = _as_range(task.digits, "digits")[0]
-        else:
-            lo, hi = task.min_value, task.max_value
-            shortest = 1 if lo <= 0 <= hi else len(to_digits(min(abs(lo), abs(hi)), task.base))
+        shortest, operand_digits = task.operand_digit_range
+        result_digits = task.widest_digits[1]
         keys = [f"acc_by_pos/{i}" for i in range(result_digits)]
         keys += [f"acc_by_len/{d}" for d in range(shortest, operand_digits + 1)]
         if task.counts_carries:
             keys += [f"acc_by_carries/{c}" for c in range(result_digits)]
         return tuple(keys)
+
+    @property
+    def operand_digit_range(self) -> tuple[int, int]:
+        """Fewest and most digits an operand of this configuration can have."""
+        if self.digits is not None:
+            shortest = _as_range(self.digits, "digits")[0]
+        else:
+            lo, hi = self.min_value, self.max_value
+            shortest = 1 if lo <= 0 <= hi else len(to_digits(min(abs(lo), abs(hi)), self.base))
+        return shortest, self.widest_digits[0]
+
+    def figures(self, predictions: dict[str, list[tuple[str, str, str | None, bool]]]) -> dict[str, Figure]:
+        """``length_heatmap``: exact match by (digits of operand 1, digits of operand 2) over every
+        test split together, the training lengths outlined (McLeish et al. 2024, Fig. 1)."""
+        records = [
+            (*self.operand_lengths(source)[:2], correct)
+            for rows in predictions.values()
+            for source, _, _, correct in rows
+            if len(self.operands(source)) >= 2
+        ]
+        if not records:
+            return {}
+        title = f"exact match by operand lengths ({', '.join(predictions)})"
+        return {"length_heatmap": length_heatmap(records, self.operand_digit_range, title=title)}
 
     @property
     def counts_carries(self) -> bool:

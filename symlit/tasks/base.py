@@ -8,14 +8,33 @@ one YAML file under ``conf/data/``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+from symlit.config import digest
+from symlit.verdict import Verdict
 
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_data_path(key: str, path: str, repo_fallback: bool = False, hint: str = "") -> Path:
+    """The existing file or directory ``data.task.<key>=path`` names, else ``FileNotFoundError``
+    naming the key. With ``repo_fallback`` a relative path is also looked up under the repository
+    root (so shipped samples under ``data_samples/`` are found from anywhere)."""
+    p = Path(path).expanduser()
+    for candidate in (p, REPO_ROOT / p) if repo_fallback else (p,):
+        if candidate.exists():
+            return candidate.resolve()
+    where = f" (nor under {REPO_ROOT})" if repo_fallback else ""
+    raise FileNotFoundError(f"data.task.{key}={path} does not exist{where}{hint}")
 
 
 class Task(ABC):
@@ -23,7 +42,15 @@ class Task(ABC):
 
     Subclasses are dataclasses whose fields are the task's configuration; :meth:`fingerprint`
     hashes those fields, so generated data is cached per configuration.
+
+    What defines a task (its vocabulary, verifier, notation) is kept apart from where its data
+    comes from (:meth:`data_paths`): paths are checked only when data is built
+    (:meth:`check_data`), never when a task is constructed, so a checkpoint's task loads, verifies
+    and renders on a machine without the training files.
     """
+
+    #: look relative data paths up under the repository root too (shipped samples)
+    data_repo_fallback: bool = False
 
     #: bump when generated data changes for the same configuration, to invalidate caches
     version: int = 1
@@ -42,8 +69,17 @@ class Task(ABC):
 
     def fingerprint(self) -> str:
         """Hex digest of the configuration; the cache key of generated data."""
-        blob = json.dumps({"config": self.config(), "version": self.version}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({"config": self.config(), "version": self.version})
+
+    def data_paths(self) -> dict[str, str]:
+        """Where the data comes from: ``{config key: path}`` of every file or directory the task
+        reads (empty for generated data)."""
+        return {}
+
+    def check_data(self) -> dict[str, Path]:
+        """The resolved :meth:`data_paths`; ``FileNotFoundError`` naming the key of a missing one.
+        Called when data is built (and fingerprinted), not when the task is constructed."""
+        return {k: resolve_data_path(k, v, self.data_repo_fallback) for k, v in self.data_paths().items()}
 
     @abstractmethod
     def build(self) -> dict[str, Rows]:
@@ -58,11 +94,13 @@ class Task(ABC):
         return []
 
     @abstractmethod
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``).
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``):
+        a :class:`Verdict` (``correct``, ``wrong`` or ``malformed``, and the method that decided).
 
-        May raise on a malformed hypothesis (counted as wrong) and may be slow: evaluation runs it
-        in worker processes with a time limit, so a task must be picklable.
+        A malformed hypothesis is a ``malformed`` verdict, not an exception (an exception is
+        counted as a verifier ``error``). May be slow: evaluation runs it in worker processes with
+        a time limit, so a task must be picklable.
         """
 
     def bucket(self, source: str, target: str) -> str:
@@ -72,8 +110,29 @@ class Task(ABC):
     #: names of the extra scores :meth:`scores` returns (logged as ``<stage>/<name>``)
     score_names: tuple[str, ...] = ()
 
-    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
-        """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics."""
+    def scores(self, source: str, target: str, hypothesis: str, verdict: Verdict) -> dict[str, float]:
+        """Extra per-hypothesis scores (the names in :attr:`score_names`) averaged into metrics;
+        ``verdict`` is what :meth:`verify` decided for this hypothesis (not to be recomputed)."""
+        return {}
+
+    # ------------------------------------------------------------------ training-time metrics (symlit.dashboard)
+    def tally_keys(self, split: str) -> tuple[str, ...]:
+        """Fixed keys of ``split``'s hit/count metrics, the same on every rank and epoch (``()``: none).
+
+        Logged as ``<stage prefix>/<key>`` (``val/acc_by_pos/3``, ``test/d20/acc_by_len/20``) by
+        :class:`symlit.dashboard.SplitMetrics`, which sums hits and counts over batches and DDP
+        ranks before dividing.
+        """
+        return ()
+
+    def tally(self, source: str, target: str, hypothesis: str | None, correct: bool) -> dict[str, tuple[int, int]]:
+        """``(hits, count)`` of one greedy hypothesis under keys of :meth:`tally_keys` (``None``: no EOS)."""
+        return {}
+
+    def figures(self, predictions: dict[str, list[tuple[str, str, str | None, bool]]]) -> dict[str, Figure]:
+        """Pictures of the final test, by file stem: ``predictions`` maps each test split to its
+        ``(source, target, greedy hypothesis, correct)`` rows. Saved as ``<run dir>/<stem>.png``
+        and logged as W&B images; the caller closes the figures. Default: none."""
         return {}
 
     #: the levels of :meth:`canonical_key`, finest first (empty: the task defines no key)

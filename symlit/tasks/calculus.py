@@ -16,9 +16,8 @@ substitution (:mod:`symlit.calculus.verify`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -26,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from symlit.calculus import engine, verify
-from symlit.calculus.generators import TASKS, GeneratorConfig
+from symlit.calculus.generators import TASKS, GeneratorConfig, GeneratorSettings
 from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, vocabulary
-from symlit.calculus.random_trees import REFERENCE_OPERATORS
 from symlit.calculus.reference_io import read_reference
-from symlit.tasks.base import Rows, Task
+from symlit.config import digest
+from symlit.tasks.base import Rows, Task, Verdict
 
 log = logging.getLogger(__name__)
 # fields that do not change the data (where and how fast it is made)
@@ -49,11 +48,11 @@ def _file_stat(path: str) -> list[Any]:
 
 
 @dataclass
-class CalculusTask(Task):
+class CalculusTask(GeneratorSettings, Task):
     """A Lample & Charton task; ``generator`` names it (``prim_fwd prim_bwd prim_ibp ode1 ode2``).
 
-    Generator fields (``max_ops`` ... ``solve_seconds``) are those of
-    :class:`~symlit.calculus.generators.GeneratorConfig`. ``n_train``/``n_valid``/``n_test`` are
+    Generator fields (``max_ops`` ... ``fast``) are inherited from (declared once in)
+    :class:`~symlit.calculus.generators.GeneratorSettings`. ``n_train``/``n_valid``/``n_test`` are
     the split sizes (for files, ``null`` keeps every training line). Every line of a
     reference-format file is validated when the data is built (both sides well-formed prefix
     expressions of known tokens; an integration input starts with ``sub Y'``, an ODE input holds
@@ -74,26 +73,7 @@ class CalculusTask(Task):
     n_train: int | None = 20000
     n_valid: int = 500
     n_test: int = 500
-    # generator settings
-    max_ops: int = 15
-    min_ops: int | None = None
-    small_ops_prob: float | None = None
-    max_ops_G: int = 4
-    max_int: int = 5
-    positive: bool = True
-    int_base: int = 10
-    leaf_probs: list[float] = field(default_factory=lambda: [0.75, 0.0, 0.25, 0.0])
-    n_variables: int = 1
-    n_coefficients: int = 0
-    operators: Any = REFERENCE_OPERATORS
-    tree_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    max_len: int = 512
-    simplify_prob: float | None = None
-    simplify_seconds: float | None = None
-    timeout: float | None = None
-    solve_seconds: float = 1.0
-    fwd_method: str | None = None
-    fast: bool = False
+    # the generator settings (max_ops ... fast) are inherited from GeneratorSettings
     skip_bad_rows: bool = False
     # how the data is made
     file_limit: int | None = None
@@ -124,10 +104,6 @@ class CalculusTask(Task):
             raise ValueError(f"data.task.n_train={self.n_train} must be positive (or null for a whole file)")
         if self.path is None and self.n_train is None:
             raise ValueError("data.task.n_train must be set when the data is generated (data.task.path is null)")
-        for key in ("path", "valid_path", "test_path", *(f"extra_tests.{k}" for k in self.extra_tests)):
-            value = self.extra_tests[key.split(".", 1)[1]] if key.startswith("extra_tests.") else getattr(self, key)
-            if value is not None and not Path(value).exists():
-                raise FileNotFoundError(f"data.task.{key}={value} does not exist")
         if self.path is None and (self.valid_path or self.test_path):
             raise ValueError("data.task.valid_path/test_path need data.task.path (the training file)")
         if self.workers < 0:
@@ -137,19 +113,17 @@ class CalculusTask(Task):
     # ------------------------------------------------------------------ configuration
     def generator_config(self) -> GeneratorConfig:
         """The :class:`GeneratorConfig` of this task's generator fields."""
-        names = {f.name for f in dataclasses.fields(GeneratorConfig)} - {"task"}
-        return GeneratorConfig(task=self.generator, **{n: getattr(self, n) for n in names if hasattr(self, n)})
+        return GeneratorConfig(task=self.generator, **self.generator_settings())
+
+    def data_paths(self) -> dict[str, str]:
+        paths = {k: getattr(self, k) for k in ("path", "valid_path", "test_path") if getattr(self, k)}
+        return paths | {f"extra_tests.{k}": v for k, v in self.extra_tests.items()}
 
     def fingerprint(self) -> str:
         """The data-defining fields (not workers/paths of the work area), plus read files' stats."""
         fields = {k: v for k, v in self.config().items() if k not in NOT_IN_FINGERPRINT}
-        files = {}
-        for key in ("path", "valid_path", "test_path"):
-            if getattr(self, key):
-                files[key] = _file_stat(getattr(self, key))
-        files.update({f"extra.{k}": _file_stat(v) for k, v in self.extra_tests.items()})
-        blob = json.dumps({"config": fields, "files": files, "version": self.version}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        files = {k: _file_stat(str(p)) for k, p in self.check_data().items()}
+        return digest({"config": fields, "files": files, "version": self.version})
 
     @property
     def order(self) -> int:
@@ -173,8 +147,11 @@ class CalculusTask(Task):
 
     def _generate(self) -> dict[str, Rows]:
         n_total = self.n_train + self.n_valid + self.n_test
-        if self.work_dir:
-            out = Path(self.work_dir) / self.fingerprint()
+        with contextlib.ExitStack() as stack:  # work_dir: resumable shards kept; else a temporary directory
+            if self.work_dir:
+                out = Path(self.work_dir) / self.fingerprint()
+            else:
+                out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="symlit-calculus-")))
             report = engine.generate(
                 self.generator_config(),
                 out,
@@ -186,19 +163,6 @@ class CalculusTask(Task):
                 progress=self.progress,
             )
             rows = engine.read_rows(out)
-        else:
-            with tempfile.TemporaryDirectory(prefix="symlit-calculus-") as tmp:
-                report = engine.generate(
-                    self.generator_config(),
-                    tmp,
-                    n_total,
-                    workers=self.workers,
-                    seed=self.seed,
-                    shard_size=self.shard_size,
-                    chunk_attempts=self.chunk_attempts,
-                    progress=self.progress,
-                )
-                rows = engine.read_rows(tmp)
         log.info("%s generation:\n%s", self.generator, report.summary())
         if report.unique < n_total:
             raise RuntimeError(
@@ -321,6 +285,7 @@ class CalculusTask(Task):
     def build(self) -> dict[str, Rows]:
         if self.smoke:
             return self.smoke_version().build()
+        self.check_data()
         splits = self._read() if self.path is not None else self._generate()
         if not splits["train"]["source"]:
             raise ValueError(f"task {self.generator}: the training split is empty")
@@ -335,18 +300,19 @@ class CalculusTask(Task):
         return splits
 
     # ------------------------------------------------------------------ evaluation
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
         """Integration: ``d(hypothesis)/dx`` equals the integrand; ODE: the hypothesis solves it.
 
-        Never raises: a malformed hypothesis, a SymPy failure or the time limit gives ``False``.
+        Never raises: a hypothesis that is not a prefix expression is ``malformed``; a SymPy
+        failure or the time limit is ``wrong`` (method ``error:...`` or ``timeout``).
         """
         if hypothesis.split() == target.split():
-            return True
+            return Verdict("correct", "exact")
         if self.order:
-            return verify.verify_ode(
+            return verify.check_ode(
                 source, hypothesis, order=self.order, base=self.int_base, timeout=self.verify_timeout
             )
-        return verify.verify_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
+        return verify.check_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
 
     # ------------------------------------------------------------------ leakage (issue 16)
     key_levels = ("expression",)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset
-
-from symlit.tasks.base import Rows, Task, exact_match
+from symlit.config import digest
+from symlit.tasks.base import Rows, Task, Verdict, exact_match
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +37,89 @@ def _read_delimited(path: str, sep: str) -> tuple[list[str], list[Row]]:
     return header, rows
 
 
-def _read_dataset(path: str, load: Any) -> tuple[list[str], list[Row]]:
-    data = load(path)
+def _read_dataset(path: str, kind: str) -> tuple[list[str], list[Row]]:
+    from datasets import Dataset  # heavy: imported when a JSON or Parquet file is read
+
+    data = Dataset.from_json(path) if kind == "json" else Dataset.from_parquet(path)
     return data.column_names, [(i, row) for i, row in enumerate(data, start=1)]
 
 
 READERS = {
     ".csv": lambda p: _read_delimited(p, ","),
     ".tsv": lambda p: _read_delimited(p, "\t"),
-    ".jsonl": lambda p: _read_dataset(p, Dataset.from_json),
-    ".json": lambda p: _read_dataset(p, Dataset.from_json),
-    ".parquet": lambda p: _read_dataset(p, Dataset.from_parquet),
+    ".jsonl": lambda p: _read_dataset(p, "json"),
+    ".json": lambda p: _read_dataset(p, "json"),
+    ".parquet": lambda p: _read_dataset(p, "parquet"),
 }
 
 
 def _bucket(text: str) -> float:
     """A deterministic number in [0, 1) from the text, so equal sources land in the same split."""
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
+
+
+def _problem(row: dict[str, Any], header: list[str], columns: tuple[str, str]) -> str | None:
+    """What is wrong with a data row, or ``None``."""
+    if "__extra__" in row:
+        return f"{len(header) + len(row['__extra__'])} fields where the header has {len(header)}"
+    for column in columns:
+        value = row.get(column)
+        if value is None:
+            return f"no {column!r} field"
+        if not str(value).strip():
+            return f"empty {column!r}"
+    return None
+
+
+def read_pairs(
+    path: str,
+    key: str,
+    source_column: str = "source",
+    target_column: str = "target",
+    skip_bad_rows: bool = False,
+    prefix: str | None = "data.task.",
+) -> Rows:
+    """The validated ``source``/``target`` pairs of a CSV/TSV/JSONL/JSON/Parquet file, which the
+    config key ``key`` names (``data.task.train``, ``split_file``...). A bad row is an error naming
+    the file, the line and the problem, or, with ``skip_bad_rows``, skipped and counted in a warning.
+    ``prefix``: where the column and skip settings live in the config, for the error messages
+    (``None``: nowhere, the columns are fixed)."""
+    where = f"{key}={path}"
+    suffix = Path(path).suffix.lower()
+    if suffix not in READERS:
+        raise ValueError(f"{where}: unsupported extension; use one of {sorted(READERS)}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{where} does not exist")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{where} is empty; it needs a header ({source_column},{target_column}) and at least one row")
+    header, rows = READERS[suffix](path)
+    missing = [c for c in (source_column, target_column) if c not in header]
+    if missing:
+        raise ValueError(
+            f"{where} has no column(s) {missing} (columns: {header}); "
+            + (f"set {prefix}source_column / {prefix}target_column" if prefix is not None else "rename its columns")
+        )
+    unit = "line" if suffix in (".csv", ".tsv", ".jsonl") else "row"
+    out: Rows = {"source": [], "target": []}
+    skipped: list[str] = []
+    for number, row in rows:
+        problem = _problem(row, header, (source_column, target_column))
+        if problem is not None:
+            if not skip_bad_rows:
+                fix = "" if prefix is None else f", or set {prefix}skip_bad_rows=true to skip bad rows"
+                raise ValueError(f"{path}, {unit} {number}: {problem}; fix or remove the row{fix}")
+            skipped.append(f"{unit} {number}: {problem}")
+            continue
+        out["source"].append(str(row[source_column]))
+        out["target"].append(str(row[target_column]))
+    if skipped:
+        log.warning("%s: skipped %d bad rows (skip_bad_rows=true), e.g. %s", path, len(skipped), skipped[0])
+    if not out["source"]:
+        raise ValueError(
+            f"{where} has no data rows{' left after skipping bad rows' if skipped else ''}; "
+            f"add ({source_column}, {target_column}) rows below the header"
+        )
+    return out
 
 
 @dataclass
@@ -96,81 +160,29 @@ class FileTask(Task):
                 raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
         if self.valid_fraction + self.test_fraction >= 1.0:
             raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
-        for key, path in self._files().items():
-            p = Path(path)
-            if p.suffix.lower() not in READERS:
+        for key, path in self.data_paths().items():
+            if Path(path).suffix.lower() not in READERS:
                 raise ValueError(f"data.task.{key}={path}: unsupported extension; use one of {sorted(READERS)}")
-            if not p.is_file():
-                raise FileNotFoundError(f"data.task.{key}={path} does not exist")
 
     @property
     def tokenizer_kind(self) -> str:  # type: ignore[override]
         return self.tokenizer
 
-    def _files(self) -> dict[str, str]:
+    def data_paths(self) -> dict[str, str]:
         files = {"train": self.train, "valid": self.valid, "test": self.test}
         files.update({f"extra_tests.{k}": v for k, v in self.extra_tests.items()})
         return {k: v for k, v in files.items() if v is not None}
 
     def fingerprint(self) -> str:
         """Configuration plus each file's path, size and modification time: an edited file is re-read."""
-        stats = {
-            k: [str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns]
-            for k, p in self._files().items()
-        }
-        blob = json.dumps({"base": super().fingerprint(), "files": stats}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def _problem(self, row: dict[str, Any], header: list[str]) -> str | None:
-        """What is wrong with a data row, or ``None``."""
-        if "__extra__" in row:
-            return f"{len(header) + len(row['__extra__'])} fields where the header has {len(header)}"
-        for column in (self.source_column, self.target_column):
-            value = row.get(column)
-            if value is None:
-                return f"no {column!r} field"
-            if not str(value).strip():
-                return f"empty {column!r}"
-        return None
+        stats = {k: [str(p), p.stat().st_size, p.stat().st_mtime_ns] for k, p in self.check_data().items()}
+        return digest({"base": super().fingerprint(), "files": stats})
 
     def _read(self, key: str, path: str) -> Rows:
-        where = f"data.task.{key}={path}"
-        if Path(path).stat().st_size == 0:
-            raise ValueError(
-                f"{where} is empty; it needs a header ({self.source_column},{self.target_column}) and at least one row"
-            )
-        header, rows = READERS[Path(path).suffix.lower()](path)
-        missing = [c for c in (self.source_column, self.target_column) if c not in header]
-        if missing:
-            raise ValueError(
-                f"{where} has no column(s) {missing} (columns: {header}); "
-                "set data.task.source_column / data.task.target_column"
-            )
-        unit = "line" if Path(path).suffix.lower() in (".csv", ".tsv", ".jsonl") else "row"
-        out: Rows = {"source": [], "target": []}
-        skipped: list[str] = []
-        for number, row in rows:
-            problem = self._problem(row, header)
-            if problem is not None:
-                if not self.skip_bad_rows:
-                    raise ValueError(
-                        f"{path}, {unit} {number}: {problem}; fix or remove the row, or set "
-                        "data.task.skip_bad_rows=true to skip bad rows"
-                    )
-                skipped.append(f"{unit} {number}: {problem}")
-                continue
-            out["source"].append(str(row[self.source_column]))
-            out["target"].append(str(row[self.target_column]))
-        if skipped:
-            log.warning("%s: skipped %d bad rows (skip_bad_rows=true), e.g. %s", path, len(skipped), skipped[0])
-        if not out["source"]:
-            raise ValueError(
-                f"{where} has no data rows{' left after skipping bad rows' if skipped else ''}; "
-                f"add ({self.source_column}, {self.target_column}) rows below the header"
-            )
-        return out
+        return read_pairs(path, f"data.task.{key}", self.source_column, self.target_column, self.skip_bad_rows)
 
     def build(self) -> dict[str, Rows]:
+        self.check_data()
         train = self._read("train", self.train)
         splits: dict[str, Rows] = {}
         carve = {"valid": self.valid is None, "test": self.test is None}
@@ -202,5 +214,5 @@ class FileTask(Task):
                 log.warning("%d of %d sources of split %r also appear in train", overlap, len(split["source"]), name)
         return splits
 
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        return exact_match(target, hypothesis)
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        return Verdict.of(exact_match(target, hypothesis), "exact")

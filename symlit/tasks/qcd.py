@@ -22,8 +22,7 @@ couplings), so an equivalent form counts.
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 import sympy
 
+from symlit.config import digest
 from symlit.notation import NotationError
 from symlit.qcd import generator as gen
 from symlit.qcd import symba_text as st
@@ -42,20 +42,13 @@ from symlit.qed.tokens import (
     DIGITS,
     OPERATOR_TOKENS,
     check_notation,
-    from_tokens,
     to_tokens,
-    token_score,
 )
-from symlit.tasks.base import Rows, Task, exact_match
+from symlit.tasks.base import Rows, Task, resolve_data_path
+from symlit.tasks.qed import AmplitudeVerifier, _unit
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("diagram_class", "process_family", "process", "diagram", "row")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _unit(text: str) -> float:
-    """A deterministic number in [0, 1) from ``text``."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
 
 
 def _leg_class(leg: sf.Leg) -> str:
@@ -87,14 +80,13 @@ def _components(rows: list[dict[str, Any]]) -> dict[int, str]:
 
 
 @dataclass
-class QCDGeneratedTask(Task):
+class QCDGeneratedTask(AmplitudeVerifier, Task):
     """Pairs made by :mod:`symlit.qcd.generator`: every 2 -> 2 process of ``particles`` (default:
     quarks, ``G``, ``A``), with every momentum labelling when ``orderings``; one row per diagram
     (``level: diagram``) or per process with interference (``level: process``). ``path`` reads a
     CSV written by ``python -m symlit.qcd`` instead of generating (the same rows, made once).
     The build is cached as a dataset by the task fingerprint (``workers`` excluded)."""
 
-    score_names = ("token_score", "numeric_equiv")
     particles: list[str] | None = None
     orderings: bool = True
     level: str = "diagram"
@@ -133,14 +125,6 @@ class QCDGeneratedTask(Task):
                 raise ValueError(f"data.task.particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
         if self.n_points < 1:
             raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
-        if self.path is not None:
-            p = Path(self.path).expanduser()
-            found = next((c for c in (p, REPO_ROOT / p) if c.is_file()), None)
-            if found is None:
-                raise FileNotFoundError(
-                    f"data.task.path={self.path} does not exist (write it with python -m symlit.qcd)"
-                )
-            self.path = str(found.resolve())
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
@@ -148,18 +132,26 @@ class QCDGeneratedTask(Task):
         cfg.pop("leakage", None)
         return cfg
 
+    def data_paths(self) -> dict[str, str]:
+        return {} if self.path is None else {"path": self.path}
+
+    def check_data(self) -> dict[str, Path]:
+        if self.path is None:
+            return {}
+        return {"path": resolve_data_path("path", self.path, True, " (write it with python -m symlit.qcd)")}
+
     def fingerprint(self) -> str:
         """Configuration, plus the CSV's size and modification time when ``path`` is set."""
         if self.path is None:
             return super().fingerprint()
-        st_ = Path(self.path).stat()
-        blob = json.dumps({"base": super().fingerprint(), "file": [st_.st_size, st_.st_mtime_ns]})
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        path = self.check_data()["path"]
+        base = Task.fingerprint(dataclasses.replace(self, path=str(path)))  # of the resolved path, as before
+        return digest({"base": base, "file": [path.stat().st_size, path.stat().st_mtime_ns]})
 
     # ------------------------------------------------------------------ rows and splits
     def _raw_rows(self) -> list[dict[str, str]]:
         if self.path is not None:
-            with open(self.path, newline="") as f:
+            with open(self.check_data()["path"], newline="") as f:
                 rows = list(csv.DictReader(f))
             need = {"amp", "sqamp", "process", "diagram_class", "process_key", "process_family"}
             if rows and not need <= set(rows[0]):
@@ -277,43 +269,11 @@ class QCDGeneratedTask(Task):
         return vocab
 
     # ------------------------------------------------------------------ verification
-    def decode(self, tokens: str) -> sympy.Expr:
-        """A target or hypothesis token string as SymPy."""
-        return from_tokens(tokens, self.notation)
-
-    def numeric_equal(self, source: str, target: str, hypothesis: str) -> bool:
-        """Target and hypothesis agree at ``n_points`` random physical points of the source's process."""
-        want, got = self.decode(target), self.decode(hypothesis)
-        legs = st.legs_from_tokens(source)
-        rng = random.Random(_unit(source + target))
-        checked = 0
-        for _ in range(self.n_points):
-            values = kinematics.point(legs, rng)
-            values.update({"g_s": rng.uniform(0.2, 1.5), "N": self.n_colours})
-            try:
-                a = kinematics.evaluate(want, values)
-            except (ZeroDivisionError, OverflowError):
-                continue
-            try:
-                b = kinematics.evaluate(got, values)
-            except (ZeroDivisionError, OverflowError, KeyError):
-                return False
-            if kinematics.relative_difference(a, b) > self.tolerance:
-                return False
-            checked += 1
-        return checked > 0
-
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Exact token match, or numeric equivalence (may raise on a malformed hypothesis)."""
-        return exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
-
-    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
-        """SYMBA's token score and numeric equivalence (0/1) of one hypothesis."""
-        try:
-            numeric = self.verify(source, target, hypothesis)
-        except Exception:  # noqa: BLE001 - an undecodable hypothesis is simply not equivalent
-            numeric = False
-        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(numeric)}
+    def _point(self, source: str, rng: random.Random, symbols: list[sympy.Symbol]) -> dict[str, object]:
+        """A random kinematic point of the source's process, with a random ``g_s`` and ``N = n_colours``."""
+        values = kinematics.point(st.legs_from_tokens(source), rng)
+        values.update({"g_s": rng.uniform(0.2, 1.5), "N": self.n_colours})
+        return values
 
     def bucket(self, source: str, target: str) -> str:
         """Process class, e.g. ``"q q~ -> G G"``."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -38,13 +37,14 @@ from typing import Any
 
 import sympy
 
+from symlit.config import digest
 from symlit.notation import NotationError
 from symlit.qed import generator as gen
 from symlit.qed import keys, kinematics
 from symlit.qed import symba_format as sf
 from symlit.qed.particles import FERMIONS, LEPTONS, PARTICLES
 from symlit.qed.tokens import DIGITS, OPERATOR_TOKENS, check_notation, from_tokens, to_tokens, token_score
-from symlit.tasks.base import Rows, Task, exact_match
+from symlit.tasks.base import Rows, Task, Verdict, exact_match
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("row", *keys.LEVELS, "process", "process_family")
@@ -58,7 +58,6 @@ LEAK_FREE_LEVEL = {
     "process_family": "process_family",
 }
 SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _unit(text: str) -> float:
@@ -79,8 +78,47 @@ def _leg_class(leg: sf.Leg) -> str:
     return base + ("~" if leg.species.anti else "")
 
 
+class AmplitudeVerifier:
+    """Verification of squared amplitudes, shared by the QED and QCD tasks: an exact token match,
+    else numeric agreement of target and hypothesis at ``n_points`` random points of the source's
+    process (:meth:`_point`) within ``tolerance``. A hypothesis that does not decode is malformed."""
+
+    notation: str
+    n_points: int
+    tolerance: float
+
+    def decode(self, tokens: str) -> sympy.Expr:
+        """A target or hypothesis token string as SymPy."""
+        return from_tokens(tokens, self.notation)
+
+    def _point(self, source: str, rng: random.Random, symbols: list[sympy.Symbol]) -> dict[str, object]:
+        raise NotImplementedError
+
+    def numeric_equal(self, source: str, target: str, got: sympy.Expr) -> bool:
+        """The decoded hypothesis ``got`` and the target agree at ``n_points`` random points of the source's process."""
+        want = self.decode(target)
+        rng = random.Random(_unit(source + target))
+        symbols = sorted(want.free_symbols | got.free_symbols, key=str)
+        points = (self._point(source, rng, symbols) for _ in range(self.n_points))
+        return kinematics.agree_at(want, got, points, self.tolerance)
+
+    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
+        """``exact`` token match, else ``numeric`` equivalence; ``malformed`` when the hypothesis does not decode."""
+        if exact_match(target, hypothesis):
+            return Verdict("correct", "exact")
+        try:
+            got = self.decode(hypothesis)
+        except Exception as err:  # noqa: BLE001 - any decoding failure: the hypothesis is not an amplitude
+            return Verdict("malformed", "parse", f"{type(err).__name__}: {err}")
+        return Verdict.of(self.numeric_equal(source, target, got), "numeric")
+
+    def scores(self, source: str, target: str, hypothesis: str, verdict: Verdict) -> dict[str, float]:
+        """SYMBA's token score and numeric equivalence (0/1: the verdict, not recomputed)."""
+        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(verdict.ok)}
+
+
 @dataclass
-class _QEDTask(Task):
+class _QEDTask(AmplitudeVerifier, Task):
     """Shared splitting, vocabulary and verification of the QED tasks."""
 
     score_names = ("token_score", "numeric_equiv")  # class attribute (no annotation): not a config field
@@ -190,48 +228,13 @@ class _QEDTask(Task):
         return vocab
 
     # ------------------------------------------------------------------ verification
-    def decode(self, tokens: str) -> sympy.Expr:
-        """A target or hypothesis token string as SymPy."""
-        return from_tokens(tokens, self.notation)
-
-    def numeric_equal(self, source: str, target: str, hypothesis: str) -> bool:
-        """Target and hypothesis agree at ``n_points`` random kinematic points of the source's process."""
-        want, got = self.decode(target), self.decode(hypothesis)
+    def _point(self, source: str, rng: random.Random, symbols: list[sympy.Symbol]) -> dict[str, object]:
+        """A random kinematic point of the source's process (of the free symbols when its legs do not parse)."""
         try:
             legs = sf.legs_from_tokens(source)
         except (NotationError, KeyError, ValueError):
-            legs = []
-        rng = random.Random(_unit(source + target))
-        checked = 0
-        for _ in range(self.n_points):
-            if legs:
-                values = kinematics.point(legs, rng)
-            else:
-                values = kinematics.free_point(sorted(want.free_symbols | got.free_symbols, key=str), rng)
-            try:
-                a = kinematics.evaluate(want, values)
-            except (ZeroDivisionError, OverflowError):
-                continue
-            try:
-                b = kinematics.evaluate(got, values)
-            except (ZeroDivisionError, OverflowError, KeyError):
-                return False
-            if kinematics.relative_difference(a, b) > self.tolerance:
-                return False
-            checked += 1
-        return checked > 0
-
-    def verify(self, source: str, target: str, hypothesis: str) -> bool:
-        """Exact token match, or numeric equivalence (may raise on a malformed hypothesis)."""
-        return exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
-
-    def scores(self, source: str, target: str, hypothesis: str) -> dict[str, float]:
-        """SYMBA's token score and numeric equivalence (0/1) of one hypothesis."""
-        try:
-            numeric = exact_match(target, hypothesis) or self.numeric_equal(source, target, hypothesis)
-        except Exception:  # noqa: BLE001 - an undecodable hypothesis is simply not equivalent
-            numeric = False
-        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(numeric)}
+            return kinematics.free_point(symbols, rng)
+        return kinematics.point(legs, rng)
 
     def bucket(self, source: str, target: str) -> str:
         """Process class, e.g. ``"l l~ -> q q~"`` or ``"A l -> A l"`` (``l`` lepton, ``q`` quark)."""
@@ -254,35 +257,33 @@ class QEDSymbaTask(_QEDTask):
     path: str = "???"
     skip_bad_rows: bool = False
 
+    data_repo_fallback = True
+
     def __post_init__(self) -> None:
         self._check()
-        self.path = str(self.resolved_path())
 
-    def resolved_path(self) -> Path:
-        p = Path(self.path).expanduser()
-        for candidate in (p, REPO_ROOT / p):
-            if candidate.is_file():
-                return candidate.resolve()
-        raise FileNotFoundError(f"data.task.path={self.path} does not exist (nor under {REPO_ROOT})")
+    def data_paths(self) -> dict[str, str]:
+        return {"path": self.path}
 
     def fingerprint(self) -> str:
         """Configuration plus the file's size and modification time: an edited file is re-read."""
-        p = Path(self.path)
-        blob = json.dumps({"base": super().fingerprint(), "file": [p.stat().st_size, p.stat().st_mtime_ns]})
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        p = self.check_data()["path"]
+        base = _QEDTask.fingerprint(dataclasses.replace(self, path=str(p)))  # of the resolved path, as before
+        return digest({"base": base, "file": [p.stat().st_size, p.stat().st_mtime_ns]})
 
     def build(self) -> dict[str, Rows]:
         """Every row is validated (parsed, legs and symbols known); a bad row is an error naming
         the file, the line and the problem, or, with ``skip_bad_rows``, skipped and counted."""
-        pairs = sf.read_symba_rows(self.path)
+        path = str(self.check_data()["path"])
+        pairs = sf.read_symba_rows(path)
         if self.max_rows is not None:
             pairs = pairs[: self.max_rows]
         if not pairs:
-            raise ValueError(f"data.task.path={self.path}: no rows")
+            raise ValueError(f"data.task.path={path}: no rows")
         rows, bad = [], []
         for k, (line, a, s) in enumerate(pairs):
             try:
-                rows.append(self._row(a, s, f"{self.path}:{line}:", k))
+                rows.append(self._row(a, s, f"{path}:{line}:", k))
             except ValueError as err:
                 if not self.skip_bad_rows:
                     raise ValueError(
@@ -294,11 +295,11 @@ class QEDSymbaTask(_QEDTask):
                 "skipped %d bad rows of %d in %s (data.task.skip_bad_rows=true); first: %s",
                 len(bad),
                 len(pairs),
-                self.path,
+                path,
                 bad[0],
             )
         if not rows:
-            raise ValueError(f"data.task.path={self.path}: every row is bad")
+            raise ValueError(f"data.task.path={path}: every row is bad")
         self.skipped_rows = len(bad)
         return self._split(rows)
 
@@ -373,11 +374,11 @@ class QEDGeneratedTask(_QEDTask):
                 self.identical_factor,
                 self.shard_size,
             ]
-            digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+            key = digest(settings, 12)
             procs = [p for p in self.processes() if p.shape == shape]
             out += gen.generate_sharded(
                 procs,
-                str(Path(self.work_dir) / f"{shape}-{digest}"),
+                str(Path(self.work_dir) / f"{shape}-{key}"),
                 self.shard_size,
                 self.level,
                 self.simplify_timeout,

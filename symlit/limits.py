@@ -1,4 +1,5 @@
-"""Time limits for SymPy calls that may run for ever.
+"""Time limits for SymPy calls that may run for ever (calculus generation and verification, QED/QCD
+factoring): the one time-limit helper of symlit.
 
 :func:`time_limit` interrupts the block with :class:`SampleTimeout` after ``seconds``, using a
 real-time interval timer (``SIGALRM``). It works in the main thread of any process, which is
