@@ -599,18 +599,21 @@ class ArithmeticTask(Task):
             self.operators == ["+"] and not self.negative_operands and (self.digits is not None or self.min_value >= 0)
         )
 
-    def tally(self, source: str, target: str, hypothesis: str | None, correct: bool) -> dict[str, tuple[int, int]]:
+    def tally(
+        self, source: str, target: str, hypothesis: str | None, correct: bool | Verdict
+    ) -> dict[str, tuple[int, int]]:
         """``(hits, count)`` of one greedy hypothesis under :meth:`tally_keys` (``None``: no EOS).
 
         Sum these over a split (and over DDP ranks) and divide at the end; ``correct`` is the
-        verifier's verdict.
+        verifier's verdict (a :class:`~symlit.verdict.Verdict` or a bool: only its truth counts).
         """
+        hit = int(bool(correct))
         operands = self.operands(source)
         counts: dict[str, tuple[int, int]] = {
-            f"acc_by_len/{max(len(to_digits(v, self.base)) for v in operands)}": (int(correct), 1)
+            f"acc_by_len/{max(len(to_digits(v, self.base)) for v in operands)}": (hit, 1)
         }
         if self.counts_carries:
-            counts[f"acc_by_carries/{count_carries(operands, self.base)}"] = (int(correct), 1)
+            counts[f"acc_by_carries/{count_carries(operands, self.base)}"] = (hit, 1)
         try:
             guess = None if hypothesis is None else self._result_digits(hypothesis)
         except NotationError:

@@ -125,7 +125,9 @@ class Task(ABC):
         """
         return ()
 
-    def tally(self, source: str, target: str, hypothesis: str | None, correct: bool) -> dict[str, tuple[int, int]]:
+    def tally(
+        self, source: str, target: str, hypothesis: str | None, correct: bool | Verdict
+    ) -> dict[str, tuple[int, int]]:
         """``(hits, count)`` of one greedy hypothesis under keys of :meth:`tally_keys` (``None``: no EOS)."""
         return {}
 
