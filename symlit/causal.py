@@ -143,7 +143,7 @@ class CausalTransformer(TransformerBase):
             rows["key_valid"][:, slots] = real
         digit_index = None
         if self.pos.abacus:
-            digit_index = self.pos.digit_indices(tokens, rows["digit_run"])
+            digit_index = self.pos.digit_indices(tokens, rows["digit_run"], generated=logits)
             rows["digit_run"] = digit_index[:, -1]
         if not logits:
             self._stack(

@@ -505,7 +505,7 @@ class Seq2SeqTransformer(TransformerBase):
         slots = cache.advance(tokens.shape[1])  # (T,): decoder positions = cache slots
         digit_index = None
         if self.pos.abacus:
-            digit_index = self.pos.digit_indices(tokens, cache.rows["digit_run"])
+            digit_index = self.pos.digit_indices(tokens, cache.rows["digit_run"], generated=True)
             cache.rows["digit_run"] = digit_index[:, -1]
         stack = _compiled(type(self)._step_stack) if cache.compiled else type(self)._step_stack
         return stack(self, tokens, slots, digit_index, cache)

@@ -177,11 +177,20 @@ class Positions(nn.Module):
             return None
         return torch.randint(0, self.max_offset + 1, (batch,), device=device)
 
-    def digit_indices(self, tokens: Tensor, carry: Tensor | None = None, offset: Tensor | None = None) -> Tensor:
-        """Abacus indices ``(B, T)`` of ``tokens``, shifted by ``offset (B,)`` (see the module docstring)."""
+    def digit_indices(
+        self, tokens: Tensor, carry: Tensor | None = None, offset: Tensor | None = None, generated: bool = False
+    ) -> Tensor:
+        """Abacus indices ``(B, T)`` of ``tokens``, shifted by ``offset (B,)`` (see the module docstring).
+
+        ``generated``: the tokens are the model's own output (a decoding step). A run of generated
+        digits longer than the table then reuses its last index instead of failing: an untrained or
+        wrong model may write any number of digits, and that is a wrong answer, not a config error.
+        """
         index = abacus_indices(self.is_digit[tokens], carry)
         if offset is not None:
             index = torch.where(index > 0, index + offset[:, None], index)
+        if generated:
+            index = index.clamp(max=self.max_index)
         return index
 
     def embed(self, positions: Tensor, digit_index: Tensor | None = None) -> Tensor | float:

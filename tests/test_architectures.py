@@ -158,6 +158,22 @@ def test_abacus_offsets_shift_digits_only_in_training():
     assert model.pos.draw_offset(64, tokens.device) is None
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_abacus_decoding_survives_a_generated_number_longer_than_the_table(arch):
+    # an untrained model may write digits without end; that is a wrong answer, not an error
+    def step(self, tokens, cache):
+        logits = ARCHS[arch].step(self, tokens, cache).clone()  # (B, T, V)
+        logits[..., DIGITS[3]] += 1e3  # every step writes the digit "3"
+        return logits
+
+    model = tiny(arch, "abacus", cls=type("DigitWriter", (ARCHS[arch],), {"step": step}), abacus_max_digits=4)
+    src = torch.tensor([[3, 10, 11, 4, 12, 13]])
+    out = greedy_decode(model, src, BOS, EOS, 12)
+    assert out.tokens[0].tolist() == [DIGITS[3]] * 12
+    with pytest.raises(ValueError, match="abacus_max_digits=4"):  # a too-long *input* number still is one
+        greedy_decode(model, torch.tensor([[3, *DIGITS[:6]]]), BOS, EOS, 2)
+
+
 @pytest.mark.parametrize("scheme", ["learned", "rope", "alibi", "none", "abacus"])
 def test_decoder_only_beam_one_equals_greedy(scheme):
     model = tiny("dec-only", scheme)
