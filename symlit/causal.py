@@ -26,6 +26,7 @@ from symlit.model import (
     ModelConfig,
     SelfAttentionLayer,
     TransformerBase,
+    _buffer,
     _causal,
     _compiled,
     _merge,
@@ -111,10 +112,9 @@ class CausalTransformer(TransformerBase):
         dtype = torch.get_autocast_dtype(src.device.type) if torch.is_autocast_enabled(src.device.type) else None
         dtype = dtype or self.embed.weight.dtype
         shape = (batch, heads, width + max_len, head_dim)
-        # zeros, not empty: a static cache multiplies unfilled values by zero attention weights,
-        # and uninitialised memory may hold NaN (NaN * 0 = NaN)
+        fixed = static or compile
         self_kv = [
-            (src.new_zeros(shape, dtype=dtype), src.new_zeros(shape, dtype=dtype))
+            (_buffer(src, shape, fixed, dtype), _buffer(src, shape, fixed, dtype))
             for _ in range(len(self.layers) * self.cfg.n_loops)
         ]
         cache = KVCache(self_kv, static, compile)

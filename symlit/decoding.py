@@ -129,28 +129,28 @@ def _ancestral(
     prefix = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
     step_input = prefix
     for step in range(max_len):
-        log_probs = _step_log_probs(model, step_input, prefix, src, cache, never)
-        token = pick(log_probs)
-        live = rows[alive]
-        out[live, step] = token[alive]
-        scores[live] += log_probs.gather(1, token[:, None]).squeeze(1)[alive]
-        done = alive & (token == eos_id)
-        finished[rows[done]] = True
-        alive &= ~done
-        if not bool(alive.any()):
+        log_probs = _step_log_probs(model, step_input, prefix, src, cache, never)  # (b, V)
+        token = torch.where(alive, pick(log_probs), pad_id)  # (b,): rows that ended write padding
+        out[:, step].index_copy_(0, rows, token)
+        scores.index_add_(0, rows, torch.where(alive, log_probs.gather(1, token[:, None]).squeeze(1), 0.0))
+        alive = alive & (token != eos_id)  # a row ends at its EOS: ~alive is "finished"
+        n_alive = int(alive.sum())
+        if not n_alive:
             break
         step_input = token[:, None]
         if cache is None:  # only recomputation needs the whole prefix
             prefix = torch.cat([prefix, step_input], dim=1)
         # Drop ended rows once they are a quarter of the batch: copying the cache for every row
         # that ends costs more than decoding a few ended rows along with the rest.
-        if int((~alive).sum()) * 4 >= len(alive):
+        if (len(alive) - n_alive) * 4 >= len(alive):
+            finished[rows[~alive]] = True
             keep = alive.nonzero().squeeze(1)
             rows, step_input, alive = rows[keep], step_input[keep], alive[keep]
             if cache is not None:
                 cache.select(keep)
             else:
                 prefix, src = prefix[keep], src[keep]
+    finished[rows[~alive]] = True
     last = int(out.ne(pad_id).sum(1).max()) if batch else 0
     return Decoded(out[:, : max(last, 1)], finished, scores)
 

@@ -167,8 +167,9 @@ class KVCache:
         return slots
 
     def self_mask(self, slots: Tensor) -> Tensor | None:
-        """Which of the :attr:`width` key slots the tokens at ``slots (T,)`` see: ``(B|1, 1, T, width)``,
-        or ``None`` when a single new token sees every filled slot."""
+        """Which of the :attr:`width` key slots the tokens at ``slots (T,)`` see, as additive scores
+        ``(B|1, 1, T, width)`` (0 or -inf, made once per step for every layer), or ``None`` when a
+        single new token sees every filled slot."""
         width = self.width
         mask = None
         if self.static or slots.shape[0] > 1:
@@ -176,7 +177,7 @@ class KVCache:
         if "key_valid" in self.rows:
             valid = self.rows["key_valid"][:, None, None, :width]
             mask = valid if mask is None else mask & valid
-        return mask
+        return None if mask is None else additive(mask, self.self_kv[0][0].dtype)
 
     def select(self, index: Tensor, cross: bool = True) -> None:
         """Keep (and reorder) the batch rows ``index``: beam reordering and dropping finished rows.
@@ -216,13 +217,18 @@ class DecodingModel(Protocol):
         ...
 
 
+def additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A boolean mask (``True``: may attend) as additive scores: 0 where allowed, -inf elsewhere."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+
+
 def _merge(mask: Tensor | None, bias: Tensor | None) -> Tensor | None:
-    """One SDPA mask from a boolean mask and additive scores (either may be ``None``)."""
+    """One SDPA mask from a mask (boolean or additive) and additive scores (either may be ``None``)."""
     if bias is None:
         return mask
     if mask is None:
         return bias
-    return bias.masked_fill(~mask, float("-inf"))
+    return bias + mask if mask.is_floating_point() else bias.masked_fill(~mask, float("-inf"))
 
 
 def _causal(n: int, device: torch.device) -> Tensor:
@@ -235,10 +241,21 @@ def _single_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     On CPU, SDPA's flash kernel is tiled for long queries; for a single query this plain form is
     about 2.5x faster (measured in ``benchmarks/bench_vs_bart.py``) and numerically equivalent.
     """
-    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, 1, L)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:  # in place only when no type promotion is lost (ALiBi's float32 bias on bf16 scores)
+            scores = scores.add_(mask) if mask.dtype == scores.dtype else scores + mask
     return torch.softmax(scores, dim=-1) @ v
+
+
+def _buffer(like: Tensor, shape: tuple[int, ...], static: bool, dtype: torch.dtype | None = None) -> Tensor:
+    """A key or value cache buffer. A static cache's is zeroed: it multiplies unfilled slots by zero
+    attention weights, and uninitialised memory may hold NaN (NaN * 0 = NaN); a growing cache only
+    reads slots it has written."""
+    make = like.new_zeros if static else like.new_empty
+    return make(shape, dtype=dtype or like.dtype)
 
 
 class Attention(nn.Module):
@@ -278,7 +295,8 @@ class Attention(nn.Module):
         rope: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Attention of ``x`` to itself, or to ``memory`` (cross). With a ``cache``, self-attention writes
-        its new keys and values at ``slots`` and attends over the cache's :attr:`~KVCache.width` slots
+        its new keys and values at ``slots`` (the ones :meth:`KVCache.advance` just claimed, the last
+        ``T`` filled) and attends over the cache's :attr:`~KVCache.width` slots
         (``mask`` then covers those). ``rope``: rotary angles of ``x``'s positions."""
         if self.cross:
             q = self._heads(self.q_proj(x))
@@ -289,8 +307,12 @@ class Attention(nn.Module):
                 q, k = rotate(q, rope), rotate(k, rope)
             if cache is not None:
                 k_buf, v_buf = cache.self_kv[layer]
-                k_buf.index_copy_(2, slots, k)
-                v_buf.index_copy_(2, slots, v)
+                if cache.compiled:  # one graph for every step: the slots are a tensor input
+                    k_buf.index_copy_(2, slots, k)
+                    v_buf.index_copy_(2, slots, v)
+                else:  # the slots are the last ones claimed: a slice copy is cheaper
+                    k_buf[:, :, cache.length - k.shape[2] : cache.length] = k
+                    v_buf[:, :, cache.length - v.shape[2] : cache.length] = v
                 k, v = (k_buf, v_buf) if cache.static else (k_buf[:, :, : cache.length], v_buf[:, :, : cache.length])
                 causal = False  # the mask says which cached slots each query sees
         dropout = self.dropout if self.training else 0.0
@@ -492,10 +514,8 @@ class Seq2SeqTransformer(TransformerBase):
         cross_kv = [layer.cross_attn.memory_kv(memory) for layer in self.decoder]
         k = cross_kv[0][0]
         shape = (k.shape[0], k.shape[1], max_len, k.shape[3])  # same dtype as the keys to come (autocast)
-        # zeros, not empty: a static cache multiplies unfilled values by zero attention weights,
-        # and uninitialised memory may hold NaN (NaN * 0 = NaN)
-        self_kv = [(k.new_zeros(shape), k.new_zeros(shape)) for _ in self.decoder]
-        cache = KVCache(self_kv, static, compile, cross_kv, self.source_mask(src))
+        self_kv = [(_buffer(k, shape, static or compile), _buffer(k, shape, static or compile)) for _ in self.decoder]
+        cache = KVCache(self_kv, static, compile, cross_kv, additive(self.source_mask(src), k.dtype))
         if self.pos.abacus:
             cache.rows["digit_run"] = torch.zeros(src.shape[0], dtype=torch.long, device=src.device)
         return cache
