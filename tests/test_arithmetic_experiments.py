@@ -16,7 +16,10 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("experiment", sorted(SMALL))
+@pytest.mark.parametrize(
+    "experiment",
+    [pytest.param(e, marks=pytest.mark.slow) if e.endswith("_gpu") else e for e in sorted(SMALL)],  # _gpu: base size
+)
 def test_arithmetic_experiment_runs_fast_dev_run(make_cfg, experiment):
     cfg = make_cfg(
         f"experiment={experiment}",

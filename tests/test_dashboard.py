@@ -12,6 +12,8 @@ from wandb_records import read_run
 
 from symlit.train import train
 
+pytestmark = pytest.mark.xdist_group("test_dashboard")  # pytest-xdist: the module-scoped fixture is built once
+
 TINY = [
     "data.task.n_train=200",
     "data.task.n_valid=40",

@@ -25,6 +25,8 @@ from symlit.tokenizer import Seq2SeqTokenizer
 from symlit.train import train
 from symlit.verifier_pool import Check, VerifierPool
 
+pytestmark = pytest.mark.xdist_group("test_evaluate")  # pytest-xdist: the module-scoped fixture is built once
+
 
 def test_pool_times_out_a_hanging_verifier_and_finishes():
     checks = [Check("s", "INT+ 1", h) for h in ["INT+ 1", "hang", "INT+ 2", "boom", None, "INT+ + +", "INT+ 1", "hang"]]

@@ -16,6 +16,8 @@ from symlit.qed import symba_format as sf
 from symlit.tasks import ArithmeticTask, CalculusTask, QEDSymbaTask
 from symlit.tasks.qed import _unit
 
+pytestmark = pytest.mark.xdist_group("test_leakage")  # pytest-xdist: the module-scoped fixture is built once
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"
 SPLIT = {"valid_fraction": 0.3, "test_fraction": 0.3}
 

@@ -15,6 +15,8 @@ from symlit.qcd.__main__ import main as cli
 from symlit.qed.tokens import NOTATIONS, canonical, from_tokens, to_tokens
 from symlit.tasks.qcd import QCDGeneratedTask
 
+pytestmark = pytest.mark.xdist_group("test_qcd_task")  # pytest-xdist: the module-scoped fixture is built once
+
 SOME = ["u u~ -> d d~", "u G -> u G", "G G -> tt tt~", "d d~ -> A G", "u u -> u u"]
 
 

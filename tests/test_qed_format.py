@@ -11,6 +11,8 @@ from symlit.notation import NotationError
 from symlit.qed import symba_format as sf
 from symlit.qed.tokens import NOTATIONS, canonical, from_tokens, to_tokens, token_score
 
+pytestmark = pytest.mark.xdist_group("test_qed_format")  # pytest-xdist: the module-scoped fixture is built once
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"
 
 

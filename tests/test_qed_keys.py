@@ -13,6 +13,8 @@ from symlit.qed.keys import amplitude_keys, generated_keys
 from symlit.qed.particles import Species
 from symlit.tasks.qed import process_key
 
+pytestmark = pytest.mark.xdist_group("test_qed_keys")  # pytest-xdist: the module-scoped fixture is built once
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"
 
 

@@ -13,6 +13,8 @@ from symlit.qed.tokens import to_tokens
 from symlit.tasks import QEDGeneratedTask, QEDSymbaTask
 from symlit.verdict import Verdict
 
+pytestmark = pytest.mark.xdist_group("test_qed_task")  # pytest-xdist: the module-scoped fixture is built once
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"
 
 

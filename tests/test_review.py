@@ -31,6 +31,8 @@ from symlit.predict import Predictor
 from symlit.tasks import ArithmeticTask
 from symlit.tasks.calculus import CalculusTask
 
+pytestmark = pytest.mark.xdist_group("test_review")  # pytest-xdist: the module-scoped fixture is built once
+
 REPO = Path(__file__).resolve().parents[1]
 LRS = ("0.002", "0.004")
 EPOCHS = 2

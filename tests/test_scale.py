@@ -19,6 +19,8 @@ from symlit.config import config_dir, run_id
 from symlit.slurm import compose_train, render, template_groups
 from symlit.slurm import main as slurm_main
 
+pytestmark = pytest.mark.xdist_group("test_scale")  # pytest-xdist: the DDP, SLURM and sweep runs go one at a time
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "experiment=addition",

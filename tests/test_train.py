@@ -21,7 +21,13 @@ from symlit.train import RunDirectoryError, train
 
 # the issue-15 arithmetic studies run small (and with their OOD lengths) in test_arithmetic_experiments.py
 ARITHMETIC_STUDIES = {"addition_4x2_digits", "lee_reversed", "length_generalization", "length_generalization_gpu"}
-EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml") if p.stem not in ARITHMETIC_STUDIES)
+# the GPU-scale experiments (trainer=gpu: base-size models) run in the slow set; their _cpu
+# variants, with the same task and pipeline, stay in the default one
+EXPERIMENTS = [
+    pytest.param(p.stem, marks=pytest.mark.slow) if "override /trainer: gpu" in p.read_text() else p.stem
+    for p in sorted((config_dir() / "experiment").glob("*.yaml"))
+    if p.stem not in ARITHMETIC_STUDIES
+]
 SMALL_DATA = ["data.task.n_train=200", "data.task.n_valid=40", "data.task.n_test=40"]
 
 
