@@ -66,7 +66,7 @@ def main(sweep_dir: str, png: str) -> None:
         + " |"
     )
     print("|---|---|---|" + "---|" * len(lengths))
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     ax.axvspan(0.5, 10.5, color="0.9", label="training lengths")
     for name, row in sorted(table.items(), key=lambda item: -item[1]["test"]):
         cells = [f"{row['steps']:,}", f"{100 * row['test']:.1f} %"] + [
@@ -84,7 +84,7 @@ def main(sweep_dir: str, png: str) -> None:
     ax.set_ylabel("exact match (%)")
     ax.set_ylim(-2, 102)
     ax.set_title("addition trained on 1..10 digits: length generalisation")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(png)
 
