@@ -9,6 +9,7 @@ import re
 import pytest
 import sympy
 
+from symlit.leakage import check_leak_free, leakage_report
 from symlit.qcd import generator as gen
 from symlit.qcd import symba_text as st
 from symlit.qcd.__main__ import main as cli
@@ -109,8 +110,13 @@ def test_task_builds_leak_free_and_verifies(tmp_path):
             src = " ".join(st.amplitude_tokens(st.parse(row["amp"]), task.notation))
             by_class.setdefault(row["diagram_class"], set()).update(where[src])
     assert all(len(v) == 1 for v in by_class.values())
-    assert task.leakage["test"]["rows"] == len(splits["test"]["source"])
-    assert task.leakage["test"]["targets_in_train"] == task.leakage["valid"]["targets_in_train"] == 0
+    report = leakage_report(task, splits)
+    assert report["leak_free_level"] == "diagram_class"
+    for name in ("valid", "test"):
+        s = report["splits"][name]
+        assert s["rows"] == len(splits[name]["source"]) and s["no_key"] == 0
+        assert s["same_target"] == s["same_source"] == s["same_key"]["diagram_class"] == 0
+    check_leak_free(report, True)
     # verification: the target itself, an equivalent form, and not a wrong one
     src, tgt = splits["train"]["source"][0], splits["train"]["target"][0]
     assert task.verify(src, tgt, tgt)
@@ -172,3 +178,21 @@ def test_rows_sharing_a_target_stay_together():
     ]
     comp = _components(rows)
     assert comp[0] == comp[1] == comp[2] != comp[3]
+
+
+def test_leakage_report_sees_a_row_split_share_diagram_classes(tmp_path):
+    """On a random row split the report counts evaluation rows whose diagram class (another
+    momentum labelling of the same diagram) is in train, and a leak-free check at that level
+    refuses the split, naming it."""
+    path = tmp_path / "qcd.csv"
+    assert cli(["--particles", "u", "G", "--orderings", "--out", str(path)]) == 0
+    task = QCDGeneratedTask(path=str(path), split_by="row", valid_fraction=0.25, test_fraction=0.25)
+    report = leakage_report(task, task.build())
+    assert report["key_levels"] == ["diagram", "diagram_class", "process", "process_family"]
+    assert report["leak_free_level"] is None
+    test = report["splits"]["test"]
+    assert test["no_key"] == 0 and test["same_key"]["diagram"] == 0  # each labelled diagram is one row
+    assert 0 < test["same_key"]["diagram_class"] <= test["same_key"]["process"] <= test["rows"]
+    check_leak_free(report, True)  # a row split promises only distinct sources
+    with pytest.raises(ValueError, match=r"split '(valid|test)' shares \d+ of \d+ diagram_class keys"):
+        check_leak_free(report, "diagram_class")

@@ -11,8 +11,9 @@ relabelling, swaps of identical particles and charge conjugation), ``process_fam
 to quark flavours), ``process``, ``diagram`` (the labelled diagram), or ``row`` (random rows, as in
 SYMBA's published numbers: leaky, since one diagram appears under several momentum labellings).
 Rows that share a target are kept together as well (two diagram classes can square to the same
-function), so with any level but ``row`` no evaluation target occurs in train; the build logs the
-overlap counts (``leakage``).
+function), so with any level but ``row`` no evaluation target occurs in train. The leakage report
+(:mod:`symlit.leakage`) counts shared sources, targets and keys at every level
+(:meth:`QCDGeneratedTask.canonical_key`).
 
 A hypothesis is correct when its tokens equal the target's or it agrees numerically at
 ``n_points`` random physical phase-space points of the source's process (random masses and
@@ -49,6 +50,13 @@ from symlit.tasks.qed import AmplitudeVerifier, _unit
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("diagram_class", "process_family", "process", "diagram", "row")
+#: key levels, finest first: the column of a ``python -m symlit.qcd`` CSV each is read from
+KEY_COLUMNS = {
+    "diagram": "diagram",
+    "diagram_class": "diagram_class",
+    "process": "process_key",
+    "process_family": "process_family",
+}
 
 
 def _leg_class(leg: sf.Leg) -> str:
@@ -105,7 +113,8 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
     n_points: int = 3
     tolerance: float = 1e-6
     max_rows: int | None = None
-    leakage: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    key_levels = tuple(KEY_COLUMNS)  # class attribute (no annotation): not a config field
+    _keys: dict[str, dict[str, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_notation(self.notation)
@@ -129,8 +138,20 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg.pop("workers", None)
-        cfg.pop("leakage", None)
+        cfg.pop("_keys", None)
         return cfg
+
+    @property
+    def leak_free_level(self) -> str | None:
+        """``split_by`` (``None`` for a row split): no key of that level is on two sides."""
+        return None if self.split_by == "row" else self.split_by
+
+    def canonical_key(self, source: str, target: str) -> dict[str, str]:
+        """The generator's keys of the row with this ``source`` (:func:`symlit.qcd.generator.diagram_keys`:
+        diagram, diagram class, process, process family), recorded when the rows are built; ``{}``
+        for a source not built by this task. The diagram is not read back from the amplitude text,
+        as QED's is: a QCD amplitude's colour and three-gluon structure is not parsed into a graph."""
+        return self._keys.get(source, {})
 
     def data_paths(self) -> dict[str, str]:
         return {} if self.path is None else {"path": self.path}
@@ -179,7 +200,7 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
                 "amp": r.amp,
                 "sqamp": r.sqamp,
                 "process": r.process,
-                "diagram": r.keys["diagram"],
+                "diagram": r.diagram,
                 "diagram_class": r.keys["diagram_class"],
                 "process_key": r.keys["process"],
                 "process_family": r.keys["process_family"],
@@ -198,14 +219,11 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
             target = " ".join(to_tokens(expr, self.notation))
         except (sf.SymbaFormatError, NotationError, ValueError) as err:
             raise ValueError(f"{where} field 'sqamp': {err}") from None
-        key = {
-            "diagram_class": raw["diagram_class"],
-            "process_family": raw["process_family"],
-            "process": raw["process_key"],
-            "diagram": f"{raw['process']} :: {raw.get('diagram', '')}",
-            "row": f"{where}",
-        }[self.split_by]
-        return {"source": source, "target": target, "process": raw["process"], "group": key}
+        keys = {level: raw[column] for level, column in KEY_COLUMNS.items()}
+        keys["diagram"] = f"{raw['process']} :: {raw.get('diagram', '')}"
+        self._keys[source] = keys
+        group = where if self.split_by == "row" else keys[self.split_by]
+        return {"source": source, "target": target, "process": raw["process"], "group": group}
 
     def build(self) -> dict[str, Rows]:
         raw = self._raw_rows()
@@ -231,16 +249,6 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
                 splits[dest][k].append(row[k])
         if not splits["train"]["source"]:
             raise ValueError(f"{self.name}: no training rows left after splitting")
-        train_targets, train_sources = set(splits["train"]["target"]), set(splits["train"]["source"])
-        self.leakage = {
-            name: {
-                "rows": len(splits[name]["target"]),
-                "targets_in_train": sum(t in train_targets for t in splits[name]["target"]),
-                "sources_in_train": sum(s in train_sources for s in splits[name]["source"]),
-            }
-            for name in ("valid", "test")
-        }
-        log.info("QCD split by %s: %s", self.split_by, self.leakage)
         return splits
 
     # ------------------------------------------------------------------ vocabulary
