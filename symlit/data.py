@@ -9,6 +9,7 @@ corrupted cache is detected and rebuilt, never used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -27,6 +28,7 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from torch.utils.data import DataLoader
 
 from symlit import leakage
+from symlit.processes import loader_worker_init
 from symlit.tasks.base import Task
 from symlit.tokenizer import Seq2SeqTokenizer
 
@@ -253,10 +255,12 @@ class ResumableDataLoader(DataLoader):
 
     Lightning calls ``state_dict``/``load_state_dict`` on loaders that have them; the state is
     the epoch and the number of batches already handed out in it, so a run resumed from a
-    mid-epoch checkpoint sees exactly the batches an uninterrupted run would.
+    mid-epoch checkpoint sees exactly the batches an uninterrupted run would. Its worker processes
+    die with the process that made the loader (:func:`symlit.processes.loader_worker_init`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_init_fn", functools.partial(loader_worker_init, owner=os.getpid()))
         super().__init__(*args, **kwargs)
         self.consumed = 0
 

@@ -71,6 +71,13 @@ def die_with_parent(owner: int | None = None, interval: float = 1.0) -> str:
     return "watch"
 
 
+def loader_worker_init(worker_id: int, owner: int) -> None:
+    """A DataLoader ``worker_init_fn`` (bind ``owner``, the loader's process, with
+    ``functools.partial``): the worker dies with its owner (:func:`die_with_parent`) at once,
+    rather than at torch's own next parent check, which runs only between batches."""
+    die_with_parent(owner)
+
+
 def _exit_if_gone(pid: int) -> None:
     try:
         os.kill(pid, 0)

@@ -156,3 +156,47 @@ def test_verifier_pool_workers_die_with_their_parent(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_data_loader_workers_die_with_their_parent(tmp_path):
+    """A data-loader worker inside a long ``__getitem__`` (torch's own parent check runs only
+    between batches) dies at once when the process that iterates the loader is killed."""
+    (tmp_path / "slow_rows.py").write_text(
+        textwrap.dedent("""
+        import os, time
+        from pathlib import Path
+        import torch
+
+        class SlowRows(torch.utils.data.Dataset):
+            def __init__(self, marks): self.marks = marks
+            def __len__(self): return 4
+            def __getitem__(self, i):
+                Path(self.marks, str(os.getpid())).touch()
+                while True:
+                    time.sleep(1)
+    """)
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from slow_rows import SlowRows
+        from symlit.data import EpochBatchSampler, ResumableDataLoader
+        sampler = EpochBatchSampler(np.ones(4, dtype=int), 1, shuffle=False, seed=0, bucket=False)
+        loader = ResumableDataLoader(SlowRows({str(marks)!r}), batch_sampler=sampler, num_workers=2)
+        next(iter(loader))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(paths=str(tmp_path)))
+    try:
+
+        def busy() -> bool:
+            assert proc.poll() is None, "the loading process exited early"
+            return len(list(marks.iterdir())) >= 2
+
+        _wait_for(busy, "both loader workers to be loading")
+        workers = {int(p.name) for p in marks.iterdir()}
+        assert workers <= _descendants(proc.pid)
+        _kill_and_check(proc, signal.SIGKILL, workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
