@@ -197,7 +197,8 @@ def log_images(loggers: Sequence[Logger], images: dict[str, Path], step: int | N
 class Throughput(L.Callback):
     """``train/samples_per_s`` and ``train/tokens_per_s`` (source and target tokens, padding left
     out) over the last ``window`` batches, wall-clock from batch end to batch end (data loading and
-    optimizer included, validation excluded), times the world size (every rank trains as fast)."""
+    optimizer included, validation excluded). Under DDP each rank measures its own rate and the
+    logged value is their sum."""
 
     def __init__(self, window: int = 20) -> None:
         self.window: deque[tuple[float, int, int]] = deque(maxlen=window)
@@ -216,11 +217,11 @@ class Throughput(L.Callback):
         tokens = int((batch["src"] != pad).sum()) + int((batch["tgt_out"] != pad).sum())
         self.window.append((now - (self._last or now), int(batch["src"].shape[0]), tokens))
         self._last = now
-        seconds = sum(w[0] for w in self.window)
-        if seconds > 0:
-            scale = trainer.world_size / seconds
-            pl_module.log("train/samples_per_s", sum(w[1] for w in self.window) * scale)
-            pl_module.log("train/tokens_per_s", sum(w[2] for w in self.window) * scale)
+        # every rank logs at every batch (a scalar all-reduce beside the gradients' own)
+        per_second = 1.0 / max(sum(w[0] for w in self.window), 1e-9)
+        sync = {"sync_dist": trainer.world_size > 1, "reduce_fx": "sum"}
+        pl_module.log("train/samples_per_s", sum(w[1] for w in self.window) * per_second, **sync)
+        pl_module.log("train/tokens_per_s", sum(w[2] for w in self.window) * per_second, **sync)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last = None  # the validation pause is not training time
