@@ -96,6 +96,9 @@ class CausalTransformer(TransformerBase):
             mask = _causal(tokens.shape[1], tokens.device)[None, None] & real[:, None, None, :]
         offset = self.pos.draw_offset(src.shape[0], src.device)
         digit_index = self.pos.digit_indices(tokens, offset=offset) if self.pos.abacus else None
+        if digit_index is not None and not self.training:  # targets read as a decoding step reads them
+            target = digit_index[:, src.shape[1] :]  # (B, T): may be the model's own output
+            digit_index[:, src.shape[1] :] = target.clamp(max=self.pos.max_index)
         hidden = self._stack(tokens, positions, digit_index, mask, positions)
         return self.lm_head(hidden[:, src.shape[1] :])  # (B, T, V): target positions only
 

@@ -478,8 +478,8 @@ class Seq2SeqTransformer(TransformerBase):
         """Boolean ``(B, 1, 1, S)`` mask, ``True`` where the source is not padding."""
         return (src != self.cfg.pad_id)[:, None, None, :]
 
-    def _digits(self, tokens: Tensor, offset: Tensor | None) -> Tensor | None:
-        return self.pos.digit_indices(tokens, offset=offset) if self.pos.abacus else None
+    def _digits(self, tokens: Tensor, offset: Tensor | None, generated: bool = False) -> Tensor | None:
+        return self.pos.digit_indices(tokens, offset=offset, generated=generated) if self.pos.abacus else None
 
     def encode(self, src: Tensor, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Encoder states ``(B, S, D)`` and the source mask (``offset``: Abacus training offsets ``(B,)``)."""
@@ -501,7 +501,9 @@ class Seq2SeqTransformer(TransformerBase):
         self.pos.check_length(positions)
         attn = self.pos.attention(positions[None])
         self_mask = _merge(_causal(len(positions), src.device), attn.bias) if attn and attn.bias is not None else None
-        x = self._embed(tgt_in, positions, self._digits(tgt_in, offset))
+        # outside training the targets may be the model's own output (decoding without a cache):
+        # read their digits as a decoding step does (Positions.digit_indices)
+        x = self._embed(tgt_in, positions, self._digits(tgt_in, offset, generated=not self.training))
         for i, layer in enumerate(self.decoder):
             x = layer(x, memory, memory_mask, self_mask, None, i, rope=attn.rope if attn else None)
         return self.lm_head(self.dec_norm(x))

@@ -166,10 +166,17 @@ def test_abacus_decoding_survives_a_generated_number_longer_than_the_table(arch)
         logits[..., DIGITS[3]] += 1e3  # every step writes the digit "3"
         return logits
 
-    model = tiny(arch, "abacus", cls=type("DigitWriter", (ARCHS[arch],), {"step": step}), abacus_max_digits=4)
+    def forward(self, src, tgt_in):  # the same model, decoding without a cache
+        logits = ARCHS[arch].forward(self, src, tgt_in).clone()  # (B, T, V)
+        logits[..., DIGITS[3]] += 1e3
+        return logits
+
+    writer = type("DigitWriter", (ARCHS[arch],), {"step": step, "forward": forward})
+    model = tiny(arch, "abacus", cls=writer, abacus_max_digits=4)
     src = torch.tensor([[3, 10, 11, 4, 12, 13]])
-    out = greedy_decode(model, src, BOS, EOS, 12)
-    assert out.tokens[0].tolist() == [DIGITS[3]] * 12
+    for use_cache in (True, False):
+        out = greedy_decode(model, src, BOS, EOS, 12, use_cache=use_cache)
+        assert out.tokens[0].tolist() == [DIGITS[3]] * 12
     with pytest.raises(ValueError, match="abacus_max_digits=4"):  # a too-long *input* number still is one
         greedy_decode(model, torch.tensor([[3, *DIGITS[:6]]]), BOS, EOS, 2)
 
