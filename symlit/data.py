@@ -417,9 +417,13 @@ class Seq2SeqDataModule(L.LightningDataModule):
             split = self.splits[key]
         tok = self.tokenizer
         rank, world, overfit = 0, 1, False
-        if train and self.trainer is not None:
-            rank, world = self.trainer.global_rank, self.trainer.world_size
-            overfit = self.trainer.overfit_batches > 0
+        if self.trainer is not None:
+            # every split is sharded across DDP ranks (the evaluation metrics and tallies are summed
+            # over ranks, the test's rows gathered); a split with fewer rows than ranks is evaluated
+            # whole by every rank (its ratios stay right)
+            if train or len(split) >= self.trainer.world_size:
+                rank, world = self.trainer.global_rank, self.trainer.world_size
+            overfit = train and self.trainer.overfit_batches > 0
         # evaluation keeps the stored (random) order, so the first N batches are a random subset
         sampler = EpochBatchSampler(
             split.lengths(),

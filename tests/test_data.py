@@ -138,3 +138,25 @@ def test_lightning_advances_the_sampler_epoch():
     first = list(sampler)
     _set_sampler_epoch(loader, 1)
     assert sampler.epoch == 1 and list(sampler) != first
+
+
+def test_evaluation_loaders_are_sharded_across_ranks(tmp_path):
+    """Under DDP each rank evaluates its own share of every split: together the ranks see every
+    row exactly once, in the same number of batches (the metrics are summed over ranks)."""
+    from types import SimpleNamespace
+
+    dm = Seq2SeqDataModule(small_task(ood={"more": {"digits": 3, "n": 20}}), str(tmp_path), batch_size=16)
+    dm.prepare_data()
+    dm.setup("fit")
+    seen: dict[str, list[list[str]]] = {"valid": [], "test": [], "more": []}
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)  # what Lightning's DDP sets
+        loaders = {"valid": dm.val_dataloader()[0], "test": dm.test_dataloader()[0], "more": dm.test_dataloader()[1]}
+        for name, loader in loaders.items():
+            seen[name].append([s for batch in loader for s in batch["sources"]])
+    for name, (first, second) in seen.items():
+        assert sorted(first + second) == sorted(dm.dataset[name]["source"]), name
+        assert first and second, name
+    # a split with fewer rows than ranks is evaluated whole by every rank
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=64, overfit_batches=0)
+    assert sum(len(b["sources"]) for b in dm.test_dataloader()[1]) == 20
