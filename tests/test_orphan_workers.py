@@ -117,86 +117,74 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _kill_busy_workers(tmp_path: Path, module: str, code: str, script: str, what: str) -> None:
+    """Run ``script`` (``module``.py holding ``code`` is importable; ``MARKS`` in both is the path
+    of a directory) until two of its worker processes have each touched a file named by its pid
+    there, i.e. both are busy; then SIGKILL the script and wait, bounded, for the workers to die."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(code).replace("MARKS", repr(str(marks))))
+    script = textwrap.dedent(script).replace("MARKS", repr(str(marks)))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(paths=str(tmp_path)))
+    try:
+
+        def busy() -> bool:
+            assert proc.poll() is None, f"the {what} process exited early"
+            return len(list(marks.iterdir())) >= 2
+
+        _wait_for(busy, f"two {what} workers to be busy")
+        workers = {int(p.name) for p in marks.iterdir()}
+        assert workers <= _descendants(proc.pid)
+        _kill_and_check(proc, signal.SIGKILL, _descendants(proc.pid) | workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_verifier_pool_workers_die_with_their_parent(tmp_path):
     # a task whose verification never ends, so the workers are busy when the parent is killed
-    (tmp_path / "slow_task.py").write_text(
-        textwrap.dedent("""
+    slow_task = """
         import os, time
         from pathlib import Path
         from symlit.tasks.base import Task
 
         class SlowTask(Task):
-            def __init__(self, marks): self.marks = marks
             def build(self): return {}
             def verify(self, source, target, hypothesis):
-                Path(self.marks, str(os.getpid())).touch()
+                Path(MARKS, str(os.getpid())).touch()
                 while True:
                     time.sleep(1)
-    """)
-    )
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    script = textwrap.dedent(f"""
+    """
+    script = """
         from slow_task import SlowTask
         from symlit.verifier_pool import Check, VerifierPool
-        pool = VerifierPool(SlowTask({str(marks)!r}), workers=2, timeout=10**6)
+        pool = VerifierPool(SlowTask(), workers=2, timeout=10**6)
         pool.verify([Check("a", "a", "b"), Check("c", "c", "d")])
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(paths=str(tmp_path)))
-    try:
-
-        def busy() -> bool:
-            assert proc.poll() is None, "the verifying process exited early"
-            return len(list(marks.iterdir())) >= 2
-
-        _wait_for(busy, "both verifier workers to be verifying")
-        workers = {int(p.name) for p in marks.iterdir()}
-        assert workers <= _descendants(proc.pid)
-        _kill_and_check(proc, signal.SIGKILL, _descendants(proc.pid))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    """
+    _kill_busy_workers(tmp_path, "slow_task", slow_task, script, "verifier")
 
 
 def test_data_loader_workers_die_with_their_parent(tmp_path):
     """A data-loader worker inside a long ``__getitem__`` (torch's own parent check runs only
     between batches) dies at once when the process that iterates the loader is killed."""
-    (tmp_path / "slow_rows.py").write_text(
-        textwrap.dedent("""
+    slow_rows = """
         import os, time
         from pathlib import Path
         import torch
 
         class SlowRows(torch.utils.data.Dataset):
-            def __init__(self, marks): self.marks = marks
             def __len__(self): return 4
             def __getitem__(self, i):
-                Path(self.marks, str(os.getpid())).touch()
+                Path(MARKS, str(os.getpid())).touch()
                 while True:
                     time.sleep(1)
-    """)
-    )
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    script = textwrap.dedent(f"""
+    """
+    script = """
         import numpy as np
         from slow_rows import SlowRows
         from symlit.data import EpochBatchSampler, ResumableDataLoader
         sampler = EpochBatchSampler(np.ones(4, dtype=int), 1, shuffle=False, seed=0, bucket=False)
-        loader = ResumableDataLoader(SlowRows({str(marks)!r}), batch_sampler=sampler, num_workers=2)
+        loader = ResumableDataLoader(SlowRows(), batch_sampler=sampler, num_workers=2)
         next(iter(loader))
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(paths=str(tmp_path)))
-    try:
-
-        def busy() -> bool:
-            assert proc.poll() is None, "the loading process exited early"
-            return len(list(marks.iterdir())) >= 2
-
-        _wait_for(busy, "both loader workers to be loading")
-        workers = {int(p.name) for p in marks.iterdir()}
-        assert workers <= _descendants(proc.pid)
-        _kill_and_check(proc, signal.SIGKILL, workers)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    """
+    _kill_busy_workers(tmp_path, "slow_rows", slow_rows, script, "data-loader")
