@@ -17,6 +17,12 @@ paired timing, same thread count):
 Ratios are GPT-2's (BART's) median time over symlit's, with quartiles; targets: train >= 1.0x,
 eager greedy >= 1.5x. Needs the ``bench`` extra (transformers).
 
+``--kernel-share`` then profiles one more pass of greedy decoding of each decoder-only model
+(``torch.profiler``) and prints how much of its time is spent in the math kernels both models
+share (matrix products, attention, GELU, layer norm, softmax, embedding lookups): the rest is
+per-operation overhead (Python, dispatch, small tensor ops), the only part an eager decoder can
+remove without doing less arithmetic.
+
 Run from the repository root::
 
     python benchmarks/bench_vs_gpt2.py [--batch-size 64 --threads 2 --train-steps 300 ...]
@@ -26,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,7 +53,44 @@ def parse_args() -> argparse.Namespace:
     p = timing.copy_task_args(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]))
     p.add_argument("--gpt-layers", type=int, default=4, help="decoder-only layers (symlit and GPT-2)")
     p.add_argument("--skip-bart", action="store_true", help="only the GPT-2 rows")
+    p.add_argument("--kernel-share", action="store_true", help="also profile greedy decoding (see the docstring)")
     return p.parse_args()
+
+
+MATH_KERNELS = (
+    "aten::addmm",
+    "aten::mm",
+    "aten::bmm",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::gelu",
+    "aten::native_layer_norm",
+    "aten::_softmax",
+    "aten::_log_softmax",
+    "aten::index_select",
+    "aten::embedding",
+)
+
+
+def kernel_share(decoders: dict[str, Callable[[Tensor], object]], held_out: list[Batch]) -> None:
+    """Per decoded batch: wall-clock time, and self time of :data:`MATH_KERNELS` under the profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    print("\ngreedy decoding, per batch: time unprofiled, math kernels (profiled), the rest")
+    with torch.inference_mode():
+        for name, decode in decoders.items():
+            start = time.perf_counter()
+            for batch in held_out:
+                decode(batch[0])
+            wall = (time.perf_counter() - start) / len(held_out)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for batch in held_out:
+                    decode(batch[0])
+            kernels = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATH_KERNELS)
+            kernels /= 1e6 * len(held_out)
+            print(
+                f"  {name:<7} {wall * 1e3:7.1f} ms, kernels {kernels * 1e3:6.1f} ms ({kernels / wall:.0%}), "
+                f"the rest {max(wall - kernels, 0) * 1e3:6.1f} ms"
+            )
 
 
 def build_decoder_only(a: argparse.Namespace) -> tuple[CausalTransformer, GPT2LMHeadModel]:
@@ -132,6 +177,14 @@ def gpt2_rows(a: argparse.Namespace, train: list[Batch], held_out: list[Batch]) 
     for name, outs in outputs.items():
         accuracy, mean_len = timing.copy_report(outs[: len(held_out)], held_out)
         print(f"  {name:<7} greedy copy accuracy {accuracy:.1%}, mean output length {mean_len:.1f} tokens")
+    if a.kernel_share:
+        kernel_share(
+            {
+                "symlit": lambda src: symlit_generate(symlit, src, length, EOS),
+                "GPT-2": lambda src: gpt2_generate(gpt2, src, length),
+            },
+            held_out,
+        )
     return rows
 
 
