@@ -92,7 +92,8 @@ def main() -> int:
             attempts += 1
             try:
                 xy = generate(rng)
-            except Exception:  # noqa: BLE001 - the reference's own loop skips every failure (TimeoutError included)
+            # the reference's own loop skips every failure; its TimeoutError is a BaseException
+            except (Exception, ref_utils.TimeoutError):  # noqa: BLE001
                 continue
             if xy is None:
                 continue
