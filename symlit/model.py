@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -28,6 +29,7 @@ import hydra.utils
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from symlit.positions import (  # noqa: F401
     AttentionPositions,
@@ -258,6 +260,56 @@ def _buffer(like: Tensor, shape: tuple[int, ...], static: bool, dtype: torch.dty
     return make(shape, dtype=dtype or like.dtype)
 
 
+ONEDNN_INFERENCE = os.environ.get("SYMLIT_ONEDNN", "1") != "0"
+"""Run inference-time linear layers on CPU through oneDNN's prepacked fp32 GEMM (``SYMLIT_ONEDNN=0``
+turns it off). Same arithmetic as ``F.linear`` up to fp32 rounding; how much faster it is depends on
+the CPU (``experiments/README.md`` has the measurement)."""
+ONEDNN_MIN_ROWS = 16  # below this many rows MKL's GEMM is faster than oneDNN's
+_packed_weights: WeakIdKeyDictionary = WeakIdKeyDictionary()  # weight -> (version, oneDNN layout)
+
+
+def _onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether :class:`Linear` may take the oneDNN path for ``x``: CPU fp32 inference without autograd,
+    autocast or ``torch.compile`` (which packs weights its own way), and enough rows to pay."""
+    return (
+        ONEDNN_INFERENCE
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+        and x.numel() >= ONEDNN_MIN_ROWS * x.shape[-1]
+        and _onednn_available()
+    )
+
+
+@functools.cache
+def _onednn_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state dict) whose CPU inference runs on oneDNN.
+
+    Without autograd, its weight is reordered once into oneDNN's blocked layout (again whenever the
+    weight changes: a new tensor or an in-place update) and the product runs in oneDNN's fp32 GEMM,
+    optionally fused with the activation that follows (``"gelu"``, exact, or ``"relu"``). Training,
+    GPUs, autocast and compiled graphs use ``F.linear``.
+    """
+
+    def forward(self, x: Tensor, activation: str = "none") -> Tensor:
+        if not _onednn(x, self.weight):
+            y = F.linear(x, self.weight, self.bias)
+            return y if activation == "none" else F.gelu(y) if activation == "gelu" else F.relu(y)
+        key = (self.weight.data_ptr(), self.weight._version)
+        packed = _packed_weights.get(self.weight)
+        if packed is None or packed[0] != key:
+            packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight, None))
+            _packed_weights[self.weight] = packed
+        algorithm = "none" if activation == "gelu" else ""  # exact (erf) GELU
+        return torch.ops.mkldnn._linear_pointwise(x, packed[1], self.bias, activation, [], algorithm)
+
+
 class Attention(nn.Module):
     """Multi-head attention; self-attention uses one fused QKV projection."""
 
@@ -267,11 +319,11 @@ class Attention(nn.Module):
         self.cross = cross
         self.dropout = dropout
         if cross:
-            self.q_proj = nn.Linear(d_model, d_model)
-            self.kv_proj = nn.Linear(d_model, 2 * d_model)
+            self.q_proj = Linear(d_model, d_model)
+            self.kv_proj = Linear(d_model, 2 * d_model)
         else:
-            self.qkv_proj = nn.Linear(d_model, 3 * d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
+            self.qkv_proj = Linear(d_model, 3 * d_model)
+        self.out_proj = Linear(d_model, d_model)
 
     def _heads(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape
@@ -325,9 +377,18 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
+    """Linear, activation, dropout, linear (a ``Sequential``: its state-dict keys are ``0.*`` and ``3.*``)."""
+
     def __init__(self, d_model: int, d_ff: int, dropout: float, activation: str) -> None:
         act = nn.GELU() if activation == "gelu" else nn.ReLU()
-        super().__init__(nn.Linear(d_model, d_ff), act, nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        super().__init__(Linear(d_model, d_ff), act, nn.Dropout(dropout), Linear(d_ff, d_model))
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        first, act, drop, second = self
+        if drop.p == 0.0 or not self.training:  # the activation can run inside the first product
+            return second(first(x, self.activation))
+        return second(drop(act(first(x))))
 
 
 class SelfAttentionLayer(nn.Module):
@@ -426,7 +487,7 @@ class TransformerBase(nn.Module):
             cfg.abacus_max_offset,
         )
         self.drop = nn.Dropout(cfg.dropout)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
 
     def _finish_init(self) -> None:
         """Initialise weights (call at the end of a subclass's ``__init__``) and tie the output head."""

@@ -3,8 +3,9 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_causal, tiny_config
 
+from symlit import model as model_module
 from symlit.decoding import greedy_decode
-from symlit.model import Seq2SeqTransformer
+from symlit.model import Linear, Seq2SeqTransformer, build_model
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -178,3 +179,71 @@ def test_too_long_sequence_is_a_clear_error():
     model = tiny(max_positions=8)
     with pytest.raises(ValueError, match="model.max_positions=8"):
         model(torch.ones(1, 9, dtype=torch.long) * 3, torch.ones(1, 2, dtype=torch.long) * 3)
+
+
+# ------------------------------------------------------------- oneDNN inference path of symlit.model.Linear
+needs_onednn = pytest.mark.skipif(not model_module._onednn_available(), reason="torch without oneDNN")
+
+
+@needs_onednn
+@pytest.mark.parametrize("activation", ["none", "gelu", "relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_onednn_linear_computes_what_f_linear_computes(activation, bias):
+    torch.manual_seed(0)
+    layer = Linear(24, 40, bias=bias)
+    x = torch.randn(5, 7, 24)  # 35 rows: enough for the oneDNN path
+    expected = F.linear(x, layer.weight, layer.bias)
+    expected = {"none": expected, "gelu": F.gelu(expected), "relu": F.relu(expected)}[activation]
+    with torch.no_grad():
+        got = layer(x, activation)
+    assert layer.weight in model_module._packed_weights  # it took the oneDNN path
+    torch.testing.assert_close(got, expected)
+
+
+@needs_onednn
+def test_onednn_linear_follows_weight_updates():
+    torch.manual_seed(0)
+    layer, x = Linear(16, 16), torch.randn(32, 16)
+    with torch.no_grad():
+        layer(x)  # packs the weight
+        layer.weight.mul_(2.0)  # an in-place update (optimizer step, load_state_dict)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+        layer.weight = torch.nn.Parameter(torch.randn(16, 16))  # a new tensor
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+
+
+def test_linear_trains_through_autograd():
+    torch.manual_seed(0)
+    layer, x = Linear(16, 8), torch.randn(32, 16)
+    layer(x).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, x.sum(0).expand(8, 16))
+
+
+def test_feed_forward_keeps_dropout_in_training_mode_without_autograd():
+    torch.manual_seed(0)
+    ff, x = model_module.FeedForward(16, 32, dropout=0.5, activation="gelu"), torch.randn(32, 16)
+    with torch.no_grad():
+        dropped = ff.train()(x)
+        kept = ff.eval()(x)
+    assert not torch.allclose(dropped, kept)
+
+
+@needs_onednn
+@pytest.mark.parametrize(
+    "layers",
+    [
+        {"_target_": "symlit.model.Seq2SeqTransformer", "n_encoder_layers": 2, "n_decoder_layers": 2},
+        {"_target_": "symlit.causal.CausalTransformer", "n_layers": 2},
+    ],
+)
+def test_greedy_tokens_are_the_same_with_and_without_onednn(layers, monkeypatch):
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "n_heads": 4, "d_ff": 64, "dropout": 0.0, "max_positions": 64, **layers}
+    model = build_model(cfg, vocab_size=20, pad_id=PAD).eval()
+    src, _ = random_batch(batch=32, src_len=9, seed=3)
+    with_onednn = greedy_decode(model, src, bos_id=BOS, eos_id=EOS, max_len=12)
+    assert model.lm_head.weight in model_module._packed_weights
+    monkeypatch.setattr(model_module, "ONEDNN_INFERENCE", False)
+    without = greedy_decode(model, src, bos_id=BOS, eos_id=EOS, max_len=12)
+    assert torch.equal(with_onednn.tokens, without.tokens)
+    torch.testing.assert_close(with_onednn.scores, without.scores)
