@@ -266,17 +266,24 @@ def audit(tasks: list[str], n: int, workers: int, out: Path, overrides: dict, se
         rows = engine.unique_rows(engine.read_rows(directory))[:n]
         generated = time.perf_counter() - start
         start = time.perf_counter()
-        failures = [r for r in rows if not task.verify(r["source"], "<no exact match>", r["target"])]
+        verdicts: Counter = Counter()
+        failures = []
+        for r in rows:
+            verdict = task.verify(r["source"], "<no exact match>", r["target"])
+            verdicts[f"{'ok' if verdict.ok else 'rejected'}:{verdict.method}"] += 1
+            if not verdict.ok:
+                failures.append(f"{verdict.method}: {r['source']}\t{r['target']}")
         results.append(
             {
                 "task": task_name,
                 "pairs": len(rows),
                 "verified": len(rows) - len(failures),
                 "rate": round((len(rows) - len(failures)) / max(len(rows), 1), 4),
+                "verdicts": dict(verdicts.most_common()),
                 "verify_seconds": round(time.perf_counter() - start, 1),
                 "generate_seconds_this_run": round(generated, 1),
                 "attempts": report.attempts,
-                "failures": [f"{r['source']}\t{r['target']}" for r in failures[:5]],
+                "failures": failures[:5],
             }
         )
         print(json.dumps(results[-1]), flush=True)
