@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -305,11 +306,17 @@ class Linear(nn.Linear):
             return y if activation == "none" else F.gelu(y) if activation == "gelu" else F.relu(y)
         key = (self.weight.data_ptr(), self.weight._version)
         packed = _packed_weights.get(self.weight)
-        if packed is None or packed[0] != key:
-            packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight, None))
-            _packed_weights[self.weight] = packed
         algorithm = "none" if activation == "gelu" else ""  # exact (erf) GELU
-        return torch.ops.mkldnn._linear_pointwise(x, packed[1], self.bias, activation, [], algorithm)
+        try:
+            if packed is None or packed[0] != key:
+                packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight, None))
+                _packed_weights[self.weight] = packed
+            return torch.ops.mkldnn._linear_pointwise(x, packed[1], self.bias, activation, [], algorithm)
+        except RuntimeError as err:  # a oneDNN build without this kernel (e.g. some ARM builds)
+            global ONEDNN_INFERENCE
+            ONEDNN_INFERENCE = False
+            warnings.warn(f"oneDNN linear failed ({err}); symlit uses F.linear from now on", stacklevel=2)
+            return self.forward(x, activation)
 
 
 class Attention(nn.Module):

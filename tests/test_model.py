@@ -247,3 +247,18 @@ def test_greedy_tokens_are_the_same_with_and_without_onednn(layers, monkeypatch)
     without = greedy_decode(model, src, bos_id=BOS, eos_id=EOS, max_len=12)
     assert torch.equal(with_onednn.tokens, without.tokens)
     torch.testing.assert_close(with_onednn.scores, without.scores)
+
+
+@needs_onednn
+def test_linear_falls_back_to_f_linear_when_onednn_fails(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no such kernel in this build")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", broken)
+    monkeypatch.setattr(model_module, "ONEDNN_INFERENCE", True)
+    torch.manual_seed(0)
+    layer, x = Linear(16, 8), torch.randn(32, 16)
+    with torch.no_grad(), pytest.warns(UserWarning, match="oneDNN linear failed"):
+        got = layer(x, "gelu")
+    torch.testing.assert_close(got, F.gelu(F.linear(x, layer.weight, layer.bias)))
+    assert not model_module.ONEDNN_INFERENCE
