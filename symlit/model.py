@@ -297,8 +297,14 @@ class Linear(nn.Linear):
     Without autograd, its weight is reordered once into oneDNN's blocked layout (again whenever the
     weight changes: a new tensor or an in-place update) and the product runs in oneDNN's fp32 GEMM,
     optionally fused with the activation that follows (``"gelu"``, exact, or ``"relu"``). Training,
-    GPUs, autocast and compiled graphs use ``F.linear``.
+    GPUs, autocast and compiled graphs use ``F.linear``. The packed copy (as large as the weight)
+    lives until the layer is switched to training mode.
     """
+
+    def train(self, mode: bool = True) -> Linear:
+        if mode:  # training does not use the packed copy: free its memory until the next inference
+            _packed_weights.pop(self.weight, None)
+        return super().train(mode)
 
     def forward(self, x: Tensor, activation: str = "none") -> Tensor:
         if not _onednn(x, self.weight):

@@ -262,3 +262,14 @@ def test_linear_falls_back_to_f_linear_when_onednn_fails(monkeypatch):
         got = layer(x, "gelu")
     torch.testing.assert_close(got, F.gelu(F.linear(x, layer.weight, layer.bias)))
     assert not model_module.ONEDNN_INFERENCE
+
+
+@needs_onednn
+def test_linear_frees_its_packed_weight_in_training_mode():
+    torch.manual_seed(0)
+    layer, x = Linear(16, 8), torch.randn(32, 16)
+    with torch.no_grad():
+        layer.eval()(x)
+    assert layer.weight in model_module._packed_weights
+    layer.train()
+    assert layer.weight not in model_module._packed_weights
