@@ -14,7 +14,8 @@ symlit's pairs (``--symlit FILE``, or generated here for ``--seconds``) with a r
 file (``count|input<TAB>output`` or the raw ``data.prefix`` export, e.g. written by a driver of
 the reference generator) and prints, side by side, input/output length mean/median/p90, the
 operator frequencies of the inputs (share of operator tokens, and share of inputs holding the
-operator) and the distinct-input fraction::
+operator) and the distinct-input fraction, raw and at the size of the smaller file (it falls as
+a sample grows, so only equal sizes compare)::
 
     python benchmarks/bench_generate.py --tasks prim_fwd --compare-distribution ref/prim_fwd.txt \
         --symlit side/prim_fwd.symlit
@@ -143,6 +144,7 @@ def distribution(pairs: list[tuple[str, str]]) -> dict:
     return {
         "pairs": len(pairs),
         "distinct_inputs": round(len({s for s, _ in pairs}) / max(len(pairs), 1), 4),
+        "inputs": [s for s, _ in pairs],
         "input_len": lengths([len(s.split()) for s, _ in pairs]),
         "output_len": lengths([len(t.split()) for _, t in pairs]),
         "op_token_pct": {op: 100 * c / total_ops for op, c in ops_tokens.items()},
@@ -150,13 +152,28 @@ def distribution(pairs: list[tuple[str, str]]) -> dict:
     }
 
 
+def distinct_at(inputs: list[str], n: int, draws: int = 200, seed: int = 0) -> float:
+    """Mean distinct fraction of ``n`` inputs drawn without replacement (``draws`` times).
+
+    The distinct fraction falls as a sample grows (more chances to repeat), so two files compare
+    only at the same size: the larger is subsampled to the smaller.
+    """
+    if n >= len(inputs):
+        return len(set(inputs)) / max(len(inputs), 1)
+    rng = random.Random(seed)
+    return statistics.fmean(len(set(rng.sample(inputs, n))) / n for _ in range(draws))
+
+
 def compare(reference: dict, ours: dict, tolerance: float = 1.5) -> str:
     """A side-by-side text table of two :func:`distribution` results; ``*`` marks operator token
     shares more than ``tolerance`` points apart."""
+    n = min(reference["pairs"], ours["pairs"])
+    at_n = f"distinct at n={n}"
     lines = [
         f"{'':<22}{'reference':>14}{'symlit':>14}",
         f"{'pairs':<22}{reference['pairs']:>14}{ours['pairs']:>14}",
         f"{'distinct inputs':<22}{reference['distinct_inputs']:>14.3f}{ours['distinct_inputs']:>14.3f}",
+        f"{at_n:<22}{distinct_at(reference['inputs'], n):>14.3f}{distinct_at(ours['inputs'], n):>14.3f}",
     ]
     for side in ("input_len", "output_len"):
         for stat in ("mean", "median", "p90"):

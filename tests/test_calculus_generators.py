@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -228,3 +229,28 @@ def test_validity_check_strips_functions_like_the_reference():
     assert finite_somewhere(tree)
     assert not finite_somewhere(tree, identity=frozenset())
     assert not finite_somewhere(["sqrt", "sub", "INT-", "5", "pow2", "x"])  # sqrt is evaluated
+
+
+def _bench_generate():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generate.py"
+    spec = importlib.util.spec_from_file_location("bench_generate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distinct_input_fractions_compare_at_equal_sample_sizes():
+    bench = _bench_generate()
+    inputs = [f"x{i % 500}" for i in range(1000)]  # 500 inputs, each twice
+    assert bench.distinct_at(inputs, 1000) == 0.5
+    assert bench.distinct_at(inputs, 1) == 1.0
+    # 50 of 1,000 drawn: about 50 * (1 - 49 / (2 * 999)) / 50 = 0.975 distinct
+    assert 0.96 < bench.distinct_at(inputs, 50) < 0.99
+    small = bench.distribution([(s, "t") for s in inputs[:50]])  # 50 distinct inputs
+    large = bench.distribution([(s, "t") for s in inputs])
+    table = bench.compare(small, large)
+    assert "distinct at n=50" in table
+    raw, at_n = (line.split()[-2:] for line in table.splitlines()[2:4])
+    assert raw == ["1.000", "0.500"] and at_n[0] == "1.000" and 0.96 < float(at_n[1]) < 0.99
