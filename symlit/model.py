@@ -397,12 +397,11 @@ class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, d_ff: int, dropout: float, activation: str) -> None:
         act = nn.GELU() if activation == "gelu" else nn.ReLU()
         super().__init__(Linear(d_model, d_ff), act, nn.Dropout(dropout), Linear(d_ff, d_model))
-        self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
         first, act, drop, second = self
         if drop.p == 0.0 or not self.training:  # the activation can run inside the first product
-            return second(first(x, self.activation))
+            return second(first(x, "gelu" if isinstance(act, nn.GELU) else "relu"))
         return second(drop(act(first(x))))
 
 
