@@ -273,3 +273,13 @@ def test_linear_frees_its_packed_weight_in_training_mode():
     assert layer.weight in model_module._packed_weights
     layer.train()
     assert layer.weight not in model_module._packed_weights
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_feed_forward_in_eval_mode_applies_its_own_activation(activation):
+    torch.manual_seed(0)
+    ff, x = model_module.FeedForward(16, 32, dropout=0.1, activation=activation).eval(), torch.randn(32, 16)
+    act = F.gelu if activation == "gelu" else F.relu
+    expected = F.linear(act(F.linear(x, ff[0].weight, ff[0].bias)), ff[3].weight, ff[3].bias)
+    with torch.no_grad():
+        torch.testing.assert_close(ff(x), expected)
