@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from symlit.notation import (
+    DIGIT_SYMBOLS,
     NotationError,
     check_encoding,
     decode_int,
@@ -38,7 +39,15 @@ MAX_ENUMERATION = 2_000_000
 BALANCE_KINDS = ("lengths", "carries")
 #: the data-format options and their "off" values: left out of the fingerprint when off, so caches
 #: built before these options existed stay valid
-FORMAT_DEFAULTS: dict[str, Any] = {"reverse_output": False, "index_hints": False, "balance": []}
+FORMAT_DEFAULTS: dict[str, Any] = {"reverse_output": False, "index_hints": False, "balance": [], "scratchpad": None}
+#: scratchpad target formats (``data.task.scratchpad``) and the token after which each writes the answer
+ANSWER_SEPARATORS = {"lee_simplified": ".", "lee_detailed": "</scratch>", "column_sums": ".", "partial_products": "."}
+SCRATCHPADS = tuple(ANSWER_SEPARATORS)
+#: the words and punctuation of every scratchpad (numbers are written with digit or number tokens)
+SCRATCHPAD_TOKENS = (
+    *("A->", "C->", "S->", "P->", ",", ".", "<scratch>", "</scratch>", "[", "]"),
+    *("has", "digits.", "A=", "B=", "C=", "k=", "=", "END"),
+)
 
 Problem = tuple[tuple[int, ...], tuple[str, ...]]
 
@@ -53,6 +62,131 @@ def evaluate(operands: tuple[int, ...], operators: tuple[str, ...]) -> int:
             terms.append(value)
             signs.append(1 if op == "+" else -1)
     return terms[0] + sum(s * t for s, t in zip(signs, terms[1:]))
+
+
+# ---------------------------------------------------------------------------- scratchpad target formats
+def _symbols(value: int, base: int, width: int = 0) -> list[str]:
+    """Digit tokens of ``abs(value)``, most significant first, left-padded with zeros to ``width``."""
+    digits = [DIGIT_SYMBOLS[d] for d in to_digits(value, base)]
+    return ["0"] * (width - len(digits)) + digits
+
+
+def _bracket(digits: list[str]) -> list[str]:
+    """Lee et al.'s digit list ``[7,6,7]`` as tokens: ``[ 7 , 6 , 7 ]`` (``[ ]`` when empty)."""
+    return ["[", *(t for i, d in enumerate(digits) for t in ((",", d) if i else (d,))), "]"]
+
+
+def lee_simplified(operands: tuple[int, ...], op: str, base: int = 10, width: int = 0) -> list[str]:
+    """Lee et al.'s simplified scratchpad, up to the answer separator ``.``.
+
+    ``+``: one step per column, units first, ``A-> digit , C-> carry`` (as in their released
+    generator); ``*`` (their paper and code give none; designed here as the detailed scratchpad's
+    step outputs): one step per digit of the second operand, units first, ``A-> partial product ,
+    C-> running sum``. ``width`` pads the operands' digits (``zero_pad``).
+    """
+    x, y = operands
+    out: list[str] = []
+    if op == "+":
+        xs, ys, carry = _symbols(x, base, width), _symbols(y, base, width), 0
+        for i in range(max(len(xs), len(ys))):
+            total = sum(DIGIT_SYMBOLS.index(ds[-1 - i]) for ds in (xs, ys) if i < len(ds)) + carry
+            carry = total // base
+            out += ["A->", DIGIT_SYMBOLS[total % base], ",", "C->", DIGIT_SYMBOLS[carry]]
+    else:
+        running = 0
+        for i, b in enumerate(reversed(_symbols(y, base, width))):
+            product = x * DIGIT_SYMBOLS.index(b)
+            running += product * base**i
+            out += ["A->", *_symbols(product, base), ",", "C->", *_symbols(running, base)]
+    return [*out, "."]
+
+
+def lee_detailed(operands: tuple[int, ...], op: str, base: int = 10, width: int = 0) -> list[str]:
+    """Lee et al.'s detailed scratchpad, up to the answer separator ``</scratch>``.
+
+    Their released generator's text with every digit and symbol a token (newlines dropped):
+    ``<scratch> [ 7 , 6 , 7 ] has 3 digits. [ 7 , 0 , 4 ] has 3 digits.`` then, for ``+``, one
+    line per column (``[ 7 , 6 , 7 ] + [ 7 , 0 , 4 ] , A= [ ] , C= 0 , 7 + 4 + 0 = 1 1 , A-> 1 ,
+    C-> 1``) and ``[ ] + [ ] , A= [ 4 , 7 , 1 ] C= 1 , END``; for ``*``, one line per digit of the
+    second operand (``[ 8 , 6 , 5 ] * 9 , A= [ 7 , 7 , 8 , 5 ] , k= 1 , B= [ 7 , 7 , 8 , 5 ] ,
+    C= 0 + 7 7 8 5 = 7 7 8 5``) and ``, END``.
+    """
+    x, y = operands
+    xs, ys = _symbols(x, base, width), _symbols(y, base, width)
+    out = ["<scratch>"]
+    for ds in (xs, ys):
+        out += [*_bracket(ds), "has", *_symbols(len(ds), 10), "digits."]
+    if op == "+":
+        answer: list[str] = []
+        carry = 0
+        for i in range(max(len(xs), len(ys))):
+            a, b = (DIGIT_SYMBOLS.index(ds[-1 - i]) if i < len(ds) else 0 for ds in (xs, ys))
+            total = a + b + carry
+            out += [*_bracket(xs[: len(xs) - i]), "+", *_bracket(ys[: len(ys) - i]), ",", "A=", *_bracket(answer)]
+            out += [",", "C=", DIGIT_SYMBOLS[carry], ",", DIGIT_SYMBOLS[a], "+", DIGIT_SYMBOLS[b], "+"]
+            out += [DIGIT_SYMBOLS[carry], "=", *_symbols(total, base), ","]
+            out += ["A->", DIGIT_SYMBOLS[total % base], ",", "C->", DIGIT_SYMBOLS[total // base]]
+            answer.insert(0, DIGIT_SYMBOLS[total % base])
+            carry = total // base
+        n = max(len(xs), len(ys))
+        out += [*_bracket(xs[: max(0, len(xs) - n)]), "+", *_bracket(ys[: max(0, len(ys) - n)]), ","]
+        out += ["A=", *_bracket(answer), "C=", DIGIT_SYMBOLS[carry], ",", "END"]
+    else:
+        running = 0
+        for i, b in enumerate(reversed(ys)):
+            product = x * DIGIT_SYMBOLS.index(b)
+            shifted, previous = product * base**i, running
+            running += shifted
+            out += [*_bracket(xs), "*", b, ",", "A=", *_bracket(_symbols(product, base)), ",", "k="]
+            out += [*_symbols(base**i, base), ",", "B=", *_bracket(_symbols(shifted, base)), ",", "C="]
+            out += [*_symbols(previous, base), "+", *_symbols(shifted, base), "=", *_symbols(running, base)]
+        out += [",", "END"]
+    return [*out, "</scratch>"]
+
+
+def column_sums(operands: tuple[int, ...], base: int = 10, width: int = 0) -> list[str]:
+    """Running column sums of a multi-operand sum, up to the answer separator ``.``.
+
+    One step per column, units first: ``S->`` and the running sums of the column (the incoming
+    carry plus the column's digit of operand 1, of operands 1 and 2, ...), then ``A->`` the
+    result digit and ``C->`` the carry, as in Lee et al.'s simplified scratchpad. Running sums and
+    carries are decimal number tokens (``12``), result digits digit tokens. ``7 + 45 + 0 + 99``:
+    ``S-> 7 12 12 21 , A-> 1 , C-> 2 S-> 2 6 6 15 , A-> 5 , C-> 1 .``
+    """
+    columns = max(width, *(len(to_digits(v, base)) for v in operands))
+    out: list[str] = []
+    carry = 0
+    for i in range(columns):
+        total, sums = carry, []
+        for value in operands:
+            total += abs(value) // base**i % base
+            sums.append(str(total))
+        carry = total // base
+        out += ["S->", *sums, ",", "A->", DIGIT_SYMBOLS[total % base], ",", "C->", str(carry)]
+    return [*out, "."]
+
+
+def partial_products(
+    operands: tuple[int, ...], base: int = 10, width: int = 0, result_width: int = 0, reverse: bool = False
+) -> list[str]:
+    """Partial products with running sums of ``x * y``, up to the answer separator ``.``.
+
+    One step per digit ``b_i`` of ``y``, units first: ``P->`` the shifted partial product
+    ``x * b_i * base**i``, then ``S->`` the running sum of the partial products so far (the
+    running-sum target of Bai et al. 2025, written out instead of probed). Numbers are digit
+    tokens in the result's order (``reverse``: least significant first), padded to
+    ``result_width``. ``12 * 34``, plain: ``P-> 4 8 , S-> 4 8 P-> 3 6 0 , S-> 4 0 8 .``
+    """
+    x, y = operands
+    out: list[str] = []
+    running = 0
+    for i, b in enumerate(reversed(_symbols(y, base, width))):
+        shifted = x * DIGIT_SYMBOLS.index(b) * base**i
+        running += shifted
+        for key, value in (("P->", shifted), ("S->", running)):
+            digits = _symbols(value, base, result_width)
+            out += [key, *(digits[::-1] if reverse else digits)] + ([","] if key == "P->" else [])
+    return [*out, "."]
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,6 +232,14 @@ class ArithmeticTask(Task):
       and/or ``carries`` (every number of carries equally often; ``+`` only). Each split is
       balanced on its own, as far as the distinct problems of a combination allow: a combination
       with too few problems gives all it has and the others share the rest.
+
+    Scratchpad target formats (``scratchpad``, off by default): the target writes intermediate
+    steps, then an answer separator (:attr:`answer_separator`), then the result as without a
+    scratchpad. Only the answer after the last separator is scored; a hypothesis without one is
+    malformed. ``lee_simplified`` and ``lee_detailed`` (Lee et al. 2024; two operands, ``+`` or
+    ``*``), ``column_sums`` (running column sums; ``+``, any number of operands) and
+    ``partial_products`` (partial products with running sums, Bai et al. 2025; two operands, ``*``):
+    see :func:`lee_simplified`, :func:`lee_detailed`, :func:`column_sums`, :func:`partial_products`.
     """
 
     operators: list[str] = field(default_factory=lambda: ["+"])
@@ -118,6 +260,7 @@ class ArithmeticTask(Task):
     reverse_output: bool = False
     index_hints: bool = False
     balance: Any = field(default_factory=list)
+    scratchpad: str | None = None
 
     def __post_init__(self) -> None:
         self.operators = list(self.operators)
@@ -172,6 +315,11 @@ class ArithmeticTask(Task):
         if self.index_hints:  # every significance any split can write, out-of-distribution ones too
             widest = max(max(self.split_task(s).widest_digits) for s in ("test", *sorted(self.ood)))
             vocabulary += [hint_token(i) for i in range(widest)]
+        if self.scratchpad:
+            vocabulary += [t for t in SCRATCHPAD_TOKENS if t not in vocabulary]
+        if self.scratchpad == "column_sums":  # running column sums and carries, every split's widest
+            most = max(_as_range(self.split_task(s).n_operands, "n_operands")[1] for s in ("test", *sorted(self.ood)))
+            vocabulary += [str(n) for n in range(most * self.base) if str(n) not in vocabulary]
         return vocabulary
 
     def digit_tokens(self) -> list[str]:
@@ -203,17 +351,47 @@ class ArithmeticTask(Task):
         for op, value in zip(operators, operands[1:]):
             parts += [op, *encode_int(value, self.encoding, self.base, operand_width, hints)]
         target = encode_int(evaluate(operands, operators), self.target_encoding, self.base, result_width, hints)
-        return " ".join(parts), " ".join(target)
+        return " ".join(parts), " ".join([*self._scratchpad(operands, operators), *target])
+
+    def _scratchpad(self, operands: tuple[int, ...], operators: tuple[str, ...]) -> list[str]:
+        """The scratchpad tokens of a problem, up to and including the answer separator ([] when off)."""
+        operand_width, result_width = self.padded_widths
+        if self.scratchpad == "lee_simplified":
+            return lee_simplified(operands, operators[0], self.base, operand_width)
+        if self.scratchpad == "lee_detailed":
+            return lee_detailed(operands, operators[0], self.base, operand_width)
+        if self.scratchpad == "column_sums":
+            return column_sums(operands, self.base, operand_width)
+        if self.scratchpad == "partial_products":
+            reverse = self.target_encoding == "reversed"
+            return partial_products(operands, self.base, operand_width, result_width, reverse)
+        return []
+
+    @property
+    def answer_separator(self) -> str | None:
+        """The token after which a scratchpad target writes the answer (``None`` without a scratchpad)."""
+        return ANSWER_SEPARATORS.get(self.scratchpad) if self.scratchpad else None
+
+    def answer_tokens(self, text: str) -> list[str]:
+        """The answer of a target or hypothesis: its tokens after the last :attr:`answer_separator`
+        (all of them without a scratchpad); :class:`NotationError` when the separator is missing."""
+        tokens = text.split()
+        separator = self.answer_separator
+        if separator is None:
+            return tokens
+        if separator not in tokens:
+            raise NotationError(f"no answer separator {separator!r} in {text!r}")
+        return tokens[len(tokens) - tokens[::-1].index(separator) :]
 
     def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
         """Correct when the hypothesis spells the same integer as the target; malformed when it
         spells no integer."""
         encoding, hints = self.target_encoding, self.index_hints
         try:
-            value = decode_int(hypothesis.split(), encoding, self.base, hints)
+            value = decode_int(self.answer_tokens(hypothesis), encoding, self.base, hints)
         except NotationError as err:
             return Verdict("malformed", "parse", str(err))
-        return Verdict.of(value == decode_int(target.split(), encoding, self.base, hints), "value")
+        return Verdict.of(value == decode_int(self.answer_tokens(target), encoding, self.base, hints), "value")
 
     def bucket(self, source: str, target: str) -> str:
         """``digits=D`` (the longest operand), plus ``operands=N`` when the operand count varies."""
@@ -384,6 +562,7 @@ class ArithmeticTask(Task):
                 f"data.task.index_hints=true needs a digit encoding (digits or reversed), not "
                 f"data.task.encoding={self.encoding!r}"
             )
+        self._check_scratchpad()
         unknown = [kind for kind in self.balance if kind not in BALANCE_KINDS]
         if unknown or len(set(self.balance)) != len(self.balance):
             raise ValueError(f"data.task.balance={self.balance} must list distinct entries of {list(BALANCE_KINDS)}")
@@ -400,6 +579,33 @@ class ArithmeticTask(Task):
                 f"in base {self.base}; lower data.task.n_operands={self.n_operands} or drop carries from balance"
             )
 
+    def _check_scratchpad(self) -> None:
+        pad = self.scratchpad
+        if pad is None:
+            return
+        if pad not in SCRATCHPADS:
+            raise ValueError(f"data.task.scratchpad={pad!r} must be null or one of {list(SCRATCHPADS)}")
+        key = f"data.task.scratchpad={pad}"
+        if self.encoding not in ("digits", "reversed") or self.index_hints:
+            raise ValueError(f"{key} needs data.task.encoding=digits or reversed and data.task.index_hints=false")
+        if self.negative_operands or (self.digits is None and self.min_value < 0):
+            raise ValueError(f"{key} writes non-negative operands: set negative_operands=false and min_value >= 0")
+        operators = sorted(set(self.operators))
+        lo, hi = _as_range(self.n_operands, "n_operands")
+        wanted = {
+            "lee_simplified": ((["+"], ["*"]), True),
+            "lee_detailed": ((["+"], ["*"]), True),
+            "column_sums": ((["+"],), False),
+            "partial_products": ((["*"],), True),
+        }[pad]
+        if operators not in wanted[0] or (wanted[1] and (lo, hi) != (2, 2)):
+            ops = " or ".join(str(o) for o in wanted[0])
+            count = "n_operands=2 and " if wanted[1] else ""
+            raise ValueError(
+                f"{key} needs data.task.{count}operators={ops} (got n_operands={self.n_operands}, "
+                f"operators={self.operators}; an ood split's overrides must keep them)"
+            )
+
     def operands(self, source: str) -> list[int]:
         """The operand values of a source text (raises :class:`NotationError` if it does not parse)."""
         groups: list[list[str]] = [[]]
@@ -412,9 +618,10 @@ class ArithmeticTask(Task):
 
     def _result_digits(self, text: str) -> list[int]:
         """Digits of a result text, least significant first (leading zeros kept)."""
+        tokens = self.answer_tokens(text)
         if self.target_encoding in ("digits", "reversed"):
-            return significant_digits(text.split(), self.target_encoding, self.base, self.index_hints)[1]
-        return to_digits(decode_int(text.split(), self.target_encoding, self.base), self.base)[::-1]
+            return significant_digits(tokens, self.target_encoding, self.base, self.index_hints)[1]
+        return to_digits(decode_int(tokens, self.target_encoding, self.base), self.base)[::-1]
 
     # sampling balanced by operand lengths and/or carries
     def _strata(self) -> list[tuple[tuple[int, ...] | None, int | None]]:
