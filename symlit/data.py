@@ -175,6 +175,14 @@ class Collator:
         }
 
 
+def mask_before_answer(tgt_out: torch.Tensor, separator_id: int, pad_id: int) -> torch.Tensor:
+    """Labels for a loss on the answer only: ``tgt_out (B, T)`` with every position up to and including
+    each row's last ``separator_id`` set to ``pad_id`` (ignored by the loss); rows without one are kept.
+    Returns a new ``(B, T)`` tensor."""
+    upto_last = (tgt_out == separator_id).flip(1).cumsum(1).flip(1) > 0  # (B, T): at or before the last one
+    return tgt_out.masked_fill(upto_last, pad_id)
+
+
 class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Deterministic batches: the order depends only on ``(seed, epoch)``.
 

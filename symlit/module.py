@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symlit.checkpoint import rebuild
+from symlit.data import mask_before_answer
 from symlit.decoding import DecodeConfig
 from symlit.model import LEGACY_TARGETS, TransformerBase, class_path
 from symlit.scoring import (
@@ -67,6 +68,7 @@ class Seq2SeqModule(L.LightningModule):
         test_decode: dict[str, Any] | None = None,
         verify: dict[str, Any] | None = None,
         compile: bool = False,
+        loss_on: str = "target",
     ) -> None:
         super().__init__()
         model, optim, task = _plain(model), _plain(optim), _plain(task)
@@ -76,6 +78,8 @@ class Seq2SeqModule(L.LightningModule):
         DecodeConfig(**test_decode)  # fail on bad values now, not after training
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"module.label_smoothing={label_smoothing} must be in [0, 1)")
+        if loss_on not in ("target", "answer"):
+            raise ValueError(f"module.loss_on={loss_on!r} must be 'target' (every target token) or 'answer'")
         self.save_hyperparameters(
             {
                 "model": model,
@@ -91,6 +95,7 @@ class Seq2SeqModule(L.LightningModule):
                 "test_decode": test_decode,
                 "verify": verify,
                 "compile": compile,
+                "loss_on": loss_on,
             },
             logger=False,  # symlit-train logs the composed config once (without the tokenizer JSON)
         )
@@ -98,6 +103,17 @@ class Seq2SeqModule(L.LightningModule):
         self.model, self.tokenizer, self.task = rebuild(model, tokenizer_json, task)
         self.hparams["model"]["_target_"] = class_path(self.model)  # the checkpoint records the class built
         self._pool: VerifierPool | None = None
+        # module.loss_on=answer: the loss skips the target up to the task's answer separator (a scratchpad)
+        self._answer_separator_id: int | None = None
+        if loss_on == "answer":
+            separator = getattr(self.task, "answer_separator", None)
+            ids = self.tokenizer.known_ids([separator]) if separator else ()
+            if not ids:
+                raise ValueError(
+                    "module.loss_on=answer needs a task whose targets mark where the answer starts "
+                    "(e.g. data.task.scratchpad=lee_simplified); use module.loss_on=target"
+                )
+            self._answer_separator_id = ids[0]
 
     @property
     def pool(self) -> VerifierPool:
@@ -130,9 +146,12 @@ class Seq2SeqModule(L.LightningModule):
 
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.forward_model(batch["src"], batch["tgt_in"])
+        labels = batch["tgt_out"]  # (B, T)
+        if self._answer_separator_id is not None:  # module.loss_on=answer
+            labels = mask_before_answer(labels, self._answer_separator_id, self.tokenizer.pad_id)
         loss = F.cross_entropy(
             logits.flatten(0, 1).float(),
-            batch["tgt_out"].flatten(),
+            labels.flatten(),
             ignore_index=self.tokenizer.pad_id,
             label_smoothing=self.hparams.label_smoothing,
         )
@@ -152,6 +171,15 @@ class Seq2SeqModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         scheduler = instantiate(self.hparams.optim["scheduler"])(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_validation_end(self) -> None:
+        """Hands the validation metrics to a schedule that reacts to them (one with an ``observe`` method,
+        e.g. :class:`symlit.schedules.HoldUntilImproved`)."""
+        if self._trainer is None or self.trainer.sanity_checking:
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            if callable(observe := getattr(config.scheduler, "observe", None)):
+                observe(self.trainer.callback_metrics)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # random state too, so a resumed run draws the same dropout masks as an uninterrupted one

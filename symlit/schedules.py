@@ -8,6 +8,8 @@ Each factory takes the optimizer and the total number of training steps (from
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
@@ -79,3 +81,83 @@ def constant(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0) -> L
     """Constant LR after an optional linear warmup."""
     _check_warmup(warmup_steps)
     return LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0)
+
+
+class HoldUntilImproved(LRScheduler):
+    """Linear warmup, then the peak LR held until validation first passes a threshold, then a cosine decay.
+
+    A plateau (a model that has not yet found the algorithm) is left at the peak LR instead of under
+    a schedule that has already decayed. The module hands every validation's metrics to
+    :meth:`observe`; the first time ``monitor`` passes ``threshold`` (``mode=max``: ``>=``;
+    ``min``: ``<=``), the decay starts at the next step and runs over ``decay_steps`` steps (default:
+    the steps left until ``total_steps``) down to ``min_lr_ratio * peak``. ``max_hold_steps`` starts
+    the decay even without improvement (``None``: hold until it comes). The release step is part of
+    :meth:`state_dict`, so a resumed run decays from the same step.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int,
+        warmup_steps: int = 0,
+        monitor: str = "val/seq_acc",
+        threshold: float = 0.5,
+        mode: str = "max",
+        decay_steps: int | None = None,
+        min_lr_ratio: float = 0.0,
+        max_hold_steps: int | None = None,
+    ) -> None:
+        _check_warmup(warmup_steps)
+        if mode not in ("max", "min"):
+            raise ValueError(f"optim.scheduler.mode={mode!r} must be 'max' (e.g. val/seq_acc) or 'min' (val/loss)")
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"optim.scheduler.min_lr_ratio={min_lr_ratio} must be in [0, 1]")
+        if decay_steps is not None and decay_steps < 1:
+            raise ValueError(f"optim.scheduler.decay_steps={decay_steps} must be >= 1, or null for the steps left")
+        if max_hold_steps is not None and max_hold_steps < 0:
+            raise ValueError(
+                f"optim.scheduler.max_hold_steps={max_hold_steps} must be >= 0, or null to hold until improved"
+            )
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"optim.scheduler.monitor={monitor!r} must name a validation metric, e.g. val/seq_acc")
+        self.total_steps, self.warmup_steps, self.monitor = total_steps, warmup_steps, monitor
+        self.threshold, self.mode, self.decay_steps = float(threshold), mode, decay_steps
+        self.min_lr_ratio, self.max_hold_steps = min_lr_ratio, max_hold_steps
+        self.release_step: int | None = None  # the first step of the decay
+        super().__init__(optimizer)
+
+    def factor(self, step: int) -> float:
+        """The LR multiplier at optimizer step ``step`` (0-based), given the release so far."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        release = self.release_step
+        if self.max_hold_steps is not None:
+            forced = max(self.warmup_steps, self.max_hold_steps)
+            release = forced if release is None else min(release, forced)
+        if release is None or step < release:
+            return 1.0
+        length = self.decay_steps or max(1, self.total_steps - release)
+        progress = min(1.0, (step - release) / length)
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def get_lr(self) -> list[float]:
+        return [base * self.factor(self.last_epoch) for base in self.base_lrs]
+
+    def observe(self, metrics: Mapping[str, Any]) -> None:
+        """Read one validation's metrics; the first pass of the threshold starts the decay at the next step."""
+        if self.release_step is not None:
+            return
+        if self.monitor not in metrics:
+            known = sorted(k for k in metrics if k.startswith("val"))
+            raise ValueError(
+                f"optim.scheduler.monitor={self.monitor!r} is not a validation metric of this run; "
+                f"choose one of {known[:12]}"
+            )
+        value = float(metrics[self.monitor])
+        if value >= self.threshold if self.mode == "max" else value <= self.threshold:
+            self.release_step = max(self.last_epoch, self.warmup_steps)
+
+
+def hold_until_improved(optimizer: Optimizer, total_steps: int, **kwargs: Any) -> HoldUntilImproved:
+    """:class:`HoldUntilImproved` (the factory form the other schedules have)."""
+    return HoldUntilImproved(optimizer, total_steps, **kwargs)

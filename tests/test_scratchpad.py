@@ -9,12 +9,20 @@ wrong answer), and the answer the verifier extracts after the separator.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
+import torch
+from datasets import Dataset
+from omegaconf import OmegaConf
 
+from symlit.data import Collator, TokenizedSplit, build_tokenizer, mask_before_answer
+from symlit.module import Seq2SeqModule
 from symlit.notation import NotationError, decode_int
 from symlit.tasks import ArithmeticTask
 from symlit.tasks.arithmetic import evaluate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 # ---------------------------------------------------------------------------- literal targets
 # Lee et al.'s generator (main_utils.get_algo_reasoning_str) writes 767+704, detailed, as
@@ -288,3 +296,51 @@ def test_bad_scratchpad_options_name_the_key(fields, message):
     with pytest.raises(ValueError, match=message):
         task = ArithmeticTask(**fields)
         task.split_task("x")
+
+
+# ---------------------------------------------------------------------------- the loss on the answer only
+def test_mask_before_answer_ignores_everything_up_to_the_last_separator():
+    pad, sep = 0, 7
+    tgt_out = torch.tensor([[3, 7, 4, 7, 5, 9], [7, 5, 9, 0, 0, 0], [3, 4, 5, 9, 0, 0]])
+    expected = torch.tensor([[0, 0, 0, 0, 5, 9], [0, 5, 9, 0, 0, 0], [3, 4, 5, 9, 0, 0]])  # no separator: kept
+    assert torch.equal(mask_before_answer(tgt_out, sep, pad), expected)
+
+
+def _module_and_batch(loss_on: str, scratchpad: str | None = "lee_simplified"):
+    task = ArithmeticTask(scratchpad=scratchpad, n_train=50, n_valid=10, n_test=10)
+    train = Dataset.from_dict(task.build()["train"])
+    tokenizer = build_tokenizer(task, train)
+    model = {**OmegaConf.to_container(OmegaConf.load(CONF / "model" / "gpt_small.yaml"))}
+    model.update(d_model=32, n_layers=1, d_ff=64, n_heads=2)
+    optim = OmegaConf.to_container(OmegaConf.load(CONF / "optim" / "constant.yaml"))
+    module = Seq2SeqModule(model, optim, tokenizer.to_json(), task.config(), loss_on=loss_on)
+    batch = Collator(TokenizedSplit(train, tokenizer), tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)(
+        list(range(8))
+    )
+    return module, batch, tokenizer
+
+
+def test_loss_on_answer_covers_the_answer_and_eos_only():
+    torch.manual_seed(0)
+    module, batch, tokenizer = _module_and_batch("answer")
+    loss, logits = module._loss(batch)
+    separator = tokenizer.known_ids(["."])[0]
+    # by hand: the positions after each row's separator that are not padding (the answer and EOS)
+    keep = torch.zeros_like(batch["tgt_out"], dtype=torch.bool)
+    for row, ids in enumerate(batch["tgt_out"].tolist()):
+        start = ids.index(separator) + 1
+        keep[row, start:] = batch["tgt_out"][row, start:] != tokenizer.pad_id
+    expected = torch.nn.functional.cross_entropy(logits[keep].float(), batch["tgt_out"][keep])
+    torch.testing.assert_close(loss, expected)
+    everything = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), batch["tgt_out"].flatten(), ignore_index=tokenizer.pad_id
+    )
+    module.hparams.loss_on, module._answer_separator_id = "target", None  # the default: the whole target
+    torch.testing.assert_close(module._loss(batch)[0], everything)
+
+
+def test_loss_on_answer_needs_a_scratchpad_and_a_known_value():
+    with pytest.raises(ValueError, match="module.loss_on=answer needs a task whose targets mark where the answer"):
+        _module_and_batch("answer", scratchpad=None)
+    with pytest.raises(ValueError, match="module.loss_on='scratch' must be 'target'"):
+        _module_and_batch("scratch")
