@@ -252,7 +252,10 @@ def _safe(name: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point ``symlit-compare``."""
     parser = argparse.ArgumentParser(
-        prog="symlit-compare", description="Compare runs: overrides against final metrics (Markdown, CSV, a plot)."
+        prog="symlit-compare",
+        description="Compare runs: overrides against final metrics (Markdown, CSV, a plot).",
+        epilog="example: symlit-compare outputs/addition --metric val/seq_acc --metrics 'test/*'. "
+        "Documentation: docs/evaluation.md.",
     )
     parser.add_argument("paths", nargs="+", help="outputs/<name>/ (a sweep or experiment) or run directories")
     parser.add_argument(

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit.atomic import write_text_atomic
 from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
+from symlit.cli import hydra_command
 from symlit.config import ConfigError, config_dir, quote_paths, run_cli
 from symlit.decoding import DecodeConfig
 from symlit.report import render_report, summarize
@@ -154,16 +155,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``symlit-eval``: accepts the checkpoint paths ``symlit-train`` prints, unquoted."""
-    args = sys.argv[1:]
-    if not any(a.lstrip("+").startswith("ckpt=") for a in args) and not {"-h", "--help", "--hydra-help"} & set(args):
-        print(
-            "symlit-eval: error: ckpt is missing; pass the checkpoint to evaluate, "
-            "e.g. symlit-eval ckpt=outputs/<name>/<run>/checkpoints/best.ckpt",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    sys.argv[1:] = quote_paths(args)
-    _hydra_main()
+    sys.argv[1:] = quote_paths(sys.argv[1:])
+    hydra_command("symlit-eval", "eval", _hydra_main, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from symlit import render
 from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
+from symlit.cli import hydra_command
 from symlit.config import config_dir
 from symlit.decoding import greedy_decode
 from symlit.plots import _save, plt
@@ -286,7 +287,7 @@ def main() -> None:
 
     os.environ.setdefault("WANDB_SILENT", "true")
     sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
-    _hydra_main()
+    hydra_command("symlit-inspect", "inspect", _hydra_main, sys.argv[1:])
 
 
 if __name__ == "__main__":

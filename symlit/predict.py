@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit import render
 from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
+from symlit.cli import hydra_command
 from symlit.config import config_dir
 from symlit.decoding import DecodeConfig, decode
 from symlit.scoring import Prediction, verify_predictions
@@ -214,7 +215,7 @@ def main() -> None:
     """Console entry point ``symlit-predict``."""
     os.environ.setdefault("WANDB_SILENT", "true")
     sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
-    _hydra_main()
+    hydra_command("symlit-predict", "predict", _hydra_main, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from symlit.cli import check_command_line
 from symlit.config import config_dir
 
 SBATCH = re.compile(r"^#SBATCH\s+--([a-z-]+)(?:=(.*))?$")
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     text = template.read_text()
     try:
         # the template's srun line chooses e.g. trainer=ddp; the user's overrides come after and win
+        check_command_line("train", [*template_groups(text), *overrides])
         cfg = compose_train([*template_groups(text), *overrides])
         sys.stdout.write(render(text, cfg, overrides))
     except (ValueError, HydraException) as err:  # a bad value or override: one line, no traceback

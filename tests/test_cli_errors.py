@@ -1,11 +1,20 @@
-"""The one-line user error names the error the user must act on, not the one it replaced."""
+"""User errors end in one line that names the key or file and the fix, with no traceback."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from symlit.atomic import DirectoryLock
+from symlit.cli import CommandLineError, check_command_line
 from symlit.config import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_busy_run_directory_is_reported_by_the_lock_message_not_the_os_error(tmp_path, capsys, monkeypatch):
@@ -22,3 +31,124 @@ def test_a_busy_run_directory_is_reported_by_the_lock_message_not_the_os_error(t
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"symlit-train: error: {tmp_path} is in use by another symlit-train run (pid ")
     assert "Errno" not in err
+
+
+# ---------------------------------------------------------------------------- the command line
+# Each common mistake is reported in one line that names the key and the fix, before anything is built.
+
+
+@pytest.mark.parametrize(
+    ("config", "argv", "expected"),
+    [
+        (
+            "train",
+            ["trainer.max_epoch=3"],
+            "trainer.max_epoch is not a key of trainer; did you mean trainer.max_epochs?",
+        ),
+        ("train", ["foo=3"], "foo is not a key of the top level; its keys are: "),
+        ("train", ["experiment=nope"], "unknown experiment 'nope'; choose one of: addition, "),
+        ("train", ["model=smal"], "unknown model 'smal'; did you mean model=small?"),
+        ("train", ["model.d_model=abc"], "model.d_model='abc' must be an integer (its default is 128)"),
+        ("train", ["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5 must be an integer"),
+        ("train", ["optim.optimizer.lr=fast"], "optim.optimizer.lr='fast' must be a number"),
+        ("train", ["-m", "optim.optimizer.lr=1e-3,abc"], "optim.optimizer.lr='abc' must be a number"),
+        ("train", ["optim.optimizer.lr=1e-3,2e-3"], "is a sweep: add -m"),
+        ("eval", [], "ckpt is required: add ckpt=outputs/<name>/<run>/checkpoints/best.ckpt"),
+        ("eval", ["ckpt=x.ckpt", "decode.beam_size=abc"], "decode.beam_size='abc' must be an integer"),
+        ("predict", [], "ckpt is required"),
+        ("inspect", ["max_len=long"], "max_len='long' must be an integer (its default is 64)"),
+    ],
+)
+def test_a_mistake_on_the_command_line_is_named_with_its_fix(config, argv, expected):
+    with pytest.raises(CommandLineError) as info:
+        check_command_line(config, argv)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["experiment=addition_4x2", "model=gpt_small", "trainer.max_epochs=3", "optim.optimizer.lr=2e-3"],
+        [
+            "trainer.devices=auto",
+            "trainer.precision=16-mixed",
+            "optim.optimizer.lr=1",
+        ],  # Lightning's unions; int as float
+        ["-m", "optim.optimizer.lr=1e-3,2e-3", "model.d_model=range(64,129,64)"],
+        ["+trainer.max_time=00:01:00:00", "data.task.max_value=null"],
+    ],
+)
+def test_a_good_command_line_passes(argv):
+    cfg = check_command_line("train", argv)
+    assert cfg is not None and cfg.name
+
+
+def test_a_missing_hydra_plugin_names_the_extra():
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
+        pytest.skip("the slurm extra is installed here; the message is for an install without it")
+    with pytest.raises(CommandLineError) as info:
+        check_command_line("train", ["hydra/launcher=slurm"])
+    assert "pip install 'symlit[slurm]'" in str(info.value)
+
+
+COMMANDS = {
+    "symlit-train": ("symlit.cli", "train"),
+    "symlit-eval": ("symlit.evaluate", "main"),
+    "symlit-predict": ("symlit.predict", "main"),
+    "symlit-inspect": ("symlit.inspect_model", "main"),
+    "symlit-generate": ("symlit.generate", "main"),
+    "symlit-slurm": ("symlit.slurm", "main"),
+}
+
+
+def run_command(program: str, *args: str, full_error: bool = False) -> subprocess.CompletedProcess:
+    module, function = COMMANDS[program]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["WANDB_MODE"] = "offline"
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    code = f"import sys; sys.argv[0] = {program!r}; from {module} import {function}; {function}()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT
+    )
+
+
+@pytest.mark.parametrize(
+    ("program", "args", "first_line"),
+    [
+        ("symlit-train", ["trainer.max_epoch=3"], "did you mean trainer.max_epochs?"),
+        ("symlit-train", ["experiment=nope"], "unknown experiment 'nope'; choose one of: addition"),
+        ("symlit-train", ["model.d_model=abc"], "model.d_model='abc' must be an integer"),
+        ("symlit-eval", [], "ckpt is required"),
+        ("symlit-eval", ["ckpt=no/such.ckpt"], "ckpt=no/such.ckpt: no such file"),
+        ("symlit-eval", ["ckpt=x.ckpt", "decode.beam_size=abc"], "decode.beam_size='abc' must be an integer"),
+        ("symlit-predict", [], "ckpt is required"),
+        ("symlit-inspect", [], "ckpt is required"),
+        ("symlit-generate", ["n=abc"], "n='abc' must be an integer"),
+        ("symlit-slurm", ["slurm/train_single_gpu.sbatch", "trainer.max_epoch=3"], "did you mean trainer.max_epochs?"),
+    ],
+)
+def test_each_command_reports_a_mistake_in_one_line_without_a_traceback(program, args, first_line):
+    result = run_command(program, *args)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith(f"{program}: ") and first_line in lines[0], result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_hydra_full_error_still_shows_the_trace():
+    result = run_command("symlit-train", "model.d_model=abc", "trainer.fast_dev_run=true", full_error=True)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "program", ["symlit-train", "symlit-eval", "symlit-predict", "symlit-inspect", "symlit-generate"]
+)
+def test_help_shows_usage_keys_and_an_example(program):
+    result = run_command(program, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout or "usage:" in result.stdout
+    assert f"{program} " in result.stdout  # at least one example command
+    assert "powered by Hydra" not in result.stdout  # Hydra's generic page lists the train groups
