@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         help="every order of the incoming and of the outgoing legs (momentum labellings)",
     )
     ap.add_argument("--level", default="diagram", choices=["diagram", "process"])
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds for sympy.factor per expression")
+    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds for sympy.factor per expression")
     ap.add_argument("--n-colours", default="3", help="number of colours N, or 'N' to keep it symbolic")
     ap.add_argument(
         "--no-identical-factor",

@@ -729,8 +729,8 @@ class GeneratedRow:
     diagram: str  # diagram label, or "process" for a whole-process row
     amp: str
     sqamp: sympy.Expr
-    simplified: bool
-    seconds: float
+    simplified: bool  # False when factor() ran out of CPU time (the row keeps the expanded form)
+    seconds: float  # CPU seconds squaring and factoring took (a measurement: not the same in every run)
     keys: dict[str, str]
 
 
@@ -744,8 +744,10 @@ def generate_process(
     engine: dirac.TraceEngine | None = None,
 ) -> list[GeneratedRow]:
     """Rows of one process: one per diagram (``level="diagram"``) or one with every diagram and
-    their interference (``level="process"``). ``identical_factor``: MARTY's 1/n! for identical
-    final particles; ``n_colours``: N (``None`` keeps the symbol ``N``)."""
+    their interference (``level="process"``). ``simplify_timeout``: CPU seconds for ``factor``
+    per squared amplitude (a row that runs out keeps the expanded form, ``simplified=False``).
+    ``identical_factor``: MARTY's 1/n! for identical final particles; ``n_colours``: N (``None``
+    keeps the symbol ``N``)."""
     if level not in ("diagram", "process"):
         raise ValueError(f"level={level!r} must be 'diagram' or 'process'")
     engine = engine or dirac.TraceEngine()
@@ -782,7 +784,7 @@ def generate(
     reg_prop: bool = False,
     workers: int = 0,
 ) -> list[GeneratedRow]:
-    """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
-    main thread makes the ``factor`` time limit effective)."""
+    """Rows of every process, in order (:func:`generate_process`); ``workers > 0`` uses that many
+    worker processes (whose main thread makes the ``factor`` CPU-time limit effective)."""
     jobs = [(p, level, simplify_timeout, identical_factor, n_colours, reg_prop) for p in processes]
     return run_processes(generate_process, jobs, workers)

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shapes", nargs="+", default=["2to2"], choices=sorted(SHAPES))
     ap.add_argument("--particles", nargs="*", default=None, help="restrict the particle table, e.g. e mu A")
     ap.add_argument("--level", default="diagram", choices=["diagram", "process"])
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds for sympy.factor per expression")
+    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds for sympy.factor per expression")
     ap.add_argument("--reg-prop", action="store_true", help="add reg_prop to every propagator denominator")
     ap.add_argument(
         "--no-identical-factor",

@@ -487,13 +487,16 @@ def squared_process(
 
 # ---------------------------------------------------------------------------- simplification
 def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.Expr, bool]:
-    """``(sympy.factor(expr), True)``, or ``(expr, False)`` after ``seconds``.
+    """``(sympy.factor(expr), True)``, or ``(expr, False)`` after ``seconds`` of CPU time.
 
-    The limit is :func:`symlit.limits.time_limit`: it applies in the main thread of a process (a
-    worker process of :func:`generate`, or a script); elsewhere ``factor`` runs without a limit.
+    The limit decides what the data holds (factored or expanded), so it counts CPU seconds of the
+    process, whatever ``SYMLIT_TIME_LIMITS`` says: the same processes give the same rows on a busy
+    machine as on an idle one. It is :func:`symlit.limits.time_limit` with ``clock="cpu"``: it
+    applies in the main thread of a process (a worker process of :func:`generate`, or a script);
+    elsewhere ``factor`` runs without a limit.
     """
     try:
-        with time_limit(seconds) as token:
+        with time_limit(seconds, clock="cpu") as token:
             return sympy.factor(expr), True
     except SampleTimeout as err:
         if owns(err, token):
@@ -611,8 +614,8 @@ class GeneratedRow:
     diagram: int  # index among the process's diagrams; -1 for a whole-process row
     amp: str
     sqamp: sympy.Expr
-    simplified: bool  # False when factor() ran out of time (the row keeps the expanded form)
-    seconds: float
+    simplified: bool  # False when factor() ran out of CPU time (the row keeps the expanded form)
+    seconds: float  # CPU seconds squaring and factoring took (a measurement: not the same in every run)
 
 
 def generate_process(
@@ -625,7 +628,9 @@ def generate_process(
 ) -> list[GeneratedRow]:
     """Rows of one process: one per diagram (``level="diagram"``, as SYMBA) or one for the whole
     process (``level="process"``: the amplitude is the sum of the diagrams, ``|M|²`` with
-    interference). ``identical_factor`` applies MARTY's 1/n! for identical final particles."""
+    interference). ``simplify_timeout``: CPU seconds for ``factor`` per squared amplitude (a row
+    that runs out keeps the expanded form, ``simplified=False``). ``identical_factor`` applies
+    MARTY's 1/n! for identical final particles."""
     if level not in ("diagram", "process"):
         raise ValueError(f"level={level!r} must be 'diagram' or 'process'")
     engine = engine or dirac.TraceEngine()
@@ -646,12 +651,12 @@ def generate_process(
 def timed_square(
     seconds: float | None, square: Callable[..., sympy.Expr], *args: object
 ) -> tuple[sympy.Expr, bool, float]:
-    """``square(*args)`` factored within ``seconds`` (:func:`factor_with_timeout`): the squared
-    amplitude, whether it was factored, and the seconds computing and factoring it took (QED and
-    QCD rows)."""
-    t0 = time.perf_counter()
+    """``square(*args)`` factored within ``seconds`` of CPU time (:func:`factor_with_timeout`): the
+    squared amplitude, whether it was factored, and the CPU seconds computing and factoring it took
+    (QED and QCD rows)."""
+    t0 = time.process_time()
     sq, ok = factor_with_timeout(square(*args), seconds)
-    return sq, ok, time.perf_counter() - t0
+    return sq, ok, time.process_time() - t0
 
 
 def _call(item: tuple[Callable[..., list], tuple]) -> list:
@@ -668,7 +673,7 @@ def fork_pool(workers: int) -> mp.pool.Pool:
 def run_processes(generate_one: Callable[..., list], jobs: list[tuple], workers: int, chunksize: int = 1) -> list:
     """The rows of ``generate_one(*job, engine)`` for every job, in order (QED and QCD generators):
     in this process with one trace engine (``workers <= 0``), or in ``workers`` forked processes
-    (whose main thread makes the ``factor`` time limit effective)."""
+    (whose main thread makes the ``factor`` CPU-time limit effective)."""
     if workers <= 0:
         engine = dirac.TraceEngine()
         return [r for job in jobs for r in generate_one(*job, engine)]
@@ -686,8 +691,8 @@ def generate(
     identical_factor: bool = True,
     workers: int = 0,
 ) -> list[GeneratedRow]:
-    """Rows of every process, in order; ``workers > 0`` uses that many worker processes (whose
-    main thread makes the ``factor`` time limit effective)."""
+    """Rows of every process, in order (:func:`generate_process`); ``workers > 0`` uses that many
+    worker processes (whose main thread makes the ``factor`` CPU-time limit effective)."""
     jobs = [(p, level, simplify_timeout, reg_prop, identical_factor) for p in processes]
     return run_processes(generate_process, jobs, workers, chunksize=2)
 

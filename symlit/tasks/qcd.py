@@ -100,7 +100,7 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
     level: str = "diagram"
     path: str | None = None
     max_processes: int | None = None
-    simplify_timeout: float = 10.0
+    simplify_timeout: float = 10.0  # CPU seconds for factor per squared amplitude (not wall-clock)
     identical_factor: bool = True
     n_colours: int = 3
     max_tokens: int | None = None
@@ -190,7 +190,7 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
         slow = sum(not r.simplified for r in generated)
         if slow:
             log.warning(
-                "%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
+                "%d of %d squared amplitudes were not factored within %g CPU s (kept expanded)",
                 slow,
                 len(generated),
                 self.simplify_timeout,

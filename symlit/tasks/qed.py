@@ -318,7 +318,7 @@ class QEDGeneratedTask(_QEDTask):
     particles: list[str] | None = None
     level: str = "diagram"
     max_processes: int | None = None
-    simplify_timeout: float = 10.0
+    simplify_timeout: float = 10.0  # CPU seconds for factor per squared amplitude (not wall-clock)
     reg_prop: bool = False
     identical_factor: bool = True
     seed: int = 0
@@ -419,7 +419,7 @@ class QEDGeneratedTask(_QEDTask):
         slow = sum(not r["simplified"] for r in generated)
         if slow:
             log.warning(
-                "%d of %d squared amplitudes were not factored within %.0f s (kept expanded)",
+                "%d of %d squared amplitudes were not factored within %g CPU s (kept expanded)",
                 slow,
                 len(generated),
                 self.simplify_timeout,
