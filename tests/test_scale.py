@@ -262,8 +262,9 @@ def test_cpu_render_asks_for_no_gpus_and_bad_devices_are_refused():
         render(template, compose_train(["trainer.devices=auto"]), [])
 
 
+@pytest.mark.needs_extra
 def test_submitit_launcher_config_takes_the_trainer_values():
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra")
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
             "train",
