@@ -7,10 +7,20 @@ rejection counts in its schema metadata. Rerunning with the same output director
 shards back and carries on with the missing chunk ids: an interrupted run loses at most the
 shard being filled.
 
+The data of a directory is its *chunk prefix*: the rows of chunks ``0, 1, 2, ...`` in order, up to
+the first chunk not yet done, cut after the ``n``-th distinct source (:func:`prefix_rows`). A run
+stops once that prefix holds ``n`` distinct sources, so the rows do not depend on how many workers
+ran or in which order their chunks finished (chunks are seeded by ``(seed, chunk id)``). The
+exceptions are machine-dependent by nature: a try cut by its time limit, and ``prim_ibp``, whose
+primitive cache carries over from chunk to chunk inside one process (deterministic with at most
+one worker and an uninterrupted run).
+
 Time limits: each try runs under a per-sample limit inside its worker (``SIGALRM`` in the
 worker's main thread, see :mod:`symlit.limits`); a worker whose chunk overruns its
 deadline anyway (stuck in C code) is killed and replaced, and the chunk counted as
-``chunk_timeout``. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
+``chunk_timeout``. The deadline counts the clock of the per-sample limits: with
+``SYMLIT_TIME_LIMITS=cpu``, the worker's own CPU seconds, so a worker starved by a busy machine
+(or by ``nice``) is never cut short. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
 Workers die with the run (:func:`symlit.processes.die_with_parent`), even when it is killed by
 ``SIGKILL`` or ``SIGTERM``.
 """
@@ -34,6 +44,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from symlit.atomic import DirectoryLock
 from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk
 from symlit.processes import die_with_parent
 
@@ -124,6 +135,29 @@ def read_rows(out_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def prefix_rows(out_dir: str | Path, n_unique: int) -> list[dict[str, Any]]:
+    """The directory's data for ``n_unique`` distinct sources: the rows of chunks ``0, 1, ...`` up
+    to the first chunk not done, in order, cut after the row holding the ``n_unique``-th distinct
+    source (duplicates included). Fewer distinct sources when the prefix holds fewer."""
+    by_chunk: dict[int, list[dict[str, Any]]] = {}
+    for table, meta in iter_shards(out_dir):
+        for chunk in meta.get("chunks", []):
+            by_chunk.setdefault(chunk, [])
+        for row in table.to_pylist():
+            by_chunk.setdefault(row["chunk"], []).append(row)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    chunk = 0
+    while chunk in by_chunk and len(seen) < n_unique:
+        for row in by_chunk[chunk]:
+            rows.append(row)
+            seen.add(row["source"])
+            if len(seen) >= n_unique:
+                break
+        chunk += 1
+    return rows
+
+
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """First row of each distinct source, with ``count`` = the sum of the counts of the rows holding
     that source (a row without ``count``, e.g. a generated one, counts 1; a reference-format line
@@ -157,6 +191,15 @@ def _worker_main(conn: Connection, config: dict[str, Any], parent: int) -> None:
         conn.send((chunk, samples, stats))
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (``/proc``, Linux), ``None`` when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _Worker:
     def __init__(self, ctx: Any, config: dict[str, Any]) -> None:
         self.conn, child = ctx.Pipe()
@@ -165,6 +208,23 @@ class _Worker:
         child.close()
         self.chunk: int | None = None
         self.deadline = 0.0
+        self.cpu_start: float | None = None
+
+    def start_chunk(self, chunk: int, timeout: float) -> None:
+        self.chunk = chunk
+        self.deadline = time.monotonic() + timeout
+        cpu_limits = os.environ.get("SYMLIT_TIME_LIMITS") == "cpu"  # the workers' per-sample clock (symlit.limits)
+        self.cpu_start = _cpu_seconds(self.process.pid) if cpu_limits else None
+
+    def remaining(self, timeout: float) -> float:
+        """Seconds left before the chunk overruns ``timeout`` (negative: overrun): the worker's CPU
+        seconds when the per-sample limits count CPU time (and /proc tells them), else wall-clock
+        seconds. Never more than the wall-clock seconds until then."""
+        if self.cpu_start is not None:
+            now = _cpu_seconds(self.process.pid)
+            if now is not None:
+                return timeout - (now - self.cpu_start)
+        return self.deadline - time.monotonic()
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -179,38 +239,6 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.conn.close()
-
-
-class _DirectoryLock:
-    """``<out>/.lock`` holding the writer's pid: two runs never append to the same shards."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / ".lock"
-
-    def __enter__(self) -> _DirectoryLock:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or 0)
-                    os.kill(pid, 0)
-                except (ValueError, ProcessLookupError, FileNotFoundError):
-                    self.path.unlink(missing_ok=True)  # left by a killed run
-                    continue
-                except PermissionError:
-                    pass
-                raise RuntimeError(
-                    f"another process (pid {pid}) is generating into {self.path.parent}; "
-                    f"wait for it or delete {self.path} if it is gone"
-                ) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return self
-        raise RuntimeError(f"could not lock {self.path.parent}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def _chunk_seed(seed: Any, chunk: int) -> str:
@@ -239,7 +267,7 @@ def generate(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _DirectoryLock(out):
+    with DirectoryLock(out, "symlit-generate run"):
         return _generate(
             config,
             out,
@@ -283,15 +311,32 @@ def _generate(
     report = GenerationReport()
     seen: set[bytes] = set()
     done: set[int] = set()
+    # the distinct sources of the chunk prefix (chunks 0..prefix_end-1, all done) decide when to stop;
+    # `pending` holds the sources of the done chunks after the first gap
+    pending: dict[int, list[bytes]] = {}
+    prefix_seen: set[bytes] = set()
+    prefix_end = 0
     shard_index = 0
     for table, meta in iter_shards(out):
+        for chunk in meta.get("chunks", []):
+            pending.setdefault(chunk, [])
+        for chunk, source in zip(table.column("chunk").to_pylist(), table.column("source").to_pylist()):
+            pending.setdefault(chunk, []).append(_digest(source))
         seen.update(_digest(s) for s in table.column("source").to_pylist())
         done.update(meta.get("chunks", []))
         report.add(meta.get("stats", {}))
         shard_index += 1
     report.shards = shard_index
     report.unique = len(seen)
-    if report.unique >= n_unique:
+
+    def advance_prefix() -> None:
+        nonlocal prefix_end
+        while prefix_end in pending:
+            prefix_seen.update(pending.pop(prefix_end))
+            prefix_end += 1
+
+    advance_prefix()
+    if len(prefix_seen) >= n_unique:
         return report
     max_attempts = max_attempts or max(1000, 200 * n_unique)
     if chunk_timeout is None:
@@ -314,7 +359,7 @@ def _generate(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_unique, initial=report.unique, unit="eq", desc=f"{config.task}", dynamic_ncols=True)
+        bar = tqdm(total=n_unique, initial=len(prefix_seen), unit="eq", desc=f"{config.task}", dynamic_ncols=True)
 
     def flush() -> None:
         nonlocal shard_index, buffer, buffer_chunks, buffer_stats, last_flush
@@ -331,15 +376,18 @@ def _generate(
         for cause, count in stats.items():
             buffer_stats[cause] = buffer_stats.get(cause, 0) + count
         buffer_chunks.append(chunk)
+        pending[chunk] = []
         for sample in samples:
             buffer.append({**sample, "chunk": chunk})
             report.new_accepted += 1
             key = _digest(sample["source"])
+            pending[chunk].append(key)
             if key not in seen:
                 seen.add(key)
                 report.unique += 1
+        advance_prefix()
         if bar is not None:
-            bar.n = min(report.unique, n_unique)
+            bar.n = min(len(prefix_seen), n_unique)
             elapsed = time.monotonic() - start
             bar.set_postfix(
                 eq_per_s=f"{report.new_accepted / max(elapsed, 1e-9):.1f}",
@@ -350,7 +398,7 @@ def _generate(
             flush()
 
     def exhausted() -> bool:
-        return report.unique >= n_unique or report.attempts >= max_attempts
+        return len(prefix_seen) >= n_unique or report.attempts >= max_attempts
 
     try:
         if workers <= 0:
@@ -366,9 +414,9 @@ def _generate(
         report.seconds = time.monotonic() - start
         if bar is not None:
             bar.close()
-    if report.unique < n_unique:
+    if len(prefix_seen) < n_unique:
         log.warning(
-            "stopped after %d attempts with %d of %d unique equations", report.attempts, report.unique, n_unique
+            "stopped after %d attempts with %d of %d unique equations", report.attempts, len(prefix_seen), n_unique
         )
     return report
 
@@ -390,10 +438,9 @@ def _run_pool(
         while not exhausted():
             for w in pool:
                 if w.chunk is None:
-                    w.chunk = next(chunk_ids)
-                    w.deadline = time.monotonic() + chunk_timeout
+                    w.start_chunk(next(chunk_ids), chunk_timeout)
                     w.conn.send((w.chunk, _chunk_seed(seed, w.chunk), chunk_attempts))
-            timeout = max(0.0, min(w.deadline for w in pool) - time.monotonic())
+            timeout = max(0.0, min(w.remaining(chunk_timeout) for w in pool))
             ready = wait([w.conn for w in pool], timeout=min(timeout, 5.0))
             for i, w in enumerate(pool):
                 if w.conn in ready:
@@ -405,7 +452,7 @@ def _run_pool(
                         pool[i] = w = _Worker(ctx, cfg)
                     w.chunk = None
                     accept(chunk, samples, stats)
-                elif time.monotonic() > w.deadline:
+                elif w.remaining(chunk_timeout) < 0:
                     chunk = w.chunk
                     w.stop(kill=True)
                     pool[i] = _Worker(ctx, cfg)
@@ -440,4 +487,4 @@ def split(
     return {"train": train, "valid": valid, "test": test}
 
 
-__all__ = ["GenerationReport", "generate", "iter_shards", "read_rows", "split", "unique_rows"]
+__all__ = ["GenerationReport", "generate", "iter_shards", "prefix_rows", "read_rows", "split", "unique_rows"]
