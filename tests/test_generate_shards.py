@@ -6,6 +6,7 @@ generator), in temporary directories.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -115,6 +116,44 @@ def test_a_killed_array_task_resumes_where_it_stopped(tmp_path):
     assert _pairs(out, 0, n, 1) == _pairs(tmp_path / "whole", 0, n, 1)  # the same data as an uninterrupted run
     status = (out / "shard-0000" / shards.STATUS_FILE).read_text()
     assert '"complete": true' in status
+
+
+def test_sigterm_writes_the_finished_chunks_records_the_run_and_exits_143(tmp_path):
+    """SLURM sends SIGTERM before it requeues or kills a task: the chunks done so far (below the
+    Arrow file size, so not yet written) are kept, the run is recorded, and a rerun completes the
+    same data as an uninterrupted run."""
+    import re
+    import threading
+
+    out, n = tmp_path / "termed", 300
+    cmd = _command(out, f"n={n}", "n_shards=1", "shard=0", "workers=1", "progress=true")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reached = threading.Event()
+
+    def watch() -> None:  # the kill point: the progress bar shows >= 20 distinct equations
+        text = b""
+        while chunk := proc.stderr.read1(4096):
+            text = (text + chunk)[-4096:]
+            counts = re.findall(rb"(\d+)/300", text)
+            if counts and int(counts[-1]) >= 20:
+                reached.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        assert reached.wait(300), "the run did not reach 20 equations in 300 s"
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 143
+    finally:
+        proc.kill()
+        proc.wait()
+    status = json.loads((out / "shard-0000" / shards.STATUS_FILE).read_text())
+    kept = sum(table.num_rows for table, _ in engine.iter_shards(out / "shard-0000"))
+    assert status["runs"][0]["new_pairs"] == kept >= 20  # below shard_size=1000: written at the stop
+    assert not status["complete"]
+    run(_cfg(tmp_path, out, f"n={n}", "n_shards=1", "shard=0"))
+    run(_cfg(tmp_path, tmp_path / "whole", f"n={n}", "n_shards=1", "shard=0"))
+    assert _pairs(out, 0, n, 1) == _pairs(tmp_path / "whole", 0, n, 1)
 
 
 def test_merge_names_a_missing_or_partial_shard_and_merges_the_finished_part_on_request(tmp_path, caplog):

@@ -36,7 +36,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -257,13 +257,16 @@ def generate(
     progress: bool = True,
     max_attempts: int | None = None,
     flush_seconds: float = 60.0,
+    stop: Callable[[], bool] | None = None,
 ) -> GenerationReport:
     """Generate into ``out_dir`` until it holds ``n_unique`` distinct sources (resuming what is there).
 
     A shard is written every ``shard_size`` rows or ``flush_seconds``, whichever comes first (so a
     slow generator loses at most a minute of work when interrupted). ``workers=0`` runs in this
     process (per-sample limits need the main thread). ``max_attempts`` (default
-    ``max(1000, 200 * n_unique)``) stops a configuration that accepts almost nothing.
+    ``max(1000, 200 * n_unique)``) stops a configuration that accepts almost nothing. ``stop()``
+    true ends the run early, keeping every finished chunk (checked after each chunk, and at least
+    every 5 s with workers; e.g. set by a SIGTERM handler).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,6 +283,7 @@ def generate(
             progress,
             max_attempts,
             flush_seconds,
+            stop,
         )
 
 
@@ -295,6 +299,7 @@ def _generate(
     progress: bool,
     max_attempts: int | None,
     flush_seconds: float,
+    stop: Callable[[], bool] | None,
 ) -> GenerationReport:
     identity = {"config": config.to_dict(), "seed": str(seed), "chunk_attempts": chunk_attempts}
     config_path = out / CONFIG_FILE
@@ -398,7 +403,7 @@ def _generate(
             flush()
 
     def exhausted() -> bool:
-        return len(prefix_seen) >= n_unique or report.attempts >= max_attempts
+        return len(prefix_seen) >= n_unique or report.attempts >= max_attempts or (stop is not None and stop())
 
     try:
         if workers <= 0:

@@ -97,20 +97,27 @@ def generate_shard(
     progress: bool = True,
 ) -> engine.GenerationReport:
     """Generate (or resume) shard ``index`` of ``n_shards`` under ``out`` and record the run's wall
-    time, CPU time and new pairs in its ``shard.json`` (written atomically, also when the run is
-    stopped by SIGTERM, e.g. by SLURM before a requeue)."""
+    time, CPU time and new pairs in its ``shard.json`` (written atomically).
+
+    SIGTERM (SLURM before a requeue or at a time limit) stops the run gracefully: the finished chunks
+    are written, the run recorded, then the process exits with status 143. A second SIGTERM exits at once."""
     directory = Path(out) / shard_name(index)
     status_path = directory / STATUS_FILE
     status = json.loads(status_path.read_text()) if status_path.exists() else {"runs": []}
     target = shard_target(n, n_shards, index)
     rows0, wall0, cpu0 = _stored_rows(directory), time.monotonic(), _cpu_seconds()
 
+    stopping: list[int] = []
+
     def on_sigterm(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the engine (its workers stop) and the finally below
+        if stopping:
+            raise SystemExit(128 + signum)  # unwinds through the engine (its workers stop) and the finally below
+        stopping.append(signum)
+        log.warning("shard %d: SIGTERM, writing the finished chunks and stopping", index)
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        return engine.generate(
+        report = engine.generate(
             config,
             directory,
             target,
@@ -119,7 +126,11 @@ def generate_shard(
             shard_size=shard_size,
             chunk_attempts=chunk_attempts,
             progress=progress,
+            stop=lambda: bool(stopping),
         )
+        if stopping:
+            raise SystemExit(128 + stopping[0])
+        return report
     finally:
         signal.signal(signal.SIGTERM, previous)
         if directory.exists():
