@@ -151,3 +151,162 @@ class CSVLogger(LightningCSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+class ScheduleObserver(L.Callback):
+    """Hands each validation's metrics (``trainer.callback_metrics``) to every learning-rate schedule with
+    an ``observe`` method (:class:`symlit.schedules.HoldUntilImproved`) during ``fit``.
+
+    Added by :meth:`symlit.module.Seq2SeqModule.configure_callbacks`. Lightning runs checkpoint callbacks
+    after every other callback, so a checkpoint written at the end of a validation already holds what
+    the schedule made of it (a module hook would run after them).
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        for config in trainer.lr_scheduler_configs:
+            if callable(observe := getattr(config.scheduler, "observe", None)):
+                observe(trainer.callback_metrics)
+
+
+class Curriculum(L.Callback):
+    """A curriculum by number of operands or by digits: trains on the easy problems first and widens
+    the training distribution stage by stage.
+
+    Stage ``k`` trains on the rows of each batch whose difficulty is at most ``levels[k]``
+    (``by=n_operands``: the operand count; ``by=digits``: the longest operand's digit count); the
+    other rows of the batch are dropped before the step (with none left, the batch's easiest rows
+    are kept). The last stage trains on every row. The next stage starts
+
+    * ``steps``: at the given optimizer steps (``len(levels) - 1`` of them, ascending), or
+    * ``threshold``: after a validation whose exact match on the validation problems of the current
+      stage (the first validation split's decoded batches, summed over ranks) reaches ``threshold``.
+
+    The batches and their order are those of the data module (its exact resume is untouched); the
+    stage is a function of the step, or (``threshold``) part of this callback's checkpointed state,
+    so a resumed run trains on the same rows. Logs ``train/curriculum_stage`` and
+    ``train/curriculum_rows`` (rows kept) every step and, with ``threshold``, ``val/curriculum_acc``.
+    """
+
+    BY = ("n_operands", "digits")
+
+    def __init__(
+        self,
+        levels: list[int],
+        by: str = "n_operands",
+        steps: list[int] | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        key = "callbacks.curriculum"
+        levels, steps = list(levels or []), None if steps is None else list(steps)
+        if by not in self.BY:
+            raise ValueError(f"{key}.by={by!r} must be one of {list(self.BY)}")
+        if len(levels) < 2 or any(b <= a for a, b in zip(levels, levels[1:])) or levels[0] < 1:
+            raise ValueError(
+                f"{key}.levels={levels} must be at least two increasing positive {by} limits, e.g. [2, 3, 4]"
+            )
+        if (steps is None) == (threshold is None):
+            raise ValueError(
+                f"{key}: set exactly one of steps (when each stage starts) and threshold (validation accuracy)"
+            )
+        if steps is not None and (len(steps) != len(levels) - 1 or any(b <= a for a, b in zip([0, *steps], steps))):
+            raise ValueError(
+                f"{key}.steps={steps} must be {len(levels) - 1} increasing positive steps, one per stage after the first"
+            )
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ValueError(f"{key}.threshold={threshold} must be an exact-match accuracy in (0, 1]")
+        self.levels, self.by, self.steps, self.threshold = levels, by, steps, threshold
+        self.stage = 0  # the current stage (threshold mode; with steps it follows the step)
+        self.advanced_at: list[int] = []  # the steps at which each later stage started (threshold mode)
+        self._hits = self._count = 0
+
+    # -- state (checkpointed by Lightning)
+    def state_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "advanced_at": list(self.advanced_at)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stage, self.advanced_at = int(state_dict["stage"]), list(state_dict["advanced_at"])
+
+    def stage_at(self, step: int) -> int:
+        """The stage of optimizer step ``step``."""
+        if self.steps is not None:
+            return sum(step >= s for s in self.steps)
+        return self.stage
+
+    def difficulty(self, task: Any, source: str) -> int:
+        """The operand count or the longest operand's digit count of one source."""
+        lengths = task.operand_lengths(source)
+        return len(lengths) if self.by == "n_operands" else max(lengths)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not callable(getattr(pl_module.task, "operand_lengths", None)):
+            raise ValueError(
+                f"callbacks.curriculum needs a task with operands (data=arithmetic), not {type(pl_module.task).__name__}"
+            )
+
+    # -- training: keep the rows of the current stage
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        import torch
+
+        stage = self.stage_at(trainer.global_step)
+        rows = len(batch["sources"])
+        if stage < len(self.levels) - 1:
+            difficulty = [self.difficulty(pl_module.task, s) for s in batch["sources"]]
+            limit = max(self.levels[stage], min(difficulty))  # no row of the stage: the easiest rows
+            keep = [d <= limit for d in difficulty]
+            if not all(keep):
+                index = torch.tensor([i for i, k in enumerate(keep) if k], device=batch["src"].device)
+                pad = pl_module.tokenizer.pad_id
+                src = batch["src"].index_select(0, index)  # (B', S): B' rows kept
+                tgt_in, tgt_out = batch["tgt_in"].index_select(0, index), batch["tgt_out"].index_select(0, index)
+                # drop the padding columns no kept row needs (rows are padded at the end)
+                batch["src"] = src[:, : int((src != pad).sum(1).max())]
+                width = int((tgt_out != pad).sum(1).max())
+                batch["tgt_in"], batch["tgt_out"] = tgt_in[:, :width], tgt_out[:, :width]
+                for key in ("sources", "targets"):
+                    batch[key] = [x for x, k in zip(batch[key], keep) if k]
+        pl_module.log("train/curriculum_stage", float(stage), on_step=True, on_epoch=False, batch_size=rows)
+        pl_module.log(
+            "train/curriculum_rows", float(len(batch["sources"])), on_step=True, on_epoch=False, batch_size=rows
+        )
+
+    # -- validation: the exact match of the current stage's problems (threshold mode)
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._hits = self._count = 0
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self.threshold is None or dataloader_idx != 0 or not outputs or trainer.sanity_checking:
+            return
+        limit = self.levels[self.stage]
+        for prediction in outputs:
+            if self.difficulty(pl_module.task, prediction.source) <= limit:
+                self._count += 1
+                self._hits += prediction.greedy_correct
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.threshold is None or trainer.sanity_checking:
+            return
+        import torch
+
+        totals = trainer.strategy.reduce(
+            torch.tensor([self._hits, self._count], dtype=torch.float64, device=pl_module.device), reduce_op="sum"
+        )
+        hits, count = (float(x) for x in totals.cpu())
+        if not count:
+            return
+        accuracy = hits / count
+        pl_module.log("val/curriculum_acc", accuracy, batch_size=1)
+        if accuracy >= self.threshold and self.stage < len(self.levels) - 1:
+            self.stage += 1
+            self.advanced_at.append(trainer.global_step)

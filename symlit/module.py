@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from symlit.callbacks import ScheduleObserver
 from symlit.checkpoint import rebuild
 from symlit.data import mask_before_answer
 from symlit.decoding import DecodeConfig
@@ -172,14 +173,10 @@ class Seq2SeqModule(L.LightningModule):
         scheduler = instantiate(self.hparams.optim["scheduler"])(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_validation_end(self) -> None:
-        """Hands the validation metrics to a schedule that reacts to them (one with an ``observe`` method,
-        e.g. :class:`symlit.schedules.HoldUntilImproved`)."""
-        if self._trainer is None or self.trainer.sanity_checking:
-            return
-        for config in self.trainer.lr_scheduler_configs:
-            if callable(observe := getattr(config.scheduler, "observe", None)):
-                observe(self.trainer.callback_metrics)
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~symlit.callbacks.ScheduleObserver`: hands each validation's metrics to a schedule that
+        reacts to them (e.g. :class:`symlit.schedules.HoldUntilImproved`) before any checkpoint is written."""
+        return [ScheduleObserver()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # random state too, so a resumed run draws the same dropout masks as an uninterrupted one

@@ -9,6 +9,8 @@ from symlit.train import train
 # small splits; the out-of-distribution splits keep their lengths (up to 100 digits) but shrink
 SMALL = {
     "addition_4x2_digits": ["data.task.ood.five_operands.n=8"],
+    "addition_4x2_digits_scratchpad": ["data.task.ood.five_operands.n=8", "module.loss_on=answer"],
+    "addition_4x2_digits_curriculum": ["data.task.ood.five_operands.n=8", "data.task.ood.four_operands.n=8"],
     "lee_reversed": [],
     "length_generalization": [f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid")],
     "length_generalization_gpu": [f"data.task.ood.{s}.n=8" for s in ("d25", "d30", "d40", "d50", "d75", "d100", "grid")]

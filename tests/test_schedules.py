@@ -151,3 +151,36 @@ def test_an_unknown_monitor_is_a_clear_error_at_the_first_validation():
     scheduler = hold(optimizer, monitor="val/sequence_accuracy")
     with pytest.raises(ValueError, match=r"monitor='val/sequence_accuracy' is not a validation metric.*val/seq_acc"):
         scheduler.observe({"val/seq_acc": 0.1, "val/loss": 1.0, "train/loss": 1.0})
+
+
+def test_a_training_run_releases_the_hold_at_a_validation_and_checkpoints_it(make_cfg, tmp_path):
+    """Wiring: the module's ScheduleObserver hands the validation metrics to the schedule during fit,
+    before last.ckpt is written at the end of that validation."""
+    from symlit.train import train
+
+    cfg = make_cfg(
+        "experiment=addition",
+        "optim=hold_until_improved",
+        "optim.scheduler.warmup_steps=0",
+        "optim.scheduler.monitor=val/loss",
+        "optim.scheduler.mode=min",
+        "optim.scheduler.threshold=1000",  # the first validation passes
+        "optim.scheduler.decay_steps=10",
+        "data.task.n_train=400",
+        "data.task.n_valid=16",
+        "data.task.n_test=16",
+        "data.task.ood={}",
+        "data.batch_size=16",
+        "trainer.max_steps=25",
+        "trainer.max_epochs=-1",
+        "trainer.val_check_interval=12",
+        "trainer.check_val_every_n_epoch=null",
+        "callbacks.last_checkpoint.every_n_train_steps=null",  # last.ckpt at the end of each validation
+        "module.decode_max_len=8",
+        "logger=csv",
+    )
+    train(cfg)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    scheduler = state["lr_schedulers"][0]
+    assert scheduler["release_step"] == 12  # the sanity check's validation does not count
+    assert scheduler["last_epoch"] == 25 and scheduler["_last_lr"][0] < 1e-3 * 0.1  # near the floor 10 steps on
