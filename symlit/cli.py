@@ -22,7 +22,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -51,14 +51,19 @@ class CommandLineError(ValueError):
     """A command line that cannot work; the message names the key and the fix."""
 
 
+def fail(program: str, message: str) -> NoReturn:
+    """End ``program`` with ``program: error: message`` on stderr and exit status 2 (a user error)."""
+    print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def hydra_command(program: str, config_name: str, hydra_main: Callable[[], Any], argv: Sequence[str]) -> Any:
     """Check ``argv`` (:func:`check_command_line`), then run ``hydra_main`` (a ``@hydra.main`` function)."""
     if not HELP_FLAGS & set(argv) and os.environ.get("HYDRA_FULL_ERROR") != "1":
         try:
             check_command_line(config_name, argv)
         except CommandLineError as err:
-            print(f"{program}: error: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            fail(program, str(err))
     return hydra_main()
 
 
@@ -162,13 +167,14 @@ def _plugin_installed(module: str) -> bool:
 
 def _bad_key(err: Exception, config_name: str, overrides: Sequence[str], compose: Callable[..., DictConfig]) -> str:
     """``trainer.max_epoch=3``: the closest existing key, else the keys at that level."""
-    text = str(err)
+    text = f"{err}\n{err.__cause__ or ''}"  # the cause names the innermost key (inside a dict value too)
     match = re.search(r"full_key: ([\w.]+)", text) or re.search(r"Could not override '([\w.]+)'", text)
     if not match:
         return _first_line(err)
     key = match.group(1)
     parent, _, leaf = key.rpartition(".")
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    named = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    others = [o for o, k in zip(overrides, named) if not (key == k or key.startswith(f"{k}."))]
     from hydra.errors import HydraException
 
     try:
@@ -179,8 +185,12 @@ def _bad_key(err: Exception, config_name: str, overrides: Sequence[str], compose
     if not isinstance(node, DictConfig):
         return f"{key} does not exist: {parent} is not a group of keys"
     keys = [str(k) for k in node]
-    close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.6)
     where = parent or "the top level"
+    if leaf in keys:
+        return _first_line(err)
+    if not keys:
+        return f"{where} has no keys yet; add one with a leading +: +{key}=..."
+    close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.6)
     if close:
         return f"{key} is not a key of {where}; did you mean {f'{parent}.' if parent else ''}{close[0]}?"
     return f"{key} is not a key of {where}; its keys are: {', '.join(keys)} (a new key needs a leading +)"

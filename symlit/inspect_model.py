@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from symlit import render
 from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.cli import hydra_command
+from symlit.cli import fail, hydra_command
 from symlit.config import config_dir
 from symlit.decoding import greedy_decode
 from symlit.plots import _save, plt
@@ -238,7 +238,7 @@ def run_inspect(cfg: DictConfig) -> dict[str, Path]:
     try:
         loaded = load_checkpoint(cfg.ckpt, device="cpu")
     except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"symlit-inspect: {err}") from None
+        fail("symlit-inspect", str(err))
     out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg.ckpt)
     written = {"embeddings_pca": out_dir / "embeddings_pca.png"}
     plot_embedding_pca(loaded, written["embeddings_pca"])
@@ -246,7 +246,7 @@ def run_inspect(cfg: DictConfig) -> dict[str, Path]:
         try:
             written |= inspect_attention(loaded, str(cfg.input), out_dir, cfg.max_len)
         except ValueError as err:
-            raise SystemExit(f"symlit-inspect: input={cfg.input!r}: {err}") from None
+            fail("symlit-inspect", f"input={cfg.input!r}: {err}")
     for path in written.values():
         print(path)
     _log_images(cfg, written)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit import render
 from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.cli import hydra_command
+from symlit.cli import fail, hydra_command
 from symlit.config import config_dir
 from symlit.decoding import DecodeConfig, decode
 from symlit.scoring import Prediction, verify_predictions
@@ -174,7 +174,7 @@ def run_predict(cfg: DictConfig) -> Result | None:
             cfg.ckpt, device=device, workers=cfg.verify.workers, timeout=cfg.verify.timeout, **decode_cfg
         )
     except (FileNotFoundError, ValueError) as err:  # a bad ckpt or decode value: one line, no traceback
-        raise SystemExit(f"symlit-predict: {err}") from None
+        fail("symlit-predict", str(err))
     try:
         if cfg.input is None:
             repl(predictor)
@@ -182,7 +182,7 @@ def run_predict(cfg: DictConfig) -> Result | None:
         try:
             result = predictor(str(cfg.input))
         except ValueError as err:
-            raise SystemExit(f"symlit-predict: input={cfg.input!r}: {err}") from None
+            fail("symlit-predict", f"input={cfg.input!r}: {err}")
         print(result.format())
         return result
     finally:

@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from symlit.cli import check_command_line
+from symlit.cli import check_command_line, fail
 from symlit.config import config_dir
 
 SBATCH = re.compile(r"^#SBATCH\s+--([a-z-]+)(?:=(.*))?$")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if args else 2)
     template = Path(args[0])
     if not template.is_file():
-        raise SystemExit(f"symlit-slurm: template {template} not found (see slurm/*.sbatch)")
+        fail("symlit-slurm", f"template {template} not found (see slurm/*.sbatch)")
     overrides = args[1:]
     text = template.read_text()
     try:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose_train([*template_groups(text), *overrides])
         sys.stdout.write(render(text, cfg, overrides))
     except (ValueError, HydraException) as err:  # a bad value or override: one line, no traceback
-        raise SystemExit(f"symlit-slurm: error: {err}") from None
+        fail("symlit-slurm", str(err))
 
 
 if __name__ == "__main__":

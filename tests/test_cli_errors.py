@@ -46,6 +46,11 @@ def test_a_busy_run_directory_is_reported_by_the_lock_message_not_the_os_error(t
             "trainer.max_epoch is not a key of trainer; did you mean trainer.max_epochs?",
         ),
         ("train", ["foo=3"], "foo is not a key of the top level; its keys are: "),
+        (
+            "train",
+            ["experiment=from_file", "data.task.extra_tests={x: b.csv}"],
+            "data.task.extra_tests has no keys yet; add one with a leading +: +data.task.extra_tests.x=...",
+        ),
         ("train", ["experiment=nope"], "unknown experiment 'nope'; choose one of: addition, "),
         ("train", ["model=smal"], "unknown model 'smal'; did you mean model=small?"),
         ("train", ["model.d_model=abc"], "model.d_model='abc' must be an integer (its default is 128)"),
@@ -122,6 +127,8 @@ def run_command(program: str, *args: str, full_error: bool = False) -> subproces
         ("symlit-train", ["model.d_model=abc"], "model.d_model='abc' must be an integer"),
         ("symlit-eval", [], "ckpt is required"),
         ("symlit-eval", ["ckpt=no/such.ckpt"], "ckpt=no/such.ckpt: no such file"),
+        ("symlit-predict", ["ckpt=no/such.ckpt", "input=1 + 1"], "ckpt=no/such.ckpt: no such file"),
+        ("symlit-inspect", ["ckpt=no/such.ckpt"], "ckpt=no/such.ckpt: no such file"),
         ("symlit-eval", ["ckpt=x.ckpt", "decode.beam_size=abc"], "decode.beam_size='abc' must be an integer"),
         ("symlit-predict", [], "ckpt is required"),
         ("symlit-inspect", [], "ckpt is required"),
@@ -131,7 +138,7 @@ def run_command(program: str, *args: str, full_error: bool = False) -> subproces
 )
 def test_each_command_reports_a_mistake_in_one_line_without_a_traceback(program, args, first_line):
     result = run_command(program, *args)
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and lines[0].startswith(f"{program}: ") and first_line in lines[0], result.stderr
     assert "Traceback" not in result.stderr, result.stderr

@@ -605,11 +605,11 @@ def test_predict_one_shot_and_from_python(ckpt, tmp_path):
     assert "input: 23 + 15" in proc.stdout and "reference: 38" in proc.stdout
     _expected_rows(proc.stdout, "38", 2)
     bad = _run(tmp_path, "-m", "symlit.predict", f"ckpt={ckpt}", "input=23 ++", check=False)
-    assert bad.returncode == 1 and bad.stderr.strip() == (
-        "symlit-predict: input='23 ++': '23 ++' ends with an operator; expected a number after it"
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "symlit-predict: error: input='23 ++': '23 ++' ends with an operator; expected a number after it"
     )
     missing = _run(tmp_path, "-m", "symlit.predict", f"ckpt={tmp_path / 'no.ckpt'}", "input=1 + 1", check=False)
-    assert missing.returncode == 1 and missing.stderr.strip().startswith("symlit-predict: ckpt=")
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("symlit-predict: error: ckpt=")
     predictor = Predictor.from_checkpoint(str(ckpt), beam_size=3)
     result = predictor("23 + 15")
     assert result.reference == "38" and len(result.answers) == 3
