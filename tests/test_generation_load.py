@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sympy
 
 from symlit.limits import SampleTimeout, time_limit
 
@@ -116,6 +117,25 @@ def test_same_data_alone_and_beside_cpu_hogs(case, tmp_path):
         f"{case}: the file generated beside CPU hogs differs (limit {limit:.3f} s, slowest factor call "
         f"{max(times):.3f} CPU s alone, {max(busy_times):.3f} CPU s beside the hogs)"
     )
+
+
+def test_factor_draws_the_same_random_points_in_every_call(monkeypatch):
+    """SymPy's multivariate factoring picks random evaluation points: unseeded, the CPU time of one
+    expression varies from run to run by orders of magnitude, and a row near the limit flips."""
+    from sympy.core import random as sympy_random
+
+    from symlit.qed import generator as gen
+
+    seen = []
+    monkeypatch.setattr(sympy, "factor", lambda expr: seen.append(sympy_random.rng.random()) or expr)
+    x = sympy.Symbol("x")
+    sympy_random.rng.seed(12345)
+    state = sympy_random.rng.getstate()
+    assert gen.factor_with_timeout(x**2 - 1, 5.0) == (x**2 - 1, True)
+    assert sympy_random.rng.getstate() == state  # the caller's random stream is left alone
+    sympy_random.rng.random()
+    gen.factor_with_timeout(x**2 - 1, 5.0)
+    assert seen[0] == seen[1]
 
 
 def test_cpu_limit_counts_cpu_time_not_sleep():

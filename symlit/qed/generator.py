@@ -31,6 +31,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 import sympy
+from sympy.core import random as sympy_random
 
 from symlit.limits import SampleTimeout, owns, time_limit
 from symlit.qed import dirac
@@ -486,6 +487,9 @@ def squared_process(
 
 
 # ---------------------------------------------------------------------------- simplification
+FACTOR_SEED = 0  # seed of SymPy's random generator for every factor call (see factor_with_timeout)
+
+
 def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.Expr, bool]:
     """``(sympy.factor(expr), True)``, or ``(expr, False)`` after ``seconds`` of CPU time.
 
@@ -494,7 +498,15 @@ def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.
     machine as on an idle one. It is :func:`symlit.limits.time_limit` with ``clock="cpu"``: it
     applies in the main thread of a process (a worker process of :func:`generate`, or a script);
     elsewhere ``factor`` runs without a limit.
+
+    SymPy's multivariate factoring (Wang's algorithm) draws random evaluation points from SymPy's
+    global generator, seeded differently in every process: the result does not depend on them,
+    but the work does, from one run to the next by orders of magnitude on the same expression. The
+    generator is seeded with :data:`FACTOR_SEED` for the call (its state restored after), so the
+    CPU time an expression needs, and whether it fits the limit, is the same in every run.
     """
+    state = sympy_random.rng.getstate()
+    sympy_random.rng.seed(FACTOR_SEED)
     try:
         with time_limit(seconds, clock="cpu") as token:
             return sympy.factor(expr), True
@@ -502,6 +514,8 @@ def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.
         if owns(err, token):
             return expr, False
         raise
+    finally:
+        sympy_random.rng.setstate(state)
 
 
 # ---------------------------------------------------------------------------- SYMBA amplitude text
