@@ -22,6 +22,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -67,12 +68,12 @@ def hydra_command(program: str, config_name: str, hydra_main: Callable[[], Any],
     return hydra_main()
 
 
-def check_command_line(config_name: str, argv: Sequence[str]) -> DictConfig | None:
+def check_command_line(config_name: str, argv: Sequence[str], check_files: bool = True) -> DictConfig | None:
     """Compose ``config_name`` with the overrides in ``argv`` as Hydra will, and raise
     :class:`CommandLineError` for the mistakes listed in the module docstring.
 
     Returns the composed config (``None`` when ``argv`` only asks Hydra for information). In a
-    multirun each sweep is checked with its first value.
+    multirun every value of a sweep is type-checked. ``check_files``: a ``ckpt`` must exist.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -115,7 +116,7 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> DictConfig | No
     finally:
         GlobalHydra.instance().clear()
     _check_types(cfg, defaults, overrides, swept)
-    _check_required(cfg)
+    _check_required(cfg, check_files)
     return cfg
 
 
@@ -233,11 +234,17 @@ def _fits(value: Any, default: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_required(cfg: DictConfig) -> None:
+def _check_required(cfg: DictConfig, check_files: bool) -> None:
+    """Required keys are given, and a checkpoint exists before Hydra creates a run directory for it."""
     for key in cfg:
         if key != "hydra" and OmegaConf.is_missing(cfg, key):
             example = REQUIRED_EXAMPLES.get(str(key), f"{key}=...")
             raise CommandLineError(f"{key} is required: add {example}")
+    ckpt = cfg.get("ckpt")
+    if check_files and isinstance(ckpt, str) and not Path(ckpt).is_file():
+        raise CommandLineError(
+            f"ckpt={ckpt}: no such file; pass a checkpoint written by symlit-train, e.g. {REQUIRED_EXAMPLES['ckpt']}"
+        )
 
 
 def train() -> None:

@@ -107,7 +107,7 @@ COMMANDS = {
 }
 
 
-def run_command(program: str, *args: str, full_error: bool = False) -> subprocess.CompletedProcess:
+def run_command(program: str, *args: str, full_error: bool = False, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     module, function = COMMANDS[program]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["WANDB_MODE"] = "offline"
@@ -115,7 +115,7 @@ def run_command(program: str, *args: str, full_error: bool = False) -> subproces
         env["HYDRA_FULL_ERROR"] = "1"
     code = f"import sys; sys.argv[0] = {program!r}; from {module} import {function}; {function}()"
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd
     )
 
 
@@ -136,12 +136,14 @@ def run_command(program: str, *args: str, full_error: bool = False) -> subproces
         ("symlit-slurm", ["slurm/train_single_gpu.sbatch", "trainer.max_epoch=3"], "did you mean trainer.max_epochs?"),
     ],
 )
-def test_each_command_reports_a_mistake_in_one_line_without_a_traceback(program, args, first_line):
-    result = run_command(program, *args)
+def test_each_command_reports_a_mistake_in_one_line_without_a_traceback(program, args, first_line, tmp_path):
+    args = [str(ROOT / a) if a.startswith("slurm/") else a for a in args]
+    result = run_command(program, *args, cwd=tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and lines[0].startswith(f"{program}: ") and first_line in lines[0], result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+    assert not list(tmp_path.iterdir()), "a refused command wrote nothing"
 
 
 def test_hydra_full_error_still_shows_the_trace():

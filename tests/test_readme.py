@@ -92,7 +92,7 @@ def test_every_command_of_the_readme_composes(argv):
     if program in CONFIG_OF:
         if "--cfg" in args:
             args = [a for a in args if a not in ("--cfg", "job")]
-        check_command_line(CONFIG_OF[program], args)
+        check_command_line(CONFIG_OF[program], args, check_files=False)  # the README's checkpoints are examples
     elif program == "symlit-slurm":
         assert (ROOT / args[0]).is_file()
         check_command_line("train", args[1:])
