@@ -44,7 +44,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from symlit.atomic import DirectoryLock
+from symlit.atomic import DirectoryLock, write_text_atomic
 from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk
 from symlit.processes import die_with_parent
 
@@ -311,7 +311,7 @@ def _generate(
                 "choose another output directory or delete it"
             )
     else:
-        config_path.write_text(json.dumps(identity, indent=1))
+        write_text_atomic(config_path, json.dumps(identity, indent=1))  # a kill leaves none or all of it
 
     report = GenerationReport()
     seen: set[bytes] = set()
