@@ -177,7 +177,8 @@ class Curriculum(L.Callback):
     Stage ``k`` trains on the rows of each batch whose difficulty is at most ``levels[k]``
     (``by=n_operands``: the operand count; ``by=digits``: the longest operand's digit count); the
     other rows of the batch are dropped before the step (with none left, the batch's easiest rows
-    are kept). The last stage trains on every row. The next stage starts
+    are kept). The last stage trains on every row. Batches must mix difficulties (``data.bucket=false``;
+    length-bucketed batches hold one operand count each). The next stage starts
 
     * ``steps``: at the given optimizer steps (``len(levels) - 1`` of them, ascending), or
     * ``threshold``: after a validation whose exact match on the validation problems of the current
@@ -243,6 +244,11 @@ class Curriculum(L.Callback):
         if not callable(getattr(pl_module.task, "operand_lengths", None)):
             raise ValueError(
                 f"callbacks.curriculum needs a task with operands (data=arithmetic), not {type(pl_module.task).__name__}"
+            )
+        if getattr(trainer.datamodule, "bucket", False):
+            raise ValueError(
+                "callbacks.curriculum needs data.bucket=false: length-bucketed batches hold problems of one "
+                "length (one operand count), so most batches would have no row of the current stage"
             )
 
     # -- training: keep the rows of the current stage

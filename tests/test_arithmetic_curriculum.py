@@ -132,6 +132,14 @@ def test_threshold_advances_on_the_stage_accuracy_and_the_state_round_trips():
     assert batch["sources"] == [SOURCES[0], SOURCES[2], SOURCES[3]]
 
 
+def test_the_curriculum_refuses_length_bucketed_batches():
+    curriculum = Curriculum(levels=[2, 4], steps=[10])
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(bucket=True))
+    with pytest.raises(ValueError, match="callbacks.curriculum needs data.bucket=false"):
+        curriculum.on_fit_start(trainer, FakeModule(TASK))
+    curriculum.on_fit_start(SimpleNamespace(datamodule=SimpleNamespace(bucket=False)), FakeModule(TASK))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -165,6 +173,7 @@ COMMAND = [
     "logger=csv",
     "trainer.enable_progress_bar=false",
     "run_name=curriculum",
+    "data.bucket=false",  # batches that mix operand counts (bucketed ones hold one count each)
     # two operands until step 150, then both counts
     "+callbacks.curriculum._target_=symlit.callbacks.Curriculum",
     "+callbacks.curriculum.levels=[2,3]",
