@@ -34,6 +34,16 @@ from symlit.scoring import (
 from symlit.verifier_pool import VerifierPool
 
 
+def param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: weight decay on matrices (embeddings included), none on biases
+    and norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2]},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
 def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
@@ -164,11 +174,7 @@ class Seq2SeqModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim >= 2]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim < 2]
-        optimizer = instantiate(self.hparams.optim["optimizer"])(
-            [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-        )
+        optimizer = instantiate(self.hparams.optim["optimizer"])(param_groups(self.model))
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         scheduler = instantiate(self.hparams.optim["scheduler"])(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
