@@ -146,12 +146,14 @@ def _unknown_option(err: Exception, overrides: Sequence[str]) -> str:
     match = re.search(r"Could not (?:find|load) '([\w/]+)/(\w+)'", text)
     if match:
         group, name = match.groups()
-        if name in PLUGIN_EXTRAS:
-            module, extra = PLUGIN_EXTRAS[name]
-            if importlib.util.find_spec(module.split(".")[0]) is None or not _plugin_installed(module):
-                return f"{group}={name} needs a Hydra plugin that is not installed: pip install 'symlit[{extra}]'"
-        options = _group_options(group)
         chosen = next((o.partition("=")[2] for o in overrides if o.lstrip("+").startswith(f"{group}=")), name)
+        if name in PLUGIN_EXTRAS and not plugin_installed(PLUGIN_EXTRAS[name][0]):
+            module, extra = PLUGIN_EXTRAS[name]
+            return (
+                f"{group}={chosen} needs the Hydra plugin {module.split('.')[-1]}, which is not installed: "
+                f"pip install 'symlit[{extra}]'"
+            )
+        options = _group_options(group)
         close = difflib.get_close_matches(chosen, options, n=1)
         hint = f"did you mean {group}={close[0]}? " if close else ""
         listed = ", ".join(options) if options else "none"
@@ -159,7 +161,8 @@ def _unknown_option(err: Exception, overrides: Sequence[str]) -> str:
     return _first_line(err)
 
 
-def _plugin_installed(module: str) -> bool:
+def plugin_installed(module: str) -> bool:
+    """Whether ``module`` (e.g. ``hydra_plugins.hydra_submitit_launcher``) can be imported."""
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:

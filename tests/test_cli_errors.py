@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from symlit.atomic import DirectoryLock
-from symlit.cli import CommandLineError, check_command_line
+from symlit.cli import CommandLineError, check_command_line, plugin_installed
 from symlit.config import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,11 +89,14 @@ def test_a_good_command_line_passes(argv):
 
 
 def test_a_missing_hydra_plugin_names_the_extra():
-    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
+    if plugin_installed("hydra_plugins.hydra_submitit_launcher"):
         pytest.skip("the slurm extra is installed here; the message is for an install without it")
     with pytest.raises(CommandLineError) as info:
         check_command_line("train", ["hydra/launcher=slurm"])
-    assert "pip install 'symlit[slurm]'" in str(info.value)
+    assert str(info.value) == (
+        "hydra/launcher=slurm needs the Hydra plugin hydra_submitit_launcher, which is not installed: "
+        "pip install 'symlit[slurm]'"
+    )
 
 
 COMMANDS = {

@@ -158,7 +158,9 @@ def test_symlit_eval_without_ckpt_says_so(monkeypatch, capsys):
         evaluate_cli.main()
     err = capsys.readouterr().err
     assert (
-        info.value.code == 2 and err.startswith("symlit-eval: error: ckpt is missing; pass") and "Traceback" not in err
+        info.value.code == 2
+        and err.startswith("symlit-eval: error: ckpt is required: add ckpt=")
+        and "Traceback" not in err
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from symlit.cli import check_command_line
+from symlit.cli import check_command_line, plugin_installed
 from symlit.config import config_dir
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
@@ -86,8 +86,26 @@ def test_every_command_is_a_console_script():
     assert set(SCRIPTS) <= named, f"console scripts the README does not show: {set(SCRIPTS) - named}"
 
 
-@pytest.mark.parametrize("argv", commands(README), ids=lambda argv: " ".join(argv)[:60])
+# command-line choices that need a Hydra plugin from an extra
+PLUGINS = {
+    "hydra/launcher=slurm": "hydra_plugins.hydra_submitit_launcher",
+    "hparams_search=": "hydra_plugins.hydra_optuna_sweeper",
+}
+
+
+def plugins_of(argv: list[str]) -> list[str]:
+    return [module for choice, module in PLUGINS.items() if any(a.startswith(choice) for a in argv)]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [pytest.param(argv, marks=pytest.mark.needs_extra) if plugins_of(argv) else argv for argv in commands(README)],
+    ids=lambda argv: " ".join(argv)[:60],
+)
 def test_every_command_of_the_readme_composes(argv):
+    missing = [module for module in plugins_of(argv) if not plugin_installed(module)]
+    if missing:
+        pytest.skip(f"needs the extra that installs {missing[0]}")
     program, args = argv[0], argv[1:]
     if program in CONFIG_OF:
         if "--cfg" in args:
