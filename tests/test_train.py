@@ -13,14 +13,15 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue
 
+# the arithmetic studies run small (and with their OOD lengths) in test_arithmetic_experiments.py
+from test_arithmetic_experiments import SMALL as ARITHMETIC_STUDIES
+
 from symlit import train as train_cli
 from symlit.atomic import DirectoryLocked
 from symlit.config import ConfigError, config_dir, run_id
 from symlit.render import render
 from symlit.train import RunDirectoryError, train
 
-# the issue-15 arithmetic studies run small (and with their OOD lengths) in test_arithmetic_experiments.py
-ARITHMETIC_STUDIES = {"addition_4x2_digits", "lee_reversed", "length_generalization", "length_generalization_gpu"}
 # the GPU-scale experiments (trainer=gpu: base-size models) run in the slow set; their _cpu
 # variants, with the same task and pipeline, stay in the default one
 EXPERIMENTS = [
