@@ -348,9 +348,9 @@ def summarize(runs: list[dict[str, object]], a: argparse.Namespace) -> None:
                 continue
             q1, median, q3 = quartiles([steps(r) for r in mine])
             medians[task_name, name] = median
-            print(
-                f"{task_name:<9} {name:<40} {median:>7.0f} {f'[{q1:.0f}, {q3:.0f}]':>15}  {' '.join(map(shown, mine))}"
-            )
+            by_seed = {r["seed"]: shown(r) for r in mine}
+            per_seed = " ".join(by_seed.get(seed, "-") for seed in a.seeds)
+            print(f"{task_name:<9} {name:<40} {median:>7.0f} {f'[{q1:.0f}, {q3:.0f}]':>15}  {per_seed}")
     print()
     for (task_name, name), median in medians.items():
         if name != "gpt2" and (task_name, "gpt2") in medians:
