@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from symlit.atomic import write_text_atomic
 from symlit.calculus import engine, shards
 from symlit.calculus.reference_io import write_reference
+from symlit.cli import hydra_command
 from symlit.config import check_numbers, config_dir, run_cli
 from symlit.processes import die_with_parent
 from symlit.tasks.calculus import CalculusTask
@@ -287,7 +288,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point ``symlit-generate``."""
     _check_data_choice(sys.argv[1:])
-    _hydra_main()
+    hydra_command("symlit-generate", "generate", _hydra_main, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -250,8 +250,9 @@ def test_a_shard_being_generated_is_refused_to_a_second_process(tmp_path):
         run(cfg)
 
 
+@pytest.mark.needs_extra
 def test_the_submitit_launcher_runs_one_cpu_job_per_shard():
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra")
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
             "generate",
