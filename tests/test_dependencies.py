@@ -86,10 +86,10 @@ def undeclared(uses: dict[str, list[str]], allowed: set[str]) -> list[str]:
     for module, where in sorted(uses.items()):
         distribution = distribution_of(module)
         if distribution is None:
-            problems.append(
-                f"{where[0]} imports {module!r}, which no installed distribution provides: add the package "
-                f"that installs it to [project.dependencies] in pyproject.toml, then pip install -e ."
-            )
+            declared_here = module in {IMPORT_NAMES.get(name, name.replace("-", "_")) for name in allowed}
+            fix = "pip install -e . (it is declared)" if declared_here else "add the package that installs it to "
+            fix += "" if declared_here else "[project.dependencies] in pyproject.toml, then pip install -e ."
+            problems.append(f"{where[0]} imports {module!r}, which no installed distribution provides: {fix}")
         elif distribution not in allowed:
             problems.append(
                 f"{where[0]} imports {module!r} (distribution {distribution!r}), which is not declared: add "
