@@ -217,7 +217,7 @@ def test_shard_index_from_the_slurm_array_and_its_errors(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("n=abc", "symlit-generate: error: n='abc' must be an integer (the number of distinct equations"),
+        ("n=abc", "symlit-generate: error: n='abc' must be an integer (its default is 10000)"),
         ("shard=x", "symlit-generate: error: shard='x' must be an integer (this array task's index"),
     ],
 )

@@ -288,7 +288,7 @@ def test_help_is_symlits_and_imports_no_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("symlit-train: train an encoder-decoder transformer")
+    assert proc.stdout.startswith("symlit-train: train a transformer (encoder-decoder or decoder-only)")
     assert (
         "experiment: addition, addition_4x2" in proc.stdout
         and "trainer: cpu, ddp, default, gpu, multinode" in proc.stdout
