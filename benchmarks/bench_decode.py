@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from symlit.decoding import beam_search, greedy_decode
-from symlit.model import Seq2SeqTransformer, TransformerConfig
+from symlit.evaluation.decoding import beam_search, greedy_decode
+from symlit.models.seq2seq import Seq2SeqTransformer, TransformerConfig
 
 PAD, BOS, NO_EOS = 0, 1, -1  # eos_id=-1 never matches a token: fixed-length hypotheses
 

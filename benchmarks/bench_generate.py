@@ -56,7 +56,7 @@ from symlit.calculus import engine
 from symlit.calculus.generators import TASKS, Generator, GeneratorConfig
 from symlit.calculus.prefix import OPERATORS, PrefixError, UnsupportedExpression, X, prefix_to_sympy, sympy_to_prefix
 from symlit.calculus.random_trees import TreeSampler
-from symlit.limits import SampleTimeout, time_limit
+from symlit.core.limits import SampleTimeout, time_limit
 from symlit.tasks.calculus import CalculusTask
 
 TARGET_BWD = 30.0  # equations/s per core required for prim_bwd with fast=true (issue 3)

@@ -3,7 +3,7 @@
 Both models are built as in ``bench_vs_gpt2.py`` (same size, vocabulary, exact GELU, learned
 positions, tied embeddings, no dropout; GPT-2 from a ``GPT2Config``, randomly initialised) and
 trained on the same batches with the same optimiser: AdamW over symlit's parameter groups
-(:func:`symlit.module.param_groups`), a linear warm-up, then a constant learning rate. Every
+(:func:`symlit.training.module.param_groups`), a linear warm-up, then a constant learning rate. Every
 ``--eval-every`` steps each model is scored on a held-out set; a run stops at the first evaluation
 with sequence accuracy >= ``--target`` and reports that step (``>max`` when it never gets there).
 
@@ -62,8 +62,8 @@ import _timing as timing
 from _timing import BOS, EOS, PAD, Batch
 from bench_vs_gpt2 import build_decoder_only, gpt2_inputs
 
-from symlit.causal import CausalTransformer
-from symlit.module import param_groups
+from symlit.models.causal import CausalTransformer
+from symlit.training.module import param_groups
 
 DIGIT0 = EOS + 1  # tokens DIGIT0 .. DIGIT0 + 9 are the digits, then PLUS
 PLUS = DIGIT0 + 10

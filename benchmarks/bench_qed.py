@@ -127,7 +127,7 @@ def throughput(workers: int, timeout: float) -> None:
 
 
 def scale(shape: str, work_dir: str, workers: int, timeout: float) -> None:
-    from symlit.data import load_or_build
+    from symlit.data.datamodule import load_or_build
     from symlit.qed.keys import amplitude_keys
     from symlit.tasks import QEDGeneratedTask
 

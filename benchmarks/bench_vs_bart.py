@@ -69,8 +69,8 @@ from _timing import (
     train_step,
 )
 
-from symlit.decoding import greedy_decode
-from symlit.model import Seq2SeqTransformer, TransformerConfig
+from symlit.evaluation.decoding import greedy_decode
+from symlit.models.seq2seq import Seq2SeqTransformer, TransformerConfig
 
 
 def parse_args() -> argparse.Namespace:

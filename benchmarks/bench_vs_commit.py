@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import BOS, EOS, copy_batches, copy_task_args, paired_times, summarize, train_step
 from bench_vs_bart import build_models
 
-from symlit.decoding import greedy_decode
+from symlit.evaluation.decoding import greedy_decode
 
 
 def import_renamed(tree: Path, name: str = "symlit_old"):

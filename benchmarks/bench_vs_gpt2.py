@@ -5,7 +5,7 @@ paired timing, same thread count):
 
 * the BART rows: ``bench_vs_bart.py``'s training and eager greedy rows (encoder-decoder, workshop
   BART size);
-* the GPT-2 rows: ``symlit.causal.CausalTransformer`` against ``GPT2LMHeadModel`` at the same size
+* the GPT-2 rows: ``symlit.models.causal.CausalTransformer`` against ``GPT2LMHeadModel`` at the same size
   and vocabulary (``--gpt-layers`` layers of d_model ``--d-model``, ``--heads`` heads, FFN
   ``--ffn``, exact GELU, learned positions, tied embeddings, no dropout). Both read ``source, BOS,
   target``: symlit takes right-padded sources (it skips the padding itself), GPT-2 takes
@@ -46,7 +46,7 @@ import _timing as timing
 from _timing import BOS, EOS, GREEDY_TARGET, PAD, TRAIN_TARGET, Batch
 from bench_vs_bart import bart_generate, build_models, symlit_generate
 
-from symlit.causal import CausalConfig, CausalTransformer
+from symlit.models.causal import CausalConfig, CausalTransformer
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
 
 MATH_KERNELS = (
     "aten::addmm",
-    "mkldnn::_linear_pointwise",  # symlit.model.Linear's CPU inference path
+    "mkldnn::_linear_pointwise",  # symlit.models.seq2seq.Linear's CPU inference path
     "aten::mm",
     "aten::bmm",
     "aten::_scaled_dot_product_flash_attention_for_cpu",

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-import symlit.model as symlit_model
-from symlit.config import config_dir
-from symlit.decoding import greedy_decode
-from symlit.model import Seq2SeqTransformer, TransformerConfig
+import symlit.models.seq2seq as symlit_model
+from symlit.core.config import config_dir
+from symlit.evaluation.decoding import greedy_decode
+from symlit.models.seq2seq import Seq2SeqTransformer, TransformerConfig
 
 steps, out_dir = int(sys.argv[1]), sys.argv[2]
 PAD, BOS, EOS, VOCAB, LEN, BATCH = 0, 1, 2, 64, 64, 64
@@ -147,7 +147,7 @@ if hasattr(symlit_model, "_compiled_decoder_stack"):  # the hook symlit's compil
     rate, tokens = timed_decode(True)
     decoding["reduce-overhead"] = (rate, torch.equal(tokens, eager_tokens))
 else:
-    print("reduce-overhead: skipped (symlit.model._compiled_decoder_stack is gone; update this script)")
+    print("reduce-overhead: skipped (symlit.models.seq2seq._compiled_decoder_stack is gone; update this script)")
 print(f"\n{'greedy decoding':<16} {'samples/s':>10} {'x eager':>8}  tokens = eager")
 for key, (rate, same) in decoding.items():
     print(f"{key:<16} {rate:>10.0f} {rate / eager_rate:>8.2f}  {same}")
@@ -159,7 +159,7 @@ with open(f"{out_dir}/precision_decoding.json", "w") as f:
 PY
 
 echo "== 3. DDP on one GPU (symlit-train trainer=ddp trainer.devices=1) =="
-SYMLIT_ROOT="$OUT_DIR" timeout 150 python -m symlit.train experiment=addition trainer=ddp trainer.devices=1 \
+SYMLIT_ROOT="$OUT_DIR" timeout 150 python -m symlit.training.train experiment=addition trainer=ddp trainer.devices=1 \
   data.task.n_train=4000 trainer.max_steps=100 logger=csv trainer.enable_progress_bar=false run_name=gpu-check-ddp \
   > "$OUT_DIR/ddp.log" 2>&1 || { tail -30 "$OUT_DIR/ddp.log"; echo "gpu_check: DDP run FAILED"; exit 1; }
 python - "$OUT_DIR/outputs/addition/gpu-check-ddp/metrics.json" <<'PY'

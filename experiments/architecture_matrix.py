@@ -2,7 +2,7 @@
 under ``debug=fast_dev_run``; then a 3-step run writes a checkpoint (fast_dev_run writes none), which
 ``symlit-eval`` evaluates greedily and with beam-5 on 100 test problems.
 
-In one process (the real Hydra configs, ``symlit.train.train`` and ``symlit.evaluate.run_eval``, i.e.
+In one process (the real Hydra configs, ``symlit.training.train.train`` and ``symlit.review.evaluate.run_eval``, i.e.
 ``symlit-train`` and ``symlit-eval`` without a process start each: on a loaded 2-core machine the
 imports dominate). Usage, from the repository root with the venv active::
 
@@ -18,9 +18,9 @@ import time
 
 from hydra import compose, initialize_config_dir
 
-from symlit.config import config_dir
-from symlit.evaluate import run_eval
-from symlit.train import train
+from symlit.core.config import config_dir
+from symlit.review.evaluate import run_eval
+from symlit.training.train import train
 
 os.environ.setdefault("WANDB_SILENT", "true")
 ROOT = os.environ.get("SYMLIT_ROOT", "/tmp/symlit-matrix")

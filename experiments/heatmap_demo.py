@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from symlit.notation import encode_int
+from symlit.core.notation import encode_int
 from symlit.tasks import ArithmeticTask
 from symlit.tasks.arithmetic_metrics import length_heatmap
 

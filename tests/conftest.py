@@ -11,8 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from symlit.config import config_dir
-from symlit.model import TransformerConfig
+from symlit.core.config import config_dir
+from symlit.models.seq2seq import TransformerConfig
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

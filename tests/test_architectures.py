@@ -12,13 +12,13 @@ import pytest
 import torch
 from conftest import assert_causal
 
-from symlit.causal import CausalTransformer
-from symlit.checkpoint import load_checkpoint
-from symlit.decoding import beam_search, greedy_decode, sample_decode
-from symlit.model import Seq2SeqTransformer, build_model
-from symlit.positions import Positions, abacus_indices
+from symlit.data.tokenizer import Seq2SeqTokenizer
+from symlit.evaluation.decoding import beam_search, greedy_decode, sample_decode
+from symlit.models.causal import CausalTransformer
+from symlit.models.checkpoint import load_checkpoint
+from symlit.models.positions import Positions, abacus_indices
+from symlit.models.seq2seq import Seq2SeqTransformer, build_model
 from symlit.tasks.arithmetic import ArithmeticTask
-from symlit.tokenizer import Seq2SeqTokenizer
 
 PAD, BOS, EOS = 0, 1, 2
 DIGITS = tuple(range(10, 20))  # the tiny models' "digit" tokens
@@ -104,7 +104,7 @@ def test_rope_scores_depend_only_on_relative_position():
     q, k = torch.randn(2, 4, 6, 8, generator=g), torch.randn(2, 4, 6, 8, generator=g)  # (B, H, T, Dh)
 
     def scores(shift: int) -> torch.Tensor:
-        from symlit.positions import rotate
+        from symlit.models.positions import rotate
 
         rope = pos.attention(torch.arange(6)[None] + shift).rope
         return rotate(q, rope) @ rotate(k, rope).transpose(-1, -2)
@@ -253,10 +253,13 @@ def test_looped_layers_share_weights_and_cache_every_loop():
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [
-        ({"_target_": "symlit.model.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
-        ({"_target_": "symlit.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
-        ({"_target_": "symlit.causal.CausalTransformer", "n_encoder_layers": 2}, "model.n_encoder_layers is not"),
-        ({"_target_": "symlit.causal.CausalTransformer", "positions": "abacus"}, "needs digit tokens"),
+        ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
+        ({"_target_": "symlit.models.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
+        (
+            {"_target_": "symlit.models.causal.CausalTransformer", "n_encoder_layers": 2},
+            "model.n_encoder_layers is not",
+        ),
+        ({"_target_": "symlit.models.causal.CausalTransformer", "positions": "abacus"}, "needs digit tokens"),
         ({"_target_": "symlit.nowhere.Model"}, "model._target_='symlit.nowhere.Model'"),
     ],
 )

@@ -1,4 +1,4 @@
-"""The curriculum callback (symlit.callbacks.Curriculum): stages, rows kept, state, exact resume."""
+"""The curriculum callback (symlit.training.callbacks.Curriculum): stages, rows kept, state, exact resume."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from symlit.callbacks import Curriculum
-from symlit.scoring import Prediction
+from symlit.evaluation.scoring import Prediction
 from symlit.tasks import ArithmeticTask
+from symlit.training.callbacks import Curriculum
 
 TESTS = Path(__file__).resolve().parent
 PAD = 0
@@ -175,7 +175,7 @@ COMMAND = [
     "run_name=curriculum",
     "data.bucket=false",  # batches that mix operand counts (bucketed ones hold one count each)
     # two operands until step 150, then both counts
-    "+callbacks.curriculum._target_=symlit.callbacks.Curriculum",
+    "+callbacks.curriculum._target_=symlit.training.callbacks.Curriculum",
     "+callbacks.curriculum.levels=[2,3]",
     "+callbacks.curriculum.steps=[150]",
 ]
@@ -190,7 +190,7 @@ def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
     python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
     return subprocess.run(
-        [sys.executable, "-m", "symlit.train", *COMMAND, *extra],
+        [sys.executable, "-m", "symlit.training.train", *COMMAND, *extra],
         env=env,
         cwd=root,
         capture_output=True,

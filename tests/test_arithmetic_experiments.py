@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from symlit.train import train
+from symlit.training.train import train
 
 # small splits; the out-of-distribution splits keep their lengths (up to 100 digits) but shrink
 SMALL = {

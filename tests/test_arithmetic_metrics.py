@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from symlit.notation import NotationError, decode_int, encode_int, significant_digits
+from symlit.core.notation import NotationError, decode_int, encode_int, significant_digits
 from symlit.tasks import ArithmeticTask
 from symlit.tasks.arithmetic import evaluate
 from symlit.tasks.arithmetic_metrics import (

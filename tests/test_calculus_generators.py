@@ -22,7 +22,7 @@ from symlit.calculus.generators import (
     primitive,
 )
 from symlit.calculus.prefix import D2FX, DFX, SYMBOLS
-from symlit.limits import SampleTimeout, owns, time_limit
+from symlit.core.limits import SampleTimeout, owns, time_limit
 
 x, a8 = SYMBOLS["x"], SYMBOLS["a8"]
 SMALL = {"max_ops": 5}

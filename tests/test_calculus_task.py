@@ -9,10 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from symlit.calculus.reference_io import ReferencePair, parse_line, read_reference, write_reference
-from symlit.config import config_dir
-from symlit.generate import run as generate_run
+from symlit.core.config import config_dir
+from symlit.data.generate import run as generate_run
 from symlit.tasks.calculus import CalculusTask
-from symlit.train import train
+from symlit.training.train import train
 
 # reference-format lines (count|input<TAB>output), as in the released prim_fwd/prim_bwd files
 PAIRS = [
@@ -163,7 +163,7 @@ def test_symlit_generate_writes_dataset_reference_export_and_audit(tmp_path):
 
 
 def test_counts_round_trip_byte_for_byte_through_the_data_module(tmp_path):
-    from symlit.data import load_or_build
+    from symlit.data.datamodule import load_or_build
 
     files = {}
     for name, lines in (("train", PAIRS[:8]), ("valid", PAIRS[8:10]), ("test", PAIRS[10:])):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from symlit.callbacks import AtomicCheckpointIO
+from symlit.training.callbacks import AtomicCheckpointIO
 
 _WRITES: list[Path] | None = None  # files opened for writing while a test records them
 

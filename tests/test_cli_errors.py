@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from symlit.atomic import DirectoryLock
-from symlit.cli import CommandLineError, check_command_line, plugin_installed
-from symlit.config import run_cli
+from symlit.core.atomic import DirectoryLock
+from symlit.core.cli import CommandLineError, check_command_line, plugin_installed
+from symlit.core.config import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,12 +100,12 @@ def test_a_missing_hydra_plugin_names_the_extra():
 
 
 COMMANDS = {
-    "symlit-train": ("symlit.cli", "train"),
-    "symlit-eval": ("symlit.evaluate", "main"),
-    "symlit-predict": ("symlit.predict", "main"),
-    "symlit-inspect": ("symlit.inspect_model", "main"),
-    "symlit-generate": ("symlit.generate", "main"),
-    "symlit-slurm": ("symlit.slurm", "main"),
+    "symlit-train": ("symlit.core.cli", "train"),
+    "symlit-eval": ("symlit.review.evaluate", "main"),
+    "symlit-predict": ("symlit.review.predict", "main"),
+    "symlit-inspect": ("symlit.review.inspect_model", "main"),
+    "symlit-generate": ("symlit.data.generate", "main"),
+    "symlit-slurm": ("symlit.training.slurm", "main"),
 }
 
 

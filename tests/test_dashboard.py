@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from wandb_records import read_run
 
-from symlit.train import train
+from symlit.training.train import train
 
 pytestmark = pytest.mark.xdist_group("test_dashboard")  # pytest-xdist: the module-scoped fixture is built once
 
@@ -35,7 +35,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
     """A 2-epoch run on 200 additions with the W&B logger (offline) and its metrics."""
     from hydra import compose, initialize_config_dir
 
-    from symlit.config import config_dir
+    from symlit.core.config import config_dir
 
     root = tmp_path_factory.mktemp("dashboard")
     run_dir = root / "outputs" / "addition" / "tiny"
@@ -114,7 +114,7 @@ def test_a_linked_run_joins_the_training_runs_group(tiny_run):
     """logger.attach=linked: a new W&B run in the training run's group, named after it, pointing to it."""
     from omegaconf import OmegaConf
 
-    from symlit.dashboard import attach_run
+    from symlit.review.dashboard import attach_run
 
     run_dir, _ = tiny_run
     trained = _offline(run_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from symlit.data import MANIFEST, EpochBatchSampler, ResumableDataLoader, Seq2SeqDataModule, load_or_build
+from symlit.data.datamodule import MANIFEST, EpochBatchSampler, ResumableDataLoader, Seq2SeqDataModule, load_or_build
 from symlit.tasks import ArithmeticTask
 
 

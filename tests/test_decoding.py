@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from symlit.decoding import DecodeConfig, Decoded, beam_search, decode, greedy_decode, sample_decode
-from symlit.model import Seq2SeqTransformer
+from symlit.evaluation.decoding import DecodeConfig, Decoded, beam_search, decode, greedy_decode, sample_decode
+from symlit.models.seq2seq import Seq2SeqTransformer
 
 PAD, BOS, EOS = 0, 1, 2
 

@@ -13,17 +13,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from verifier_tasks import TrickyTask
 
-from symlit import evaluate as evaluate_cli
-from symlit.checkpoint import load_checkpoint
-from symlit.config import ConfigError, config_dir
-from symlit.decoding import DecodeConfig
-from symlit.evaluate import run_eval
-from symlit.report import summarize
-from symlit.scoring import Prediction, verify_predictions
+from symlit.core.config import ConfigError, config_dir
+from symlit.data.tokenizer import Seq2SeqTokenizer
+from symlit.evaluation.decoding import DecodeConfig
+from symlit.evaluation.report import summarize
+from symlit.evaluation.scoring import Prediction, verify_predictions
+from symlit.evaluation.verifier_pool import Check, VerifierPool
+from symlit.models.checkpoint import load_checkpoint
+from symlit.review import evaluate as evaluate_cli
+from symlit.review.evaluate import run_eval
 from symlit.tasks import ArithmeticTask
-from symlit.tokenizer import Seq2SeqTokenizer
-from symlit.train import train
-from symlit.verifier_pool import Check, VerifierPool
+from symlit.training.train import train
 
 pytestmark = pytest.mark.xdist_group("test_evaluate")  # pytest-xdist: the module-scoped fixture is built once
 
@@ -136,7 +136,7 @@ def test_symlit_eval_command_line_accepts_the_paths_training_prints(trained, tmp
         [
             sys.executable,
             "-m",
-            "symlit.evaluate",
+            "symlit.review.evaluate",
             f"ckpt={ckpt}",
             f"paths.root_dir={trained.parents[2]}",
             "verify.workers=0",

@@ -19,8 +19,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from symlit.calculus import engine, shards
-from symlit.config import config_dir
-from symlit.generate import run
+from symlit.core.config import config_dir
+from symlit.data.generate import run
 
 ROOT = Path(__file__).resolve().parents[1]
 # fast: no simplification, so no sample near a time limit: the pairs do not depend on the load
@@ -54,7 +54,7 @@ def _pairs(out: Path, index: int, n: int, n_shards: int) -> list[tuple[str, str]
 
 
 def _command(out: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "symlit.generate", *BASE, f"output_dir={out}", *overrides]
+    return [sys.executable, "-m", "symlit.data.generate", *BASE, f"output_dir={out}", *overrides]
 
 
 def test_a_shard_depends_on_seed_and_index_only_not_on_the_array_size(tmp_path):
@@ -241,7 +241,7 @@ def test_the_sbatch_template_parses_and_asks_for_requeue():
 
 
 def test_a_shard_being_generated_is_refused_to_a_second_process(tmp_path):
-    from symlit.atomic import DirectoryLock, DirectoryLocked
+    from symlit.core.atomic import DirectoryLock, DirectoryLocked
 
     cfg = _cfg(tmp_path, tmp_path / "gen", "n=20", "n_shards=2", "shard=0")
     locked = r"shard-0000 is in use by another symlit-generate run \(pid "

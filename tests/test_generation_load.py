@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import sympy
 
-from symlit.limits import SampleTimeout, time_limit
+from symlit.core.limits import SampleTimeout, time_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The leakage report (symlit.leakage) and leak-free configurations, on real tasks and data."""
+"""The leakage report (symlit.data.leakage) and leak-free configurations, on real tasks and data."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from symlit import leakage
-from symlit.data import Seq2SeqDataModule
+from symlit.data.datamodule import Seq2SeqDataModule, leakage
 from symlit.qed import symba_format as sf
 from symlit.tasks import ArithmeticTask, CalculusTask, QEDSymbaTask
 from symlit.tasks.qed import _unit
@@ -124,7 +123,7 @@ def test_calculus_key_renames_coefficients_and_sorts_commutative_arguments():
 
 
 def test_training_start_prints_the_report_in_one_line_and_writes_it_to_the_run(make_cfg, tmp_path, caplog):
-    from symlit.train import train
+    from symlit.training.train import train
 
     cfg = make_cfg(
         "experiment=qed_symba_cpu",
@@ -140,7 +139,7 @@ def test_training_start_prints_the_report_in_one_line_and_writes_it_to_the_run(m
         "data.batch_size=4",
         "data.eval_batch_size=4",
     )
-    with caplog.at_level(logging.INFO, logger="symlit.data"):
+    with caplog.at_level(logging.INFO, logger="symlit.data.datamodule"):
         train(cfg)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("leakage vs train")]
     assert len(lines) == 1 and "\n" not in lines[0] and "test" in lines[0]

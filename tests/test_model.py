@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_causal, tiny_config
 
-from symlit import model as model_module
-from symlit.decoding import greedy_decode
-from symlit.model import Linear, Seq2SeqTransformer, build_model
+from symlit.evaluation.decoding import greedy_decode
+from symlit.models import seq2seq as model_module
+from symlit.models.seq2seq import Linear, Seq2SeqTransformer, build_model
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -181,7 +181,7 @@ def test_too_long_sequence_is_a_clear_error():
         model(torch.ones(1, 9, dtype=torch.long) * 3, torch.ones(1, 2, dtype=torch.long) * 3)
 
 
-# ------------------------------------------------------------- oneDNN inference path of symlit.model.Linear
+# ------------------------------------------------------------- oneDNN inference path of symlit.models.seq2seq.Linear
 needs_onednn = pytest.mark.skipif(not model_module._onednn_available(), reason="torch without oneDNN")
 
 
@@ -232,8 +232,8 @@ def test_feed_forward_keeps_dropout_in_training_mode_without_autograd():
 @pytest.mark.parametrize(
     "layers",
     [
-        {"_target_": "symlit.model.Seq2SeqTransformer", "n_encoder_layers": 2, "n_decoder_layers": 2},
-        {"_target_": "symlit.causal.CausalTransformer", "n_layers": 2},
+        {"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "n_encoder_layers": 2, "n_decoder_layers": 2},
+        {"_target_": "symlit.models.causal.CausalTransformer", "n_layers": 2},
     ],
 )
 def test_greedy_tokens_are_the_same_with_and_without_onednn(layers, monkeypatch):

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from symlit.notation import NotationError, decode_int, encode_int
+from symlit.core.notation import NotationError, decode_int, encode_int
 
 
 @pytest.mark.parametrize("encoding", ["digits", "reversed", "number", "text"])

@@ -75,7 +75,7 @@ def _kill_and_check(proc: subprocess.Popen, sig: int, workers: set[int]) -> None
 def test_symlit_generate_workers_die_with_it(tmp_path, sig):
     out = tmp_path / "gen"
     exe = shutil.which("symlit-generate")
-    cmd = [exe] if exe else [sys.executable, "-m", "symlit.generate"]
+    cmd = [exe] if exe else [sys.executable, "-m", "symlit.data.generate"]
     # one chunk = 100,000 attempts: the workers stay busy for many minutes once started
     proc = subprocess.Popen(
         [
@@ -157,7 +157,7 @@ def test_verifier_pool_workers_die_with_their_parent(tmp_path):
     """
     script = """
         from slow_task import SlowTask
-        from symlit.verifier_pool import Check, VerifierPool
+        from symlit.evaluation.verifier_pool import Check, VerifierPool
         pool = VerifierPool(SlowTask(), workers=2, timeout=10**6)
         pool.verify([Check("a", "a", "b"), Check("c", "c", "d")])
     """
@@ -182,7 +182,7 @@ def test_data_loader_workers_die_with_their_parent(tmp_path):
     script = """
         import numpy as np
         from slow_rows import SlowRows
-        from symlit.data import EpochBatchSampler, ResumableDataLoader
+        from symlit.data.datamodule import EpochBatchSampler, ResumableDataLoader
         sampler = EpochBatchSampler(np.ones(4, dtype=int), 1, shuffle=False, seed=0, bucket=False)
         loader = ResumableDataLoader(SlowRows(), batch_sampler=sampler, num_workers=2)
         next(iter(loader))

@@ -41,10 +41,10 @@ def installed_wheel(tmp_path_factory) -> Path:
 def run_from(cwd: Path, site: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``symlit-train ARGS`` in ``cwd`` with the installed wheel first on the path (not the checkout)."""
     code = (
-        "import sys, symlit, symlit.config as c; "
+        "import sys, symlit, symlit.core.config as c; "
         "print('SYMLIT', symlit.__file__); print('CONF', c.config_dir()); "
         "sys.argv = ['symlit-train', *sys.argv[1:]]; "
-        "from symlit.cli import train; train()"
+        "from symlit.core.cli import train; train()"
     )
     full_env = {k: v for k, v in os.environ.items() if k != "SYMLIT_ROOT"}
     full_env.update({"PYTHONPATH": str(site), "WANDB_MODE": "offline", **(env or {})})

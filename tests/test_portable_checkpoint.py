@@ -8,11 +8,11 @@ import shutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from symlit.checkpoint import load_checkpoint
-from symlit.config import config_dir
-from symlit.evaluate import run_eval
+from symlit.core.config import config_dir
+from symlit.models.checkpoint import load_checkpoint
+from symlit.review.evaluate import run_eval
 from symlit.tasks import CalculusTask, FileTask, QEDSymbaTask
-from symlit.train import train
+from symlit.training.train import train
 
 
 def _pairs(n: int, offset: int = 0) -> str:

@@ -9,7 +9,7 @@ import re
 import pytest
 import sympy
 
-from symlit.leakage import check_leak_free, leakage_report
+from symlit.data.leakage import check_leak_free, leakage_report
 from symlit.qcd import generator as gen
 from symlit.qcd import symba_text as st
 from symlit.qcd.__main__ import main as cli

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sympy
 
-from symlit.notation import NotationError
+from symlit.core.notation import NotationError
 from symlit.qed import symba_format as sf
 from symlit.qed.tokens import NOTATIONS, canonical, from_tokens, to_tokens, token_score
 

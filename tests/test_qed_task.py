@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import sympy
 
+from symlit.core.verdict import Verdict
 from symlit.qed import symba_format as sf
 from symlit.qed.generator import diagrams, enumerate_processes
 from symlit.qed.tokens import to_tokens
 from symlit.tasks import QEDGeneratedTask, QEDSymbaTask
-from symlit.verdict import Verdict
 
 pytestmark = pytest.mark.xdist_group("test_qed_task")  # pytest-xdist: the module-scoped fixture is built once
 

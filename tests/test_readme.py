@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from symlit.cli import check_command_line, plugin_installed
-from symlit.config import config_dir
+from symlit.core.cli import check_command_line, plugin_installed
+from symlit.core.config import config_dir
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 

@@ -37,7 +37,7 @@ def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
     python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
     return subprocess.run(
-        [sys.executable, "-m", "symlit.train", *COMMAND, *extra],
+        [sys.executable, "-m", "symlit.training.train", *COMMAND, *extra],
         env=env,
         cwd=root,
         capture_output=True,

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from wandb_records import OfflineRun, read_run
 
-from symlit import render
-from symlit.checkpoint import load_checkpoint
-from symlit.compare import compare, find_runs
-from symlit.inspect_model import attention_weights, capture_attention
-from symlit.plots import eval_figures, plot_lengths, read_predictions, reliability_bins
-from symlit.predict import Predictor
+from symlit.models.checkpoint import load_checkpoint
+from symlit.review import render
+from symlit.review.compare import compare, find_runs
+from symlit.review.inspect_model import attention_weights, capture_attention
+from symlit.review.plots import eval_figures, plot_lengths, read_predictions, reliability_bins
+from symlit.review.predict import Predictor
 from symlit.tasks import ArithmeticTask
 from symlit.tasks.calculus import CalculusTask
 
@@ -75,7 +75,7 @@ def sweep(tmp_path_factory) -> Path:
         proc = _run(
             root,
             "-m",
-            "symlit.train",
+            "symlit.training.train",
             "-m",
             f"optim.optimizer.lr={','.join(LRS)}",
             "logger=wandb",
@@ -93,7 +93,7 @@ def sweep(tmp_path_factory) -> Path:
         trained.touch()
     # symlit-eval on each path training printed, as printed ('=' and ',' in it, unquoted)
     for printed in (sweep_dir / "printed.txt").read_text().splitlines():
-        _run(root, "-m", "symlit.evaluate", f"ckpt={printed}", "decode.beam_size=3", "verify.workers=0")
+        _run(root, "-m", "symlit.review.evaluate", f"ckpt={printed}", "decode.beam_size=3", "verify.workers=0")
     evaluated.touch()
     return sweep_dir
 
@@ -114,7 +114,14 @@ def ckpt(sweep: Path) -> Path:
 # ---------------------------------------------------------------------------- symlit-compare
 def test_compare_a_real_multirun(sweep):
     out = _run(
-        sweep.parents[1], "-m", "symlit.compare", str(sweep), "--metric", "val/seq_acc", "--param", "optim.optimizer.lr"
+        sweep.parents[1],
+        "-m",
+        "symlit.review.compare",
+        str(sweep),
+        "--metric",
+        "val/seq_acc",
+        "--param",
+        "optim.optimizer.lr",
     )
     assert find_runs([sweep]) == sorted(run_dir(sweep, lr) for lr in LRS)  # the eval directory is no run
     rows = list(csv.DictReader((sweep / "compare.csv").open()))
@@ -137,7 +144,7 @@ def test_compare_a_real_multirun(sweep):
 
 
 def test_compare_sorts_and_plots_each_runs_metric(sweep):
-    from symlit.compare import plot_metric
+    from symlit.review.compare import plot_metric
 
     by_loss = compare([sweep], "val/loss", minimize=True)
     losses = [r.metrics["val/loss"] for r in by_loss.runs]
@@ -178,7 +185,7 @@ def test_compare_bad_input_is_one_line(sweep, tmp_path):
         ([str(sweep), "--metric", "val/nope"], "--metric val/nope is not a metric of these runs; known: val/"),
         ([str(sweep), "--param", "trainer.max_epochs"], "--param trainer.max_epochs does not vary"),
     ]:
-        proc = _run(tmp_path, "-m", "symlit.compare", *args, "--out", str(tmp_path / "o"), check=False)
+        proc = _run(tmp_path, "-m", "symlit.review.compare", *args, "--out", str(tmp_path / "o"), check=False)
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.strip().startswith("symlit-compare: ") and message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -290,7 +297,7 @@ def test_sigterm_marks_the_run_preempted_with_143_and_the_rerun_resumes_it(tmp_p
     }
     args = [
         "-m",
-        "symlit.train",
+        "symlit.training.train",
         "optim.optimizer.lr=0.003",
         "trainer.max_steps=6",
         "+callbacks.kill={_target_:signal_at_step.SignalAtStep,steps:[3],signals:[SIGTERM]}",
@@ -326,7 +333,7 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
     paths = eval_figures(eval_dir)
     assert all(p.stat().st_size > 10_000 for p in paths.values())
     summary = json.loads((eval_dir / "eval.json").read_text())["metrics"]
-    from symlit.plots import plot_bucket_accuracy, plot_reliability
+    from symlit.review.plots import plot_bucket_accuracy, plot_reliability
 
     fig = plot_bucket_accuracy(summary)
     ax = fig.axes[0]
@@ -356,10 +363,10 @@ def test_eval_pictures_show_the_eval_numbers(sweep):
 
 def test_pictures_of_known_numbers(tmp_path):
     """Bars and reliability bins equal numbers computed by hand (the tiny model's are all zero)."""
-    from symlit.decoding import DecodeConfig
-    from symlit.plots import plot_bucket_accuracy, plot_reliability
-    from symlit.report import summarize
-    from symlit.scoring import Prediction
+    from symlit.evaluation.decoding import DecodeConfig
+    from symlit.evaluation.report import summarize
+    from symlit.evaluation.scoring import Prediction
+    from symlit.review.plots import plot_bucket_accuracy, plot_reliability
 
     # (bucket, P(greedy answer), greedy verdict, beam verdicts, agreement)
     made = [
@@ -408,7 +415,7 @@ def test_pictures_of_known_numbers(tmp_path):
 
 
 def test_length_histograms_of_the_dataset_and_a_wandb_image(ckpt, tmp_path):
-    from symlit.data import load_or_build
+    from symlit.data.datamodule import load_or_build
 
     loaded = load_checkpoint(ckpt)
     data = load_or_build(loaded.task, ckpt.parents[4] / "data")
@@ -451,7 +458,7 @@ def test_captured_attention_reproduces_sdpa():
 
 def test_inspect_writes_embedding_pca_and_attention_maps(ckpt, tmp_path):
     out = tmp_path / "inspect"
-    proc = _run(tmp_path, "-m", "symlit.inspect_model", f"ckpt={ckpt}", "input=23 + 15", f"output_dir={out}")
+    proc = _run(tmp_path, "-m", "symlit.review.inspect_model", f"ckpt={ckpt}", "input=23 + 15", f"output_dir={out}")
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == ["attention_cross.png", "attention_decoder_self.png", "attention_encoder.png", "embeddings_pca.png"]
     assert all((out / n).stat().st_size > 10_000 for n in names) and str(out / names[0]) in proc.stdout
@@ -558,7 +565,7 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
     """Every answer row: rank, expression, score, and the verdict the reference implies."""
     rows = [m.groups() for line in block.splitlines() if (m := ROW.match(line.rstrip("\r")))]
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)) and 1 <= len(rows) <= beams, block
-    # beam search lists finished hypotheses first, each group by score (symlit.decoding.beam_search)
+    # beam search lists finished hypotheses first, each group by score (symlit.evaluation.decoding.beam_search)
     ended = [r[3] != "no_eos" for r in rows]
     assert ended == sorted(ended, reverse=True), block
     for group in (True, False):
@@ -572,7 +579,7 @@ def _expected_rows(block: str, reference: str, beams: int) -> None:
 def test_predict_in_a_terminal(ckpt, tmp_path):
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "symlit.predict", f"ckpt={ckpt}", "decode.beam_size=3"],
+        ["-m", "symlit.review.predict", f"ckpt={ckpt}", "decode.beam_size=3"],
         cwd=str(tmp_path),
         env=_env(tmp_path),
         encoding="utf-8",
@@ -601,14 +608,14 @@ def test_predict_in_a_terminal(ckpt, tmp_path):
 
 
 def test_predict_one_shot_and_from_python(ckpt, tmp_path):
-    proc = _run(tmp_path, "-m", "symlit.predict", f"ckpt={ckpt}", "input=23 + 15", "decode.beam_size=2")
+    proc = _run(tmp_path, "-m", "symlit.review.predict", f"ckpt={ckpt}", "input=23 + 15", "decode.beam_size=2")
     assert "input: 23 + 15" in proc.stdout and "reference: 38" in proc.stdout
     _expected_rows(proc.stdout, "38", 2)
-    bad = _run(tmp_path, "-m", "symlit.predict", f"ckpt={ckpt}", "input=23 ++", check=False)
+    bad = _run(tmp_path, "-m", "symlit.review.predict", f"ckpt={ckpt}", "input=23 ++", check=False)
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "symlit-predict: error: input='23 ++': '23 ++' ends with an operator; expected a number after it"
     )
-    missing = _run(tmp_path, "-m", "symlit.predict", f"ckpt={tmp_path / 'no.ckpt'}", "input=1 + 1", check=False)
+    missing = _run(tmp_path, "-m", "symlit.review.predict", f"ckpt={tmp_path / 'no.ckpt'}", "input=1 + 1", check=False)
     assert missing.returncode == 2 and missing.stderr.strip().startswith("symlit-predict: error: ckpt=")
     predictor = Predictor.from_checkpoint(str(ckpt), beam_size=3)
     result = predictor("23 + 15")
@@ -637,8 +644,8 @@ def test_notebook_runs(ckpt, tmp_path, monkeypatch):
 def test_free_text_input_survives_hydra_parsing():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from symlit.predict import quote_free_text
     from symlit.qed import symba_format as sf
+    from symlit.review.predict import quote_free_text
 
     amplitude = sf.read_symba_file(str(REPO / "data_samples/symba-qed-2to2/valid.csv"))[0][0]
     for text in ["23 + 15", "x*cos(x) + sin(x)", "a, b", "it's", amplitude, "end\\"]:

@@ -15,9 +15,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from symlit.config import config_dir, run_id
-from symlit.slurm import compose_train, render, template_groups
-from symlit.slurm import main as slurm_main
+from symlit.core.config import config_dir, run_id
+from symlit.training.slurm import compose_train, render, template_groups
+from symlit.training.slurm import main as slurm_main
 
 pytestmark = pytest.mark.xdist_group("test_scale")  # pytest-xdist: the DDP, SLURM and sweep runs go one at a time
 
@@ -67,7 +67,7 @@ def env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, timeout: int = 1800):
     proc = subprocess.run(
-        [sys.executable, "-m", "symlit.train", *args],
+        [sys.executable, "-m", "symlit.training.train", *args],
         env=env_for(root, extra_env),
         cwd=root,
         capture_output=True,
@@ -129,7 +129,7 @@ def test_slurm_environment_names_the_run_and_sigusr1_requeue_resumes(tmp_path):
     # SLURM's warning arrives in the middle of the step that starts at global step 37; SLURM kills the job
     # two steps later (last.ckpt is at step 35 then), and the requeued job reruns the same command
     proc = subprocess.run(
-        [sys.executable, "-m", "symlit.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
+        [sys.executable, "-m", "symlit.training.train", *args, *signals_at({37: "SIGUSR1", 39: "SIGKILL"})],
         env=env_for(tmp_path, SLURM_ENV),
         cwd=tmp_path,
         capture_output=True,
@@ -171,7 +171,7 @@ def test_sigterm_mid_epoch_saves_and_rerun_resumes_at_the_same_step(tmp_path):
     ]  # 300 steps
     run_dir = tmp_path / "outputs/addition/term"
     proc = subprocess.run(
-        [sys.executable, "-m", "symlit.train", *args],
+        [sys.executable, "-m", "symlit.training.train", *args],
         env=env_for(tmp_path),
         cwd=tmp_path,
         capture_output=True,

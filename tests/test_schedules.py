@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from symlit import schedules
+from symlit.training import schedules
 
 PEAK = 2.0
 
@@ -156,7 +156,7 @@ def test_an_unknown_monitor_is_a_clear_error_at_the_first_validation():
 def test_a_training_run_releases_the_hold_at_a_validation_and_checkpoints_it(make_cfg, tmp_path):
     """Wiring: the module's ScheduleObserver hands the validation metrics to the schedule during fit,
     before last.ckpt is written at the end of that validation."""
-    from symlit.train import train
+    from symlit.training.train import train
 
     cfg = make_cfg(
         "experiment=addition",

@@ -16,11 +16,11 @@ import torch
 from datasets import Dataset
 from omegaconf import OmegaConf
 
-from symlit.data import Collator, TokenizedSplit, build_tokenizer, mask_before_answer
-from symlit.module import Seq2SeqModule
-from symlit.notation import NotationError, decode_int
+from symlit.core.notation import NotationError, decode_int
+from symlit.data.datamodule import Collator, TokenizedSplit, build_tokenizer, mask_before_answer
 from symlit.tasks import ArithmeticTask
 from symlit.tasks.arithmetic import evaluate
+from symlit.training.module import Seq2SeqModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

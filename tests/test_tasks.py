@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from symlit.notation import decode_int
+from symlit.core.notation import decode_int
 from symlit.tasks import ArithmeticTask, FileTask
 from symlit.tasks.arithmetic import evaluate
 
@@ -178,9 +178,9 @@ def test_dense_ood_request_fails_clearly_instead_of_spinning():
 
 def test_every_task_returns_one_verdict_type(tmp_path):
     """correct / wrong / malformed, with the method that decided, for every kind of task."""
+    from symlit.core.verdict import Verdict
     from symlit.tasks import CalculusTask, QEDSymbaTask
     from symlit.tasks.qcd import QCDGeneratedTask
-    from symlit.verdict import Verdict
 
     qed = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv", max_rows=4)
     qed_source, qed_target = qed.build()["train"]["source"][0], qed.build()["train"]["target"][0]

@@ -1,4 +1,4 @@
-from symlit.tokenizer import SPECIAL_TOKENS, Seq2SeqTokenizer
+from symlit.data.tokenizer import SPECIAL_TOKENS, Seq2SeqTokenizer
 
 
 def test_word_level_round_trip_and_special_ids():

@@ -16,11 +16,11 @@ from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue
 # the arithmetic studies run small (and with their OOD lengths) in test_arithmetic_experiments.py
 from test_arithmetic_experiments import SMALL as ARITHMETIC_STUDIES
 
-from symlit import train as train_cli
-from symlit.atomic import DirectoryLocked
-from symlit.config import ConfigError, config_dir, run_id
-from symlit.render import render
-from symlit.train import RunDirectoryError, train
+from symlit.core.atomic import DirectoryLocked
+from symlit.core.config import ConfigError, config_dir, run_id
+from symlit.review.render import render
+from symlit.training import train as train_cli
+from symlit.training.train import RunDirectoryError, train
 
 # the GPU-scale experiments (trainer=gpu: base-size models) run in the slow set; their _cpu
 # variants, with the same task and pipeline, stay in the default one
@@ -144,7 +144,7 @@ def test_a_second_run_in_the_same_directory_is_refused_and_a_dead_runs_lock_is_n
         [
             sys.executable,
             "-c",
-            "import sys; from symlit.atomic import DirectoryLock; "
+            "import sys; from symlit.core.atomic import DirectoryLock; "
             "lock = DirectoryLock(sys.argv[1]).__enter__(); print('locked', flush=True); sys.stdin.read()",
             str(run_dir),
         ],
@@ -268,7 +268,7 @@ def test_run_id_is_derived_from_the_command():
 
 
 def test_symlit_generate_with_a_non_calculus_data_group_names_the_choices(monkeypatch, capsys):
-    from symlit import generate
+    from symlit.data import generate
 
     monkeypatch.setattr(sys, "argv", ["symlit-generate", "data=arithmetic", "n=10"])
     with pytest.raises(SystemExit) as info:
@@ -284,7 +284,7 @@ def test_symlit_generate_with_a_non_calculus_data_group_names_the_choices(monkey
 def test_help_is_symlits_and_imports_no_torch():
     code = (
         "import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
-        "sys.argv = ['symlit-train', '--help']; from symlit.cli import train; train()"
+        "sys.argv = ['symlit-train', '--help']; from symlit.core.cli import train; train()"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

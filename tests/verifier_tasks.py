@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from symlit.core.verdict import Verdict
 from symlit.tasks import ArithmeticTask
-from symlit.verdict import Verdict
 
 
 @dataclass

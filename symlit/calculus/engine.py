@@ -16,12 +16,12 @@ primitive cache carries over from chunk to chunk inside one process (determinist
 one worker and an uninterrupted run).
 
 Time limits: each try runs under a per-sample limit inside its worker (``SIGALRM`` in the
-worker's main thread, see :mod:`symlit.limits`); a worker whose chunk overruns its
+worker's main thread, see :mod:`symlit.core.limits`); a worker whose chunk overruns its
 deadline anyway (stuck in C code) is killed and replaced, and the chunk counted as
 ``chunk_timeout``. The deadline counts the clock of the per-sample limits: with
 ``SYMLIT_TIME_LIMITS=cpu``, the worker's own CPU seconds, so a worker starved by a busy machine
 (or by ``nice``) is never cut short. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
-Workers die with the run (:func:`symlit.processes.die_with_parent`), even when it is killed by
+Workers die with the run (:func:`symlit.core.processes.die_with_parent`), even when it is killed by
 ``SIGKILL`` or ``SIGTERM``.
 """
 
@@ -44,9 +44,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from symlit.atomic import DirectoryLock, write_text_atomic
 from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk
-from symlit.processes import die_with_parent
+from symlit.core.atomic import DirectoryLock, write_text_atomic
+from symlit.core.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("n_ops", pa.int32()), ("chunk", pa.int64())])
@@ -213,7 +213,7 @@ class _Worker:
     def start_chunk(self, chunk: int, timeout: float) -> None:
         self.chunk = chunk
         self.deadline = time.monotonic() + timeout
-        cpu_limits = os.environ.get("SYMLIT_TIME_LIMITS") == "cpu"  # the workers' per-sample clock (symlit.limits)
+        cpu_limits = os.environ.get("SYMLIT_TIME_LIMITS") == "cpu"  # the workers' per-sample clock (symlit.core.limits)
         self.cpu_start = _cpu_seconds(self.process.pid) if cpu_limits else None
 
     def remaining(self, timeout: float) -> float:

@@ -14,7 +14,7 @@ Sources and targets are prefix token strings in the reference format: an integra
 
 Each attempt either returns a sample or a rejection *cause* (``constant``, ``invalid``,
 ``non_elementary``, ``timeout``...): :class:`Generator.attempt` never raises, and runs under a
-per-sample time limit (see :mod:`symlit.limits`). Every accepted sample has been checked
+per-sample time limit (see :mod:`symlit.core.limits`). Every accepted sample has been checked
 by the same verifier that scores model answers (:mod:`symlit.calculus.verify`).
 """
 
@@ -47,8 +47,8 @@ from symlit.calculus.prefix import (
     sympy_to_prefix,
 )
 from symlit.calculus.random_trees import REFERENCE_OPERATORS, TreeSampler
-from symlit.limits import SampleTimeout, owns, time_limit
-from symlit.notation import DIGIT_SYMBOLS
+from symlit.core.limits import SampleTimeout, owns, time_limit
+from symlit.core.notation import DIGIT_SYMBOLS
 
 TASKS = ("prim_fwd", "prim_bwd", "prim_ibp", "ode1", "ode2")
 EVAL_POINTS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 2.1, 3.1, -0.01, -0.1, -0.3, -0.5, -0.7, -0.9, -1.1, -2.1, -3.1)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from symlit.calculus.prefix import INT_TOKENS, OPERATORS, PrefixError
-from symlit.notation import DIGIT_SYMBOLS
+from symlit.core.notation import DIGIT_SYMBOLS
 
 NAN = float("nan")
 LIMIT = 1e150  # larger magnitudes count as overflow

@@ -6,7 +6,7 @@ Pure functions shared by the generators, the verifiers and the reference-format 
   n-ary ``Add``/``Mul`` become right-nested binary chains (``add a add b c``), ``x**(1/2)`` is
   ``sqrt x``, other powers are ``pow base exponent``.
 * Integers are a sign token and digits: ``INT+ 1 2`` (base ``base``, 2..15, most significant digit
-  first, see :mod:`symlit.notation`); a rational is ``div INT- 3 INT+ 4``.
+  first, see :mod:`symlit.core.notation`); a rational is ``div INT- 3 INT+ 4``.
 * Leaves: variables ``x y z t``, coefficients ``a0``..``a9``, constants ``pi E I``, and the unknown
   function of an ODE, ``Y`` (``f(x)``), ``Y'`` and ``Y''`` (its first and second derivatives).
   ``clean=False`` writes them in the uncleaned form ``f x``, ``derivative f x x``.
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from symlit.notation import DIGIT_SYMBOLS, NotationError, decode_int, encode_int
+from symlit.core.notation import DIGIT_SYMBOLS, NotationError, decode_int, encode_int
 
 # ---------------------------------------------------------------------------- the vocabulary
 UNARY_FUNCTIONS: dict[str, type] = {

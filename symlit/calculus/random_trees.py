@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from symlit.calculus.prefix import COEFFICIENTS, OPERATORS, VARIABLES
-from symlit.notation import encode_int
+from symlit.core.notation import encode_int
 
 REFERENCE_OPERATORS = (
     "add:10,sub:3,mul:10,div:5,sqrt:4,pow2:4,pow3:2,pow4:1,pow5:1,ln:4,exp:4,sin:4,cos:4,tan:4,"

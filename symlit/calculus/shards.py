@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from symlit.atomic import write_text_atomic
 from symlit.calculus import engine
 from symlit.calculus.generators import GeneratorConfig
+from symlit.core.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 STATUS_FILE = "shard.json"

@@ -17,7 +17,7 @@ points are defined); sides agree at a point when they differ by at most ``1e-7``
 the magnitudes of their terms. It decides when at least 4 points are defined: equal only when
 they agree at *every* defined point. An identity that holds on part of the domain only (e.g.
 ``acos(cos x) = x``, true on ``[0, pi]``) is rejected, with the method ``partial_domain``. Each
-``check_*`` function returns a :class:`~symlit.verdict.Verdict` (true when correct): a
+``check_*`` function returns a :class:`~symlit.core.verdict.Verdict` (true when correct): a
 hypothesis that is not a prefix expression is ``malformed``; a SymPy failure or an exhausted time
 limit is ``wrong`` (methods ``error:...``, ``timeout``); never an exception.
 """
@@ -42,8 +42,8 @@ from symlit.calculus.prefix import (
     prefix_to_sympy,
     sympy_to_prefix,
 )
-from symlit.limits import SampleTimeout, owns, time_limit
-from symlit.verdict import Verdict
+from symlit.core.limits import SampleTimeout, owns, time_limit
+from symlit.core.verdict import Verdict
 
 N_POINTS = 24
 VARIABLE_RANGE = (0.05, 10.0)  # magnitudes of sampled variables (both signs)

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import sympy
 from sympy.core import random as sympy_random
 
-from symlit.limits import SampleTimeout, owns, time_limit
+from symlit.core.limits import SampleTimeout, owns, time_limit
 from symlit.qed import dirac
 from symlit.qed.particles import Species, all_species, particle
 from symlit.qed.symba_format import Leg, process_name
@@ -495,7 +495,7 @@ def factor_with_timeout(expr: sympy.Expr, seconds: float | None) -> tuple[sympy.
 
     The limit decides what the data holds (factored or expanded), so it counts CPU seconds of the
     process, whatever ``SYMLIT_TIME_LIMITS`` says: the same processes give the same rows on a busy
-    machine as on an idle one. It is :func:`symlit.limits.time_limit` with ``clock="cpu"``: it
+    machine as on an idle one. It is :func:`symlit.core.limits.time_limit` with ``clock="cpu"``: it
     applies in the main thread of a process (a worker process of :func:`generate`, or a script);
     elsewhere ``factor`` runs without a limit.
 

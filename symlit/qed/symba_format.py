@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import sympy
 
-from symlit.notation import NotationError
+from symlit.core.notation import NotationError
 from symlit.qed.particles import PARTICLES, Species
 from symlit.qed.tokens import check_notation, nary, number_tokens
 

@@ -31,7 +31,7 @@ from functools import cmp_to_key
 import sympy
 from sympy import Add, Basic, Mul, Pow, Rational, Symbol
 
-from symlit.notation import NotationError
+from symlit.core.notation import NotationError
 
 NOTATIONS = ("prefix", "hybrid", "hybrid_short")
 DIGITS = tuple("0123456789")

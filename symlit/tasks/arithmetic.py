@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from symlit.notation import (
+from symlit.core.notation import (
     DIGIT_SYMBOLS,
     NotationError,
     check_encoding,
@@ -227,7 +227,7 @@ class ArithmeticTask(Task):
     * ``reverse_output``: the result least significant digit first, the operands as written by
       ``encoding=digits`` (Lee et al.'s "reversed" format); ``encoding=reversed`` reverses both.
     * ``index_hints``: a hint token before every digit names its significance
-      (:func:`~symlit.notation.hint_token`; Zhou et al. 2024), the same in operands and result.
+      (:func:`~symlit.core.notation.hint_token`; Zhou et al. 2024), the same in operands and result.
     * ``balance``: a list of ``lengths`` (every combination of operand digit counts equally often)
       and/or ``carries`` (every number of carries equally often; ``+`` only). Each split is
       balanced on its own, as far as the distinct problems of a combination allow: a combination
@@ -812,7 +812,7 @@ class ArithmeticTask(Task):
         """``(hits, count)`` of one greedy hypothesis under :meth:`tally_keys` (``None``: no EOS).
 
         Sum these over a split (and over DDP ranks) and divide at the end; ``correct`` is the
-        verifier's verdict (a :class:`~symlit.verdict.Verdict` or a bool: only its truth counts).
+        verifier's verdict (a :class:`~symlit.core.verdict.Verdict` or a bool: only its truth counts).
         """
         hit = int(bool(correct))
         operands = self.operands(source)

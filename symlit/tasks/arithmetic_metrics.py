@@ -45,7 +45,7 @@ def count_carries(operands: Sequence[int], base: int = 10) -> int:
 def position_hits(target: Sequence[int], hypothesis: Sequence[int] | None) -> list[bool]:
     """One verdict per target digit: does the hypothesis have the same digit at that significance?
 
-    Both digit lists are least significant first (as :func:`symlit.notation.significant_digits`
+    Both digit lists are least significant first (as :func:`symlit.core.notation.significant_digits`
     returns them). ``None`` (no hypothesis, or one that does not parse) misses every position; a
     hypothesis shorter than the target misses the positions it lacks, and digits beyond the
     target's length are not scored here (exact match scores them).

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-from symlit.config import digest
-from symlit.verdict import Verdict
+from symlit.core.config import digest
+from symlit.core.verdict import Verdict
 
 Rows = dict[str, list[Any]]
 """Columns of a split: at least ``source`` and ``target`` (strings), optional metadata columns."""
@@ -115,12 +115,12 @@ class Task(ABC):
         ``verdict`` is what :meth:`verify` decided for this hypothesis (not to be recomputed)."""
         return {}
 
-    # ------------------------------------------------------------------ training-time metrics (symlit.dashboard)
+    # ------------------------------------------------------------------ training-time metrics (symlit.review.dashboard)
     def tally_keys(self, split: str) -> tuple[str, ...]:
         """Fixed keys of ``split``'s hit/count metrics, the same on every rank and epoch (``()``: none).
 
         Logged as ``<stage prefix>/<key>`` (``val/acc_by_pos/3``, ``test/d20/acc_by_len/20``) by
-        :class:`symlit.dashboard.SplitMetrics`, which sums hits and counts over batches and DDP
+        :class:`symlit.review.dashboard.SplitMetrics`, which sums hits and counts over batches and DDP
         ranks before dividing.
         """
         return ()
@@ -143,7 +143,7 @@ class Task(ABC):
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
         """Keys of one problem by level (see :attr:`key_levels`): equal keys mean the same problem
         up to that level's symmetry (commuted operands, renamed coefficients, a relabelled Feynman
-        diagram...). The leakage report (:mod:`symlit.leakage`) counts evaluation rows whose key
+        diagram...). The leakage report (:mod:`symlit.data.leakage`) counts evaluation rows whose key
         occurs in train. Default: no key."""
         return {}
 

@@ -28,7 +28,7 @@ from symlit.calculus import engine, verify
 from symlit.calculus.generators import TASKS, GeneratorConfig, GeneratorSettings
 from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, vocabulary
 from symlit.calculus.reference_io import read_reference
-from symlit.config import digest
+from symlit.core.config import digest
 from symlit.tasks.base import Rows, Task, Verdict
 
 log = logging.getLogger(__name__)
@@ -319,10 +319,10 @@ class CalculusTask(GeneratorSettings, Task):
 
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
         """``expression``: the input up to renaming the coefficients ``a0..a9`` and reordering the
-        arguments of ``add``/``mul`` (:func:`symlit.leakage.canonical_prefix`)."""
+        arguments of ``add``/``mul`` (:func:`symlit.data.leakage.canonical_prefix`)."""
         from symlit.calculus.prefix import COEFFICIENTS, OPERATORS
-        from symlit.leakage import canonical_prefix
-        from symlit.notation import DIGIT_SYMBOLS
+        from symlit.core.notation import DIGIT_SYMBOLS
+        from symlit.data.leakage import canonical_prefix
 
         try:
             return {

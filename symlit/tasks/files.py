@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from symlit.config import digest
+from symlit.core.config import digest
 from symlit.tasks.base import Rows, Task, Verdict, exact_match
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ to quark flavours), ``process``, ``diagram`` (the labelled diagram), or ``row`` 
 SYMBA's published numbers: leaky, since one diagram appears under several momentum labellings).
 Rows that share a target are kept together as well (two diagram classes can square to the same
 function), so with any level but ``row`` no evaluation target occurs in train. The leakage report
-(:mod:`symlit.leakage`) counts shared sources, targets and keys at every level
+(:mod:`symlit.data.leakage`) counts shared sources, targets and keys at every level
 (:meth:`QCDGeneratedTask.canonical_key`).
 
 A hypothesis is correct when its tokens equal the target's or it agrees numerically at
@@ -32,8 +32,8 @@ from typing import Any
 
 import sympy
 
-from symlit.config import digest
-from symlit.notation import NotationError
+from symlit.core.config import digest
+from symlit.core.notation import NotationError
 from symlit.qcd import generator as gen
 from symlit.qcd import symba_text as st
 from symlit.qcd.particles import MASS_NAMES, PARTICLES, QUARKS

@@ -17,7 +17,7 @@ a group lands in a split by a hash of its key:
 * ``process_family``: whole processes with their charge conjugates (implies every level above).
 
 ``holdout_particles`` moves every row involving one of those particles into an extra test split
-``holdout``. The leakage report (:mod:`symlit.leakage`) counts, per split, the rows whose keys
+``holdout``. The leakage report (:mod:`symlit.data.leakage`) counts, per split, the rows whose keys
 occur in train at every level.
 
 A hypothesis is correct when its tokens equal the target's or, decoded to SymPy, it agrees with
@@ -37,8 +37,8 @@ from typing import Any
 
 import sympy
 
-from symlit.config import digest
-from symlit.notation import NotationError
+from symlit.core.config import digest
+from symlit.core.notation import NotationError
 from symlit.qed import generator as gen
 from symlit.qed import keys, kinematics
 from symlit.qed import symba_format as sf

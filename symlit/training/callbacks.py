@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from symlit.atomic import atomic_open
+from symlit.core.atomic import atomic_open
 
 
 class SignalCheckpoint(L.Callback):
@@ -155,9 +155,9 @@ class CSVLogger(LightningCSVLogger):
 
 class ScheduleObserver(L.Callback):
     """Hands each validation's metrics (``trainer.callback_metrics``) to every learning-rate schedule with
-    an ``observe`` method (:class:`symlit.schedules.HoldUntilImproved`) during ``fit``.
+    an ``observe`` method (:class:`symlit.training.schedules.HoldUntilImproved`) during ``fit``.
 
-    Added by :meth:`symlit.module.Seq2SeqModule.configure_callbacks`. Lightning runs checkpoint callbacks
+    Added by :meth:`symlit.training.module.Seq2SeqModule.configure_callbacks`. Lightning runs checkpoint callbacks
     after every other callback, so a checkpoint written at the end of a validation already holds what
     the schedule made of it (a module hook would run after them).
     """

@@ -22,8 +22,8 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from symlit.cli import check_command_line, fail
-from symlit.config import config_dir
+from symlit.core.cli import check_command_line, fail
+from symlit.core.config import config_dir
 
 SBATCH = re.compile(r"^#SBATCH\s+--([a-z-]+)(?:=(.*))?$")
 

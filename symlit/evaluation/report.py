@@ -1,6 +1,6 @@
 """Evaluation reports: the metrics of ``eval.json`` (:func:`summarize`) and the Markdown report
 (:func:`render_report`) of ``symlit-eval``: greedy and n-best accuracy, accuracy per bucket, accuracy
-against confidence, timeouts and the first failures. Metric names are those of :mod:`symlit.scoring`.
+against confidence, timeouts and the first failures. Metric names are those of :mod:`symlit.evaluation.scoring`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from symlit.decoding import DecodeConfig
-from symlit.scoring import SEQ_ACC, TOP1_ACC, Prediction, acc_at, accuracies, nbest_size, rate, wants_nbest
+from symlit.evaluation.decoding import DecodeConfig
+from symlit.evaluation.scoring import SEQ_ACC, TOP1_ACC, Prediction, acc_at, accuracies, nbest_size, rate, wants_nbest
 
 
 def _confidence_tables(preds: list[Prediction], use_nbest: bool, bins: int = 5) -> dict[str, Any]:

@@ -28,12 +28,12 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from symlit.atomic import write_text_atomic
 from symlit.calculus import engine, shards
 from symlit.calculus.reference_io import write_reference
-from symlit.cli import hydra_command
-from symlit.config import check_numbers, config_dir, run_cli
-from symlit.processes import die_with_parent
+from symlit.core.atomic import write_text_atomic
+from symlit.core.cli import hydra_command
+from symlit.core.config import check_numbers, config_dir, run_cli
+from symlit.core.processes import die_with_parent
 from symlit.tasks.calculus import CalculusTask
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,13 @@
 """Transformers in plain PyTorch behind one decoding interface.
 
 * :class:`Seq2SeqTransformer`: the encoder-decoder (this file);
-* :class:`~symlit.causal.CausalTransformer`: the decoder-only model (``symlit/causal.py``).
+* :class:`~symlit.models.causal.CausalTransformer`: the decoder-only model (``symlit/models/causal.py``).
 
 Both satisfy :class:`DecodingModel`, the only thing decoding, evaluation and the LightningModule
 use: ``model(src, tgt_in)`` gives teacher-forced logits, :meth:`~DecodingModel.prefill` reads the
 sources into a :class:`KVCache`, :meth:`~DecodingModel.step` feeds tokens and returns the next
 logits, and :meth:`KVCache.select` reorders or drops rows (beams, finished inputs). Position schemes
-live in :mod:`symlit.positions`. :func:`build_model` builds the class a ``model`` config's
+live in :mod:`symlit.models.positions`. :func:`build_model` builds the class a ``model`` config's
 ``_target_`` names.
 
 Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``L`` cache slots, ``D`` model width,
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-from symlit.positions import (  # noqa: F401
+from symlit.models.positions import (  # noqa: F401
     AttentionPositions,
     Positions,
     parse_scheme,
@@ -41,8 +41,8 @@ from symlit.positions import (  # noqa: F401
 )
 
 if TYPE_CHECKING:
+    from symlit.data.tokenizer import Seq2SeqTokenizer
     from symlit.tasks.base import Task
-    from symlit.tokenizer import Seq2SeqTokenizer
 
 
 @dataclass
@@ -505,7 +505,7 @@ class TransformerBase(nn.Module):
 
     def _finish_init(self) -> None:
         """Initialise weights (call at the end of a subclass's ``__init__``) and tie the output head."""
-        self.apply(self._init_weights)  # positions initialise themselves (symlit.positions)
+        self.apply(self._init_weights)  # positions initialise themselves (symlit.models.positions)
         if self.cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
 
@@ -632,13 +632,13 @@ def _compiled(step_stack: Callable[..., Tensor]) -> Callable[..., Tensor]:
 
 
 # ---------------------------------------------------------------------------- building from a config
-LEGACY_TARGETS = {"symlit.model.TransformerConfig": "symlit.model.Seq2SeqTransformer"}
+LEGACY_TARGETS = {"symlit.model.TransformerConfig": "symlit.models.seq2seq.Seq2SeqTransformer"}
 """``_target_`` values of checkpoints written before the model group named the model class."""
 
 
 def model_class(cfg: dict[str, Any]) -> type[TransformerBase]:
     """The model class a ``model`` config's ``_target_`` names (legacy config targets mapped)."""
-    target = cfg.get("_target_", "symlit.model.Seq2SeqTransformer")
+    target = cfg.get("_target_", "symlit.models.seq2seq.Seq2SeqTransformer")
     target = LEGACY_TARGETS.get(target, target)
     try:
         cls = hydra.utils.get_class(target)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from symlit.model import (
+from symlit.models.seq2seq import (
     KVCache,
     ModelConfig,
     SelfAttentionLayer,

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from symlit.model import DecodingModel, TransformerBase, build_for_task
+from symlit.data.tokenizer import Seq2SeqTokenizer
+from symlit.models.seq2seq import DecodingModel, TransformerBase, build_for_task
 from symlit.tasks import task_from_config
 from symlit.tasks.base import Task
-from symlit.tokenizer import Seq2SeqTokenizer
 
 
 @dataclass

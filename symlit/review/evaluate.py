@@ -1,9 +1,9 @@
 """``symlit-eval ckpt=PATH``: decode one split with a checkpoint, verify every hypothesis, and write
 ``eval.json``, ``report.md`` and ``predictions.jsonl``.
 
-The pieces live in their own modules: the checkpoint loader in :mod:`symlit.checkpoint`, decoding,
-verification and metric names in :mod:`symlit.scoring` (shared with the LightningModule), the
-summary and Markdown report in :mod:`symlit.report`.
+The pieces live in their own modules: the checkpoint loader in :mod:`symlit.models.checkpoint`, decoding,
+verification and metric names in :mod:`symlit.evaluation.scoring` (shared with the LightningModule), the
+summary and Markdown report in :mod:`symlit.evaluation.report`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from symlit.atomic import write_text_atomic
-from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.cli import hydra_command
-from symlit.config import ConfigError, config_dir, quote_paths, run_cli
-from symlit.decoding import DecodeConfig
-from symlit.report import render_report, summarize
-from symlit.scoring import (
+from symlit.core.atomic import write_text_atomic
+from symlit.core.cli import hydra_command
+from symlit.core.config import ConfigError, config_dir, quote_paths, run_cli
+from symlit.evaluation.decoding import DecodeConfig
+from symlit.evaluation.report import render_report, summarize
+from symlit.evaluation.scoring import (
     SEQ_ACC,
     TOP1_ACC,
     Prediction,
@@ -35,8 +34,9 @@ from symlit.scoring import (
     decode_predictions,
     verify_predictions,
 )
+from symlit.evaluation.verifier_pool import VerifierPool
+from symlit.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from symlit.tasks import task_from_config
-from symlit.verifier_pool import VerifierPool
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
         rows = read_pairs(split_name, "split_file", prefix=None)
         sources, targets = rows["source"][: cfg.limit], rows["target"][: cfg.limit]
     else:
-        from symlit.data import load_or_build  # heavy (datasets); imported when needed
+        from symlit.data.datamodule import load_or_build  # heavy (datasets); imported when needed
 
         dataset = load_or_build(loaded.task, cfg.paths.data_dir)
         if cfg.split not in dataset:
@@ -126,8 +126,8 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
         for p in preds:
             f.write(json.dumps(asdict(p)) + "\n")
     os.replace(out_dir / "predictions.jsonl.tmp", out_dir / "predictions.jsonl")
-    from symlit import dashboard
-    from symlit.plots import eval_figures
+    from symlit.review import dashboard
+    from symlit.review.plots import eval_figures
 
     images = eval_figures(out_dir)  # accuracy_by_bucket.png, reliability.png
     run_dir = Path(cfg.ckpt).parent.parent if Path(cfg.ckpt).parent.name == "checkpoints" else Path(cfg.ckpt).parent

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from symlit.decoding import DecodeConfig, decode, greedy_decode
-from symlit.model import DecodingModel
-from symlit.tokenizer import Seq2SeqTokenizer
-from symlit.verifier_pool import Check, VerifierPool
+from symlit.data.tokenizer import Seq2SeqTokenizer
+from symlit.evaluation.decoding import DecodeConfig, decode, greedy_decode
+from symlit.evaluation.verifier_pool import Check, VerifierPool
+from symlit.models.seq2seq import DecodingModel
 
 Hypothesis = tuple[str | None, float]
 """Text of a hypothesis (``None`` if it never emitted EOS) and its score."""

@@ -27,10 +27,10 @@ import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from torch.utils.data import DataLoader
 
-from symlit import leakage
-from symlit.processes import loader_worker_init
+from symlit.core.processes import loader_worker_init
+from symlit.data import leakage
+from symlit.data.tokenizer import Seq2SeqTokenizer
 from symlit.tasks.base import Task
-from symlit.tokenizer import Seq2SeqTokenizer
 
 log = logging.getLogger(__name__)
 MANIFEST = "symlit-dataset.json"
@@ -264,7 +264,7 @@ class ResumableDataLoader(DataLoader):
     Lightning calls ``state_dict``/``load_state_dict`` on loaders that have them; the state is
     the epoch and the number of batches already handed out in it, so a run resumed from a
     mid-epoch checkpoint sees exactly the batches an uninterrupted run would. Its worker processes
-    die with the process that made the loader (:func:`symlit.processes.loader_worker_init`).
+    die with the process that made the loader (:func:`symlit.core.processes.loader_worker_init`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -353,7 +353,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             self._check_leakage()
         return self._dataset
 
-    # -- leakage report (symlit.leakage)
+    # -- leakage report (symlit.data.leakage)
     def _check_leakage(self) -> None:
         """The build's leakage report (computed now for a cache that predates it); an error when
         ``leak_free`` is set and a split overlaps train."""

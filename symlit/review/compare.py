@@ -32,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from symlit.report import markdown_table
-from symlit.scoring import SEQ_ACC, TOP1_ACC, acc_at
+from symlit.evaluation.report import markdown_table
+from symlit.evaluation.scoring import SEQ_ACC, TOP1_ACC, acc_at
 
 SKIP_DIRS = {"wandb", "checkpoints", ".hydra", "eval", "inspect", "csv", "lightning_logs"}
 
@@ -201,7 +201,7 @@ def compare(
 
 def plot_metric(comparison: Comparison, metric: str, param: str, path: Path | None = None):
     """``metric`` against the override ``param``, one line per combination of the other varying overrides."""
-    from symlit.plots import _save, plt
+    from symlit.review.plots import _save, plt
 
     if param not in comparison.varying:
         constant = (

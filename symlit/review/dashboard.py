@@ -1,6 +1,6 @@
 """What a W&B dashboard of a symlit run shows, and how other commands attach to that run.
 
-Training (callbacks and helpers used by :mod:`symlit.train`):
+Training (callbacks and helpers used by :mod:`symlit.training.train`):
 
 * :class:`SplitMetrics`: accuracy per bucket (:meth:`~symlit.tasks.base.Task.bucket`) and the
   task's tallies (:meth:`~symlit.tasks.base.Task.tally`, e.g. arithmetic's accuracy per digit
@@ -11,7 +11,7 @@ Training (callbacks and helpers used by :mod:`symlit.train`):
   run directory and W&B images;
 * :class:`Throughput`: ``train/samples_per_s`` and ``train/tokens_per_s``;
 * :class:`PredictionTable`: the validation predictions with source, target and hypothesis
-  rendered by the task (:func:`symlit.render.render`) next to the tokens, and the verdict;
+  rendered by the task (:func:`symlit.review.render.render`) next to the tokens, and the verdict;
 * :func:`print_config`, :func:`run_facts`, :func:`wandb_run_identity`, :func:`logged_as`,
   :func:`finish_loggers`: the config tree at start, parameter count / dataset sizes / leakage in
   the config and summary, the run's W&B id, group and name, the final best-checkpoint figures under
@@ -38,9 +38,9 @@ import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from symlit import render
-from symlit.atomic import write_text_atomic
-from symlit.scoring import SEQ_ACC, TOP1_ACC, acc_at
+from symlit.core.atomic import write_text_atomic
+from symlit.evaluation.scoring import SEQ_ACC, TOP1_ACC, acc_at
+from symlit.review import render
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def _rendered(task: Any, tokens: str | None) -> str:
 
 
 def prediction_row(task: Any, p: Any) -> list[Any]:
-    """A row of :attr:`PredictionTable.COLUMNS` for a :class:`~symlit.evaluate.Prediction`."""
+    """A row of :attr:`PredictionTable.COLUMNS` for a :class:`~symlit.review.evaluate.Prediction`."""
     return [
         _rendered(task, p.source),
         _rendered(task, p.target),
@@ -305,7 +305,7 @@ def print_config(cfg: DictConfig) -> None:
 
 def run_facts(module: Any, datamodule: Any) -> dict[str, Any]:
     """Parameter count, rows per split and the leakage line: logged in the config and the summary."""
-    from symlit import leakage
+    from symlit.data import leakage
 
     facts: dict[str, Any] = {
         "model/parameters": int(module.model.num_parameters()),
@@ -344,7 +344,7 @@ def wandb_run_identity(cfg: DictConfig, run_dir: Path, output_dir: Path, multiru
         run_id = uuid.uuid4().hex[:12]
     from hydra.core.hydra_config import HydraConfig
 
-    from symlit.config import run_id as directory_name
+    from symlit.core.config import run_id as directory_name
 
     if HydraConfig.initialized():  # the run directory's name, with the overrides whole (not cut and hashed)
         below = directory_name(cfg.get("run_name"), HydraConfig.get().job.override_dirname, multirun, limit=None)

@@ -16,12 +16,9 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from symlit.callbacks import ScheduleObserver
-from symlit.checkpoint import rebuild
-from symlit.data import mask_before_answer
-from symlit.decoding import DecodeConfig
-from symlit.model import LEGACY_TARGETS, TransformerBase, class_path
-from symlit.scoring import (
+from symlit.data.datamodule import mask_before_answer
+from symlit.evaluation.decoding import DecodeConfig
+from symlit.evaluation.scoring import (
     SEQ_ACC,
     Prediction,
     accuracies,
@@ -31,7 +28,10 @@ from symlit.scoring import (
     verify_predictions,
     wants_nbest,
 )
-from symlit.verifier_pool import VerifierPool
+from symlit.evaluation.verifier_pool import VerifierPool
+from symlit.models.checkpoint import rebuild
+from symlit.models.seq2seq import LEGACY_TARGETS, TransformerBase, class_path
+from symlit.training.callbacks import ScheduleObserver
 
 
 def param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def _plain(cfg: Any) -> Any:
 
 
 class Seq2SeqModule(L.LightningModule):
-    """Trains a model of the ``model`` group (any :class:`~symlit.model.DecodingModel`: the encoder-decoder
+    """Trains a model of the ``model`` group (any :class:`~symlit.models.seq2seq.DecodingModel`: the encoder-decoder
     or the decoder-only transformer) and scores it by decoding.
 
     The model is built from ``model["_target_"]``; the saved hyper-parameters record its class there.
@@ -59,7 +59,7 @@ class Seq2SeqModule(L.LightningModule):
     never emits EOS within the length limit counts as wrong. Test splits other than ``test``
     log under ``test/<split>/``. The test also decodes as ``test_decode`` says: with beam search
     (``beam_size > 1``) or sampling it logs ``top1_acc`` and ``acc_at_<k>`` (any of the top k
-    verified). Verification runs in a :class:`~symlit.verifier_pool.VerifierPool` configured by
+    verified). Verification runs in a :class:`~symlit.evaluation.verifier_pool.VerifierPool` configured by
     ``verify`` (``workers: 0`` verifies in the trainer process); the task's extra scores
     (:meth:`~symlit.tasks.base.Task.scores`) of the greedy hypotheses are logged too.
     """
@@ -83,7 +83,7 @@ class Seq2SeqModule(L.LightningModule):
     ) -> None:
         super().__init__()
         model, optim, task = _plain(model), _plain(optim), _plain(task)
-        target = model.get("_target_", "symlit.model.Seq2SeqTransformer")
+        target = model.get("_target_", "symlit.models.seq2seq.Seq2SeqTransformer")
         model = {**model, "_target_": LEGACY_TARGETS.get(target, target)}
         test_decode, verify = _plain(test_decode) or {}, _plain(verify) or {}
         DecodeConfig(**test_decode)  # fail on bad values now, not after training
@@ -180,8 +180,8 @@ class Seq2SeqModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """:class:`~symlit.callbacks.ScheduleObserver`: hands each validation's metrics to a schedule that
-        reacts to them (e.g. :class:`symlit.schedules.HoldUntilImproved`) before any checkpoint is written."""
+        """:class:`~symlit.training.callbacks.ScheduleObserver`: hands each validation's metrics to a schedule that
+        reacts to them (e.g. :class:`symlit.training.schedules.HoldUntilImproved`) before any checkpoint is written."""
         return [ScheduleObserver()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

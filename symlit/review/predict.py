@@ -24,13 +24,13 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from symlit import render
-from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.cli import fail, hydra_command
-from symlit.config import config_dir
-from symlit.decoding import DecodeConfig, decode
-from symlit.scoring import Prediction, verify_predictions
-from symlit.verifier_pool import VerifierPool
+from symlit.core.cli import fail, hydra_command
+from symlit.core.config import config_dir
+from symlit.evaluation.decoding import DecodeConfig, decode
+from symlit.evaluation.scoring import Prediction, verify_predictions
+from symlit.evaluation.verifier_pool import VerifierPool
+from symlit.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from symlit.review import render
 
 PROMPT = "symlit> "
 UNVERIFIED = "unverified"

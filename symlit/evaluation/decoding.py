@@ -1,4 +1,4 @@
-"""Autoregressive decoding for any :class:`~symlit.model.DecodingModel`, usable without Lightning.
+"""Autoregressive decoding for any :class:`~symlit.models.seq2seq.DecodingModel`, usable without Lightning.
 
 Three strategies share one output type, :class:`NBest` (``N`` hypotheses per input, best first):
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from symlit.model import DecodingModel, KVCache
+from symlit.models.seq2seq import DecodingModel, KVCache
 
 
 @dataclass
@@ -169,7 +169,7 @@ def greedy_decode(
     Stops a row when it emits EOS, and the batch after ``max_len`` tokens. ``scores`` are the sums
     of the chosen tokens' log-probabilities. ``compile`` runs the decoder steps through
     ``torch.compile`` (the same tokens up to rounding in near ties, faster once compiled; see
-    :meth:`~symlit.model.DecodingModel.prefill`).
+    :meth:`~symlit.models.seq2seq.DecodingModel.prefill`).
     """
     return _ancestral(model, src, bos_id, eos_id, max_len, use_cache, lambda lp: lp.argmax(dim=-1), compile)
 

@@ -24,14 +24,14 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from symlit import dashboard
-from symlit.atomic import DirectoryLock, write_text_atomic
-from symlit.callbacks import AtomicCheckpointIO, RankAgreement
-from symlit.config import ConfigError, check_numbers, config_dir, run_cli
-from symlit.data import Seq2SeqDataModule
-from symlit.module import Seq2SeqModule
-from symlit.plots import plot_lengths
-from symlit.tokenizer import Seq2SeqTokenizer
+from symlit.core.atomic import DirectoryLock, write_text_atomic
+from symlit.core.config import ConfigError, check_numbers, config_dir, run_cli
+from symlit.data.datamodule import Seq2SeqDataModule
+from symlit.data.tokenizer import Seq2SeqTokenizer
+from symlit.review import dashboard
+from symlit.review.plots import plot_lengths
+from symlit.training.callbacks import AtomicCheckpointIO, RankAgreement
+from symlit.training.module import Seq2SeqModule
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ NUMBERS: dict[str, tuple[type, Any, str]] = {
 def _check_settings(cfg: DictConfig) -> None:
     """Numbers (:data:`NUMBERS`) and the final test's decoding, named by the keys the user wrote."""
     check_numbers(cfg, NUMBERS)
-    from symlit.decoding import DecodeConfig
+    from symlit.evaluation.decoding import DecodeConfig
 
     try:
         DecodeConfig(**OmegaConf.to_container(cfg.module.test_decode, resolve=True))

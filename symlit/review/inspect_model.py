@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from symlit import render
-from symlit.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.cli import fail, hydra_command
-from symlit.config import config_dir
-from symlit.decoding import greedy_decode
-from symlit.plots import _save, plt
+from symlit.core.cli import fail, hydra_command
+from symlit.core.config import config_dir
+from symlit.evaluation.decoding import greedy_decode
+from symlit.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from symlit.review import render
+from symlit.review.plots import _save, plt
 
 
 @dataclass
@@ -144,7 +144,7 @@ def token_embeddings(model: nn.Module, vocab_size: int) -> Tensor:
 
 
 def plot_embedding_pca(loaded: LoadedCheckpoint, path: str | Path | None = None):
-    """Tokens of :func:`symlit.render.embedding_groups` on the first two principal components of
+    """Tokens of :func:`symlit.review.render.embedding_groups` on the first two principal components of
     their embeddings (PCA fitted on those tokens), with the explained variance on the axes."""
     vocab = loaded.tokenizer.hf.get_vocab()
     groups = {g: ts for g, ts in render.embedding_groups(loaded.task, sorted(vocab, key=vocab.get)).items() if ts}
@@ -255,8 +255,8 @@ def run_inspect(cfg: DictConfig) -> dict[str, Path]:
 
 def _log_images(cfg: DictConfig, written: dict[str, Path]) -> None:
     """The pictures as W&B images ``inspect/<checkpoint>/<name>`` in the training run
-    (:func:`symlit.dashboard.attach_run`); ``logger.enabled: auto`` logs when the run has one."""
-    from symlit import dashboard
+    (:func:`symlit.review.dashboard.attach_run`); ``logger.enabled: auto`` logs when the run has one."""
+    from symlit.review import dashboard
 
     ckpt = Path(cfg.ckpt)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
@@ -283,7 +283,7 @@ def main() -> None:
     """Console entry point ``symlit-inspect``."""
     import sys
 
-    from symlit.predict import quote_free_text
+    from symlit.review.predict import quote_free_text
 
     os.environ.setdefault("WANDB_SILENT", "true")
     sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]

@@ -29,7 +29,7 @@ def digest(obj: Any, length: int = 16) -> str:
 def user_error(err: BaseException) -> BaseException | None:
     """The user error behind ``err`` (a bad config value, a bad data file, a busy or changed run
     directory; also when Hydra wraps it in an instantiation error), else ``None``."""
-    from symlit.atomic import DirectoryLocked
+    from symlit.core.atomic import DirectoryLocked
 
     seen: list[BaseException] = []
     while err is not None and err not in seen:
@@ -91,7 +91,8 @@ def quote_paths(argv: Sequence[str]) -> list[str]:
 
 def config_dir() -> Path:
     """``conf/`` of a source checkout, else the copy packaged inside ``symlit/conf``."""
-    for candidate in (Path(__file__).resolve().parents[1] / "conf", Path(__file__).resolve().parent / "conf"):
+    package = Path(__file__).resolve().parents[1]  # symlit/
+    for candidate in (package.parent / "conf", package / "conf"):
         if (candidate / "train.yaml").is_file():
             return candidate
     raise FileNotFoundError("symlit's Hydra configs (conf/train.yaml) were not found next to the package")

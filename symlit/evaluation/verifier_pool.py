@@ -4,7 +4,7 @@ SymPy can hang on an innocent-looking expression (a ``simplify`` that never retu
 power expanded). Evaluation must finish anyway: every hypothesis gets ``timeout`` seconds in a
 worker process; a worker that overruns is killed, the hypothesis is counted as ``"timeout"``,
 and a fresh worker takes its place. Workers die with their parent, however it is killed
-(:func:`symlit.processes.die_with_parent`). With ``workers=0`` verification runs in this process with no
+(:func:`symlit.core.processes.die_with_parent`). With ``workers=0`` verification runs in this process with no
 time limit (for fast verifiers such as integer arithmetic).
 
 A verdict is one of :data:`VERDICTS`; only ``"correct"`` counts as a correct answer.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from symlit.processes import die_with_parent
+from symlit.core.processes import die_with_parent
 from symlit.tasks.base import Task, Verdict
 
 VERDICTS = ("correct", "wrong", "malformed", "error", "timeout", "no_eos")

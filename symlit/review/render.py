@@ -23,7 +23,7 @@ from typing import Any
 import sympy as sp
 
 from symlit.calculus import prefix as cp
-from symlit.notation import DIGIT_SYMBOLS, NotationError, decode_int
+from symlit.core.notation import DIGIT_SYMBOLS, NotationError, decode_int
 from symlit.tasks.arithmetic import OPERATORS as ARITHMETIC_OPERATORS
 from symlit.tasks.arithmetic import ArithmeticTask
 from symlit.tasks.base import Task

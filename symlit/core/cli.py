@@ -11,7 +11,7 @@ the fix, with exit status 2 and no traceback (``HYDRA_FULL_ERROR=1`` shows Hydra
 * a Hydra plugin config without its extra (``hydra/launcher=slurm``: ``pip install 'symlit[slurm]'``).
 
 Errors found later, while the command runs (a checkpoint that does not exist, a bad data file),
-are reported the same way by :func:`symlit.config.run_cli`.
+are reported the same way by :func:`symlit.core.config.run_cli`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from symlit.config import config_dir
+from symlit.core.config import config_dir
 
 HELP_FLAGS = {"-h", "--help", "--hydra-help"}
 # flags of Hydra's command line that take no key=value check
@@ -260,7 +260,7 @@ def train() -> None:
         return
 
     def run() -> None:
-        from symlit.train import main  # torch is imported only once the command line is known to be good
+        from symlit.training.train import main  # torch is imported only once the command line is known to be good
 
         main()
 

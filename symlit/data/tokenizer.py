@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from symlit.atomic import write_text_atomic
+from symlit.core.atomic import write_text_atomic
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]
@@ -28,7 +28,7 @@ class Seq2SeqTokenizer:
     def __init__(self, tokenizer: Tokenizer) -> None:
         missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
         if missing:
-            raise ValueError(f"tokenizer lacks the special tokens {missing}; build it with symlit.tokenizer")
+            raise ValueError(f"tokenizer lacks the special tokens {missing}; build it with symlit.data.tokenizer")
         self.hf = tokenizer
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = (tokenizer.token_to_id(t) for t in SPECIAL_TOKENS)
 

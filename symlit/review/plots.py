@@ -8,7 +8,7 @@ log it: ``wandb.log({"eval/reliability": wandb.Image(fig)})``.
   against how often that answer is right) next to the beam-agreement table;
 * :func:`plot_lengths`: source and target length histograms of dataset splits;
 * :func:`eval_figures`: the first two for an evaluation directory written by ``symlit-eval``
-  (``python -m symlit.plots <eval dir>``).
+  (``python -m symlit.review.plots <eval dir>``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
 def plot_bucket_accuracy(summary: Mapping[str, Any], path: str | Path | None = None, title: str = "") -> Figure:
     """Bars of accuracy per bucket (greedy, and beam top-1 / @k when present) with each bucket's size.
 
-    ``summary`` is the ``metrics`` of ``eval.json`` (:func:`symlit.report.summarize`).
+    ``summary`` is the ``metrics`` of ``eval.json`` (:func:`symlit.evaluation.report.summarize`).
     """
     buckets = summary.get("by_bucket") or {}
     if not buckets:
@@ -72,7 +72,7 @@ def _field(p: Any, name: str) -> Any:
 
 def reliability_bins(predictions: Sequence[Any], bins: int = 10) -> list[dict[str, float]]:
     """Equal-width bins of the greedy answer's probability ``exp(score)``: mean confidence,
-    accuracy and count per non-empty bin. ``predictions`` are :class:`~symlit.scoring.Prediction`
+    accuracy and count per non-empty bin. ``predictions`` are :class:`~symlit.evaluation.scoring.Prediction`
     objects or the rows of ``predictions.jsonl``."""
     conf = np.array([math.exp(_field(p, "greedy_score")) for p in predictions])
     ok = np.array([_field(p, "greedy_verdict") == "correct" for p in predictions], dtype=float)
@@ -162,7 +162,7 @@ def plot_lengths(
 
     ``splits`` is a ``DatasetDict`` (or a mapping of names to splits, or one split) with ``source``
     and ``target`` columns; lengths are counted with ``tokenizer`` (a
-    :class:`~symlit.tokenizer.Seq2SeqTokenizer`) or, without one, as whitespace-separated tokens.
+    :class:`~symlit.data.tokenizer.Seq2SeqTokenizer`) or, without one, as whitespace-separated tokens.
     """
     if not isinstance(splits, Mapping):
         splits = {"split": splits}
@@ -223,7 +223,7 @@ def eval_figures(eval_dir: str | Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m symlit.plots EVAL_DIR...``: draw the evaluation pictures of each directory."""
+    """``python -m symlit.review.plots EVAL_DIR...``: draw the evaluation pictures of each directory."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print(main.__doc__)
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
             for path in eval_figures(directory).values():
                 print(path)
         except (FileNotFoundError, ValueError, KeyError) as err:
-            raise SystemExit(f"symlit.plots: {err}") from None
+            raise SystemExit(f"symlit.review.plots: {err}") from None
 
 
 if __name__ == "__main__":

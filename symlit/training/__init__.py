@@ -1,0 +1,1 @@
+"""Training: the LightningModule, callbacks, LR schedules, ``symlit-train`` and ``symlit-slurm``."""
