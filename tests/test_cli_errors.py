@@ -100,7 +100,7 @@ def test_a_missing_hydra_plugin_names_the_extra():
 
 
 COMMANDS = {
-    "symlit-train": ("symlit.core.cli", "train"),
+    "symlit-train": ("symlit.training.entry", "train"),
     "symlit-eval": ("symlit.review.evaluate", "main"),
     "symlit-predict": ("symlit.review.predict", "main"),
     "symlit-inspect": ("symlit.review.inspect_model", "main"),

@@ -44,7 +44,7 @@ def run_from(cwd: Path, site: Path, *args: str, env: dict[str, str] | None = Non
         "import sys, symlit, symlit.core.config as c; "
         "print('SYMLIT', symlit.__file__); print('CONF', c.config_dir()); "
         "sys.argv = ['symlit-train', *sys.argv[1:]]; "
-        "from symlit.core.cli import train; train()"
+        "from symlit.training.entry import train; train()"
     )
     full_env = {k: v for k, v in os.environ.items() if k != "SYMLIT_ROOT"}
     full_env.update({"PYTHONPATH": str(site), "WANDB_MODE": "offline", **(env or {})})

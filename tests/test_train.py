@@ -18,6 +18,7 @@ from test_arithmetic_experiments import SMALL as ARITHMETIC_STUDIES
 
 from symlit.core.atomic import DirectoryLocked
 from symlit.core.config import ConfigError, config_dir, run_id
+from symlit.core.moved import MOVED_MODULES
 from symlit.review.render import render
 from symlit.training import train as train_cli
 from symlit.training.train import RunDirectoryError, train
@@ -105,6 +106,25 @@ def test_finished_run_is_not_retrained_and_resume_false_protects_it(make_cfg, tm
     assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == saved["global_step"]
     with pytest.raises(RunDirectoryError, match="resume=false"):
         train(make_cfg(*args, "resume=false", run_dir=run_dir))
+
+
+def test_a_run_recorded_with_the_paths_of_the_flat_layout_resumes(make_cfg, tmp_path):
+    """``run.json`` of a run started before symlit was split into packages names the old module
+    paths of its classes (``symlit.module.Seq2SeqModule``); the same command still resumes it."""
+    run_dir = tmp_path / "run"
+    args = (*SMALL_DATA, "logger=none", "trainer.max_epochs=1")
+    train(make_cfg(*args, run_dir=run_dir))
+    old = {new: old for old, new in MOVED_MODULES.items()}
+    recorded = json.loads((run_dir / "run.json").read_text())
+    for key, value in recorded.items():
+        if key.endswith("_target_") and value.rpartition(".")[0] in old:
+            module, _, name = value.rpartition(".")
+            recorded[key] = f"{old[module]}.{name}"
+    assert recorded["module._target_"] == "symlit.module.Seq2SeqModule"
+    (run_dir / "run.json").write_text(json.dumps(recorded))
+    train(make_cfg(*args, run_dir=run_dir))
+    with pytest.raises(RunDirectoryError, match="model.d_ff"):
+        train(make_cfg(*args, "model.d_ff=256", run_dir=run_dir))
 
 
 def test_changed_config_in_existing_run_is_refused_and_safe_changes_are_not(make_cfg, tmp_path):
@@ -284,7 +304,7 @@ def test_symlit_generate_with_a_non_calculus_data_group_names_the_choices(monkey
 def test_help_is_symlits_and_imports_no_torch():
     code = (
         "import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
-        "sys.argv = ['symlit-train', '--help']; from symlit.core.cli import train; train()"
+        "sys.argv = ['symlit-train', '--help']; from symlit.training.entry import train; train()"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

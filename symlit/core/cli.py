@@ -248,20 +248,3 @@ def _check_required(cfg: DictConfig, check_files: bool) -> None:
         raise CommandLineError(
             f"ckpt={ckpt}: no such file; pass a checkpoint written by symlit-train, e.g. {REQUIRED_EXAMPLES['ckpt']}"
         )
-
-
-def train() -> None:
-    """``symlit-train``: its ``--help`` is answered without importing torch."""
-    argv = sys.argv[1:]
-    if HELP_FLAGS & set(argv):
-        import hydra
-
-        hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(lambda cfg: None)()
-        return
-
-    def run() -> None:
-        from symlit.training.train import main  # torch is imported only once the command line is known to be good
-
-        main()
-
-    hydra_command("symlit-train", "train", run, argv)

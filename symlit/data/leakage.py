@@ -27,57 +27,6 @@ log = logging.getLogger(__name__)
 REPORT = "leakage.json"
 
 
-def canonical_prefix(
-    tokens: Sequence[str],
-    arity: Mapping[str, int],
-    commutative: Sequence[str] = (),
-    renamable: Sequence[str] = (),
-    integers: Sequence[str] = ("INT+", "INT-"),
-    digits: Sequence[str] = (),
-) -> str:
-    """A prefix expression up to reordering the arguments of ``commutative`` operators (nested
-    chains flattened) and renaming the ``renamable`` leaves (coefficients) by first appearance.
-    ``arity`` maps operator tokens to their argument counts; an integer is a token of
-    ``integers`` followed by ``digits``. Raises ``ValueError`` on a malformed sequence."""
-    pos = 0
-
-    def node() -> tuple:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise ValueError("prefix sequence ends early")
-        tok = tokens[pos]
-        pos += 1
-        if tok in integers:
-            start = pos
-            while pos < len(tokens) and tokens[pos] in digits:
-                pos += 1
-            return (tok + "".join(tokens[start:pos]),)
-        if tok not in arity:
-            return ("?" if tok in renamable else tok, tok)
-        args = [node() for _ in range(arity[tok])]
-        if tok in commutative:
-            flat = [b for a in args for b in (a[1:] if a[0] == tok else [a])]
-            return (tok, *sorted(flat, key=lambda a: shape(a)))
-        return (tok, *args)
-
-    def shape(n: tuple) -> str:  # the encoding with renamable leaves anonymous: a renaming-free order
-        return n[0] if len(n) <= 2 and n[0] not in arity else f"{n[0]}({','.join(shape(a) for a in n[1:])})"
-
-    tree = node()
-    if pos != len(tokens):
-        raise ValueError(f"{len(tokens) - pos} tokens left over")
-    names: dict[str, str] = {}
-
-    def text(n: tuple) -> str:
-        if n[0] == "?":
-            return names.setdefault(n[1], f"c{len(names)}")
-        if len(n) <= 2 and n[0] not in arity:
-            return n[0]
-        return f"{n[0]}({','.join(text(a) for a in n[1:])})"
-
-    return text(tree)
-
-
 def _keys(task: Task, sources: Sequence[str], targets: Sequence[str]) -> list[dict[str, str]]:
     return [task.canonical_key(s, t) for s, t in zip(sources, targets)]
 

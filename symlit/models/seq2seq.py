@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
+from symlit.core.moved import current_path
 from symlit.models.positions import (  # noqa: F401
     AttentionPositions,
     Positions,
@@ -632,14 +633,10 @@ def _compiled(step_stack: Callable[..., Tensor]) -> Callable[..., Tensor]:
 
 
 # ---------------------------------------------------------------------------- building from a config
-LEGACY_TARGETS = {"symlit.model.TransformerConfig": "symlit.models.seq2seq.Seq2SeqTransformer"}
-"""``_target_`` values of checkpoints written before the model group named the model class."""
-
-
 def model_class(cfg: dict[str, Any]) -> type[TransformerBase]:
-    """The model class a ``model`` config's ``_target_`` names (legacy config targets mapped)."""
-    target = cfg.get("_target_", "symlit.models.seq2seq.Seq2SeqTransformer")
-    target = LEGACY_TARGETS.get(target, target)
+    """The model class a ``model`` config's ``_target_`` names (paths of older checkpoints mapped by
+    :func:`symlit.core.moved.current_path`)."""
+    target = current_path(cfg.get("_target_", "symlit.models.seq2seq.Seq2SeqTransformer"))
     try:
         cls = hydra.utils.get_class(target)
     except Exception as err:

@@ -47,8 +47,8 @@ from symlit.qcd.particles import GLUON, PHOTON, QUARKS, Species, all_species
 from symlit.qed import dirac
 from symlit.qed.generator import Process as QEDProcess
 from symlit.qed.generator import (
-    _permutation_sign,
     combo_text,
+    permutation_sign,
     poly_to_sympy,
     run_processes,
     s_symbol,
@@ -198,9 +198,7 @@ def diagrams(process: Process) -> Iterator[Diagram]:
                         bar, unbar = sorted(side, key=lambda i: not _is_bar(legs[i]))
                         lines.append(Line(bar, unbar, (("i", 0),)))
                 lines.sort(key=lambda ln: ln.bar)
-                sign = (
-                    _permutation_sign([rank[x] for ln in lines for x in (ln.bar, ln.unbar)]) if len(lines) == 2 else 1
-                )
+                sign = permutation_sign([rank[x] for ln in lines for x in (ln.bar, ln.unbar)]) if len(lines) == 2 else 1
                 if any(legs[ln.bar].species.name != legs[ln.unbar].species.name for ln in lines):
                     continue
                 yield Diagram(process, channel, internal, tuple(lines), (a, b), sign)

@@ -55,16 +55,9 @@ def _lex(text: str) -> list[tuple[str, Any]]:
     return sf.lex(text, _TOKEN, _field)
 
 
-class _Parser(sf._Parser):  # the QED grammar, with the QCD lexer
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.toks = _lex(text)
-        self.pos = 0
-
-
 def parse(text: str) -> tuple:
     """The parse tree of a QCD amplitude (raises :class:`SymbaFormatError`)."""
-    return _Parser(text).parse()
+    return sf.Parser(text, _lex).parse()  # the QED grammar, with the QCD lexer
 
 
 def _walk(node: tuple):

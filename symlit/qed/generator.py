@@ -233,7 +233,8 @@ def combo_text(combo: Combo) -> str:
     return out or "0"
 
 
-def _permutation_sign(seq: Sequence[int]) -> int:
+def permutation_sign(seq: Sequence[int]) -> int:
+    """The sign (+1 or -1) of the permutation that sorts ``seq`` (distinct values): -1 per inversion."""
     sign, seq = 1, list(seq)
     for i in range(len(seq)):
         for j in range(i + 1, len(seq)):
@@ -279,7 +280,7 @@ def diagrams(process: Process) -> Iterator[Diagram]:
         pairs = list(zip(bars, perm))
         if any(legs[b].species.name != legs[u].species.name for b, u in pairs):
             continue
-        sign = _permutation_sign([rank[x] for b, u in pairs for x in (b, u)])
+        sign = permutation_sign([rank[x] for b, u in pairs for x in (b, u)])
         n_lines = len(pairs)
         for tree in _spanning_trees(n_lines):
             for assignment in itertools.product(range(n_lines), repeat=len(photons)):

@@ -153,10 +153,13 @@ def _pow(base: Node, exp: Node) -> Node:
     return ("pow", base, exp)
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
+class Parser:
+    """Recursive-descent parser of the SYMBA amplitude grammar, over the tokens ``lexer`` reads from
+    ``text`` (QED's :func:`lex` by default; QCD passes its own, :mod:`symlit.qcd.symba_text`)."""
+
+    def __init__(self, text: str, lexer: Callable[[str], list[tuple[str, Any]]] | None = None) -> None:
         self.text = text
-        self.toks = lex(text)
+        self.toks = (lexer or lex)(text)
         self.pos = 0
 
     def peek(self) -> tuple[str, Any] | None:
@@ -229,7 +232,7 @@ class _Parser:
 
 def parse(text: str) -> Node:
     """The parse tree of an amplitude or squared amplitude (raises :class:`SymbaFormatError`)."""
-    return _Parser(text).parse()
+    return Parser(text).parse()
 
 
 # ---------------------------------------------------------------------------- squared amplitudes

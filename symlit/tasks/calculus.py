@@ -319,10 +319,9 @@ class CalculusTask(GeneratorSettings, Task):
 
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
         """``expression``: the input up to renaming the coefficients ``a0..a9`` and reordering the
-        arguments of ``add``/``mul`` (:func:`symlit.data.leakage.canonical_prefix`)."""
-        from symlit.calculus.prefix import COEFFICIENTS, OPERATORS
+        arguments of ``add``/``mul`` (:func:`symlit.calculus.prefix.canonical_prefix`)."""
+        from symlit.calculus.prefix import COEFFICIENTS, OPERATORS, canonical_prefix
         from symlit.core.notation import DIGIT_SYMBOLS
-        from symlit.data.leakage import canonical_prefix
 
         try:
             return {

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from symlit.core.moved import current_targets
 from symlit.data.datamodule import mask_before_answer
 from symlit.evaluation.decoding import DecodeConfig
 from symlit.evaluation.scoring import (
@@ -30,7 +31,7 @@ from symlit.evaluation.scoring import (
 )
 from symlit.evaluation.verifier_pool import VerifierPool
 from symlit.models.checkpoint import rebuild
-from symlit.models.seq2seq import LEGACY_TARGETS, TransformerBase, class_path
+from symlit.models.seq2seq import TransformerBase, class_path
 from symlit.training.callbacks import ScheduleObserver
 
 
@@ -82,9 +83,9 @@ class Seq2SeqModule(L.LightningModule):
         loss_on: str = "target",
     ) -> None:
         super().__init__()
-        model, optim, task = _plain(model), _plain(optim), _plain(task)
-        target = model.get("_target_", "symlit.models.seq2seq.Seq2SeqTransformer")
-        model = {**model, "_target_": LEGACY_TARGETS.get(target, target)}
+        # saved hyper-parameters may name where classes lived before (symlit.core.moved)
+        model, optim, task = current_targets(_plain(model)), current_targets(_plain(optim)), _plain(task)
+        model.setdefault("_target_", "symlit.models.seq2seq.Seq2SeqTransformer")
         test_decode, verify = _plain(test_decode) or {}, _plain(verify) or {}
         DecodeConfig(**test_decode)  # fail on bad values now, not after training
         if not 0.0 <= label_smoothing < 1.0:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symlit.core.atomic import DirectoryLock, write_text_atomic
 from symlit.core.config import ConfigError, check_numbers, config_dir, run_cli
+from symlit.core.moved import current_path
 from symlit.data.datamodule import Seq2SeqDataModule
 from symlit.data.tokenizer import Seq2SeqTokenizer
 from symlit.review import dashboard
@@ -143,12 +144,18 @@ def _run_identity(cfg: DictConfig, datamodule: Seq2SeqDataModule) -> dict[str, A
     return json.loads(json.dumps(identity, default=str))
 
 
+def _current(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with the classes its ``_target_`` keys name at their current paths."""
+    return {k: current_path(v) if k.endswith("_target_") and isinstance(v, str) else v for k, v in identity.items()}
+
+
 def _check_run_identity(run_dir: Path, identity: dict[str, Any]) -> None:
     """Refuse a run directory whose ``run.json`` records other settings than ``identity``."""
     path = run_dir / "run.json"
     if not path.exists():
         return
-    saved = json.loads(path.read_text())
+    # a run started before a class moved records its old path (symlit.core.moved)
+    saved, identity = _current(json.loads(path.read_text())), _current(identity)
     changed = sorted(k for k in saved.keys() | identity.keys() if saved.get(k) != identity.get(k))
     if changed:
         shown = ", ".join(f"{k}: {saved.get(k, '<unset>')!r} -> {identity.get(k, '<unset>')!r}" for k in changed[:6])
