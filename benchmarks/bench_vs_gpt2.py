@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
 
 MATH_KERNELS = (
     "aten::addmm",
-    "mkldnn::_linear_pointwise",  # symlit.models.seq2seq.Linear's CPU inference path
+    "mkldnn::_linear_pointwise",  # symlit.models.linear.Linear's CPU inference path
     "aten::mm",
     "aten::bmm",
     "aten::_scaled_dot_product_flash_attention_for_cpu",

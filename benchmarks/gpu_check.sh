@@ -140,14 +140,13 @@ eager_rate, eager_tokens = timed_decode(False)
 decoding["eager"] = (eager_rate, True)
 rate, tokens = timed_decode(True)
 decoding["compiled"] = (rate, torch.equal(tokens, eager_tokens))
-if hasattr(symlit_model, "_compiled_decoder_stack"):  # the hook symlit's compile=True goes through
+if hasattr(symlit_model, "compiled_step"):  # the hook symlit's compile=True goes through
     torch._dynamo.reset()
-    symlit_model._compiled_decoder_stack = functools.cache(
-        lambda: torch.compile(Seq2SeqTransformer._decoder_stack, mode="reduce-overhead"))
+    symlit_model.compiled_step = functools.cache(lambda step: torch.compile(step, mode="reduce-overhead"))
     rate, tokens = timed_decode(True)
     decoding["reduce-overhead"] = (rate, torch.equal(tokens, eager_tokens))
 else:
-    print("reduce-overhead: skipped (symlit.models.seq2seq._compiled_decoder_stack is gone; update this script)")
+    print("reduce-overhead: skipped (symlit.models.seq2seq.compiled_step is gone; update this script)")
 print(f"\n{'greedy decoding':<16} {'samples/s':>10} {'x eager':>8}  tokens = eager")
 for key, (rate, same) in decoding.items():
     print(f"{key:<16} {rate:>10.0f} {rate / eager_rate:>8.2f}  {same}")

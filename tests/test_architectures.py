@@ -14,10 +14,11 @@ from conftest import assert_causal
 
 from symlit.data.tokenizer import Seq2SeqTokenizer
 from symlit.evaluation.decoding import beam_search, greedy_decode, sample_decode
+from symlit.models.builder import build_model
 from symlit.models.causal import CausalTransformer
 from symlit.models.checkpoint import load_checkpoint
 from symlit.models.positions import Positions, abacus_indices
-from symlit.models.seq2seq import Seq2SeqTransformer, build_model
+from symlit.models.seq2seq import Seq2SeqTransformer
 from symlit.tasks.arithmetic import ArithmeticTask
 
 PAD, BOS, EOS = 0, 1, 2

@@ -4,8 +4,11 @@ import torch.nn.functional as F
 from conftest import assert_causal, tiny_config
 
 from symlit.evaluation.decoding import greedy_decode
-from symlit.models import seq2seq as model_module
-from symlit.models.seq2seq import Linear, Seq2SeqTransformer, build_model
+from symlit.models import linear as linear_module
+from symlit.models.builder import build_model
+from symlit.models.layers import FeedForward
+from symlit.models.linear import Linear
+from symlit.models.seq2seq import Seq2SeqTransformer
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -181,8 +184,8 @@ def test_too_long_sequence_is_a_clear_error():
         model(torch.ones(1, 9, dtype=torch.long) * 3, torch.ones(1, 2, dtype=torch.long) * 3)
 
 
-# ------------------------------------------------------------- oneDNN inference path of symlit.models.seq2seq.Linear
-needs_onednn = pytest.mark.skipif(not model_module._onednn_available(), reason="torch without oneDNN")
+# ------------------------------------------------------------- oneDNN inference path of symlit.models.linear.Linear
+needs_onednn = pytest.mark.skipif(not linear_module._onednn_available(), reason="torch without oneDNN")
 
 
 @needs_onednn
@@ -196,7 +199,7 @@ def test_onednn_linear_computes_what_f_linear_computes(activation, bias):
     expected = {"none": expected, "gelu": F.gelu(expected), "relu": F.relu(expected)}[activation]
     with torch.no_grad():
         got = layer(x, activation)
-    assert layer.weight in model_module._packed_weights  # it took the oneDNN path
+    assert layer.weight in linear_module._packed_weights  # it took the oneDNN path
     torch.testing.assert_close(got, expected)
 
 
@@ -221,7 +224,7 @@ def test_linear_trains_through_autograd():
 
 def test_feed_forward_keeps_dropout_in_training_mode_without_autograd():
     torch.manual_seed(0)
-    ff, x = model_module.FeedForward(16, 32, dropout=0.5, activation="gelu"), torch.randn(32, 16)
+    ff, x = FeedForward(16, 32, dropout=0.5, activation="gelu"), torch.randn(32, 16)
     with torch.no_grad():
         dropped = ff.train()(x)
         kept = ff.eval()(x)
@@ -242,8 +245,8 @@ def test_greedy_tokens_are_the_same_with_and_without_onednn(layers, monkeypatch)
     model = build_model(cfg, vocab_size=20, pad_id=PAD).eval()
     src, _ = random_batch(batch=32, src_len=9, seed=3)
     with_onednn = greedy_decode(model, src, bos_id=BOS, eos_id=EOS, max_len=12)
-    assert model.lm_head.weight in model_module._packed_weights
-    monkeypatch.setattr(model_module, "ONEDNN_INFERENCE", False)
+    assert model.lm_head.weight in linear_module._packed_weights
+    monkeypatch.setattr(linear_module, "ONEDNN_INFERENCE", False)
     without = greedy_decode(model, src, bos_id=BOS, eos_id=EOS, max_len=12)
     assert torch.equal(with_onednn.tokens, without.tokens)
     torch.testing.assert_close(with_onednn.scores, without.scores)
@@ -255,13 +258,13 @@ def test_linear_falls_back_to_f_linear_when_onednn_fails(monkeypatch):
         raise RuntimeError("no such kernel in this build")
 
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", broken)
-    monkeypatch.setattr(model_module, "ONEDNN_INFERENCE", True)
+    monkeypatch.setattr(linear_module, "ONEDNN_INFERENCE", True)
     torch.manual_seed(0)
     layer, x = Linear(16, 8), torch.randn(32, 16)
     with torch.no_grad(), pytest.warns(UserWarning, match="oneDNN linear failed"):
         got = layer(x, "gelu")
     torch.testing.assert_close(got, F.gelu(F.linear(x, layer.weight, layer.bias)))
-    assert not model_module.ONEDNN_INFERENCE
+    assert not linear_module.ONEDNN_INFERENCE
 
 
 @needs_onednn
@@ -270,15 +273,15 @@ def test_linear_frees_its_packed_weight_in_training_mode():
     layer, x = Linear(16, 8), torch.randn(32, 16)
     with torch.no_grad():
         layer.eval()(x)
-    assert layer.weight in model_module._packed_weights
+    assert layer.weight in linear_module._packed_weights
     layer.train()
-    assert layer.weight not in model_module._packed_weights
+    assert layer.weight not in linear_module._packed_weights
 
 
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
 def test_feed_forward_in_eval_mode_applies_its_own_activation(activation):
     torch.manual_seed(0)
-    ff, x = model_module.FeedForward(16, 32, dropout=0.1, activation=activation).eval(), torch.randn(32, 16)
+    ff, x = FeedForward(16, 32, dropout=0.1, activation=activation).eval(), torch.randn(32, 16)
     act = F.gelu if activation == "gelu" else F.relu
     expected = F.linear(act(F.linear(x, ff[0].weight, ff[0].bias)), ff[3].weight, ff[3].bias)
     with torch.no_grad():

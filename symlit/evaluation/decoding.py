@@ -1,4 +1,4 @@
-"""Autoregressive decoding for any :class:`~symlit.models.seq2seq.DecodingModel`, usable without Lightning.
+"""Autoregressive decoding for any :class:`~symlit.models.base.DecodingModel`, usable without Lightning.
 
 Three strategies share one output type, :class:`NBest` (``N`` hypotheses per input, best first):
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from symlit.models.seq2seq import DecodingModel, KVCache
+from symlit.models.base import DecodingModel
+from symlit.models.cache import KVCache
 
 
 @dataclass
@@ -169,7 +170,7 @@ def greedy_decode(
     Stops a row when it emits EOS, and the batch after ``max_len`` tokens. ``scores`` are the sums
     of the chosen tokens' log-probabilities. ``compile`` runs the decoder steps through
     ``torch.compile`` (the same tokens up to rounding in near ties, faster once compiled; see
-    :meth:`~symlit.models.seq2seq.DecodingModel.prefill`).
+    :meth:`~symlit.models.base.DecodingModel.prefill`).
     """
     return _ancestral(model, src, bos_id, eos_id, max_len, use_cache, lambda lp: lp.argmax(dim=-1), compile)
 

@@ -21,7 +21,7 @@ import torch
 from symlit.data.tokenizer import Seq2SeqTokenizer
 from symlit.evaluation.decoding import DecodeConfig, decode, greedy_decode
 from symlit.evaluation.verifier_pool import Check, VerifierPool
-from symlit.models.seq2seq import DecodingModel
+from symlit.models.base import DecodingModel
 
 Hypothesis = tuple[str | None, float]
 """Text of a hypothesis (``None`` if it never emitted EOS) and its score."""

@@ -21,16 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from symlit.models.seq2seq import (
-    KVCache,
-    ModelConfig,
-    SelfAttentionLayer,
-    TransformerBase,
-    _buffer,
-    _causal,
-    _compiled,
-    _merge,
-)
+from symlit.models.base import ModelConfig, TransformerBase, compiled_step
+from symlit.models.cache import KVCache, cache_buffer
+from symlit.models.layers import SelfAttentionLayer
+from symlit.models.masks import causal_mask, merge_masks
 
 
 @dataclass
@@ -71,8 +65,8 @@ class CausalTransformer(TransformerBase):
         x = emb = self._embed(tokens, positions, digit_index)
         attn = self.pos.attention(positions, key_pos)
         rope = attn.rope if attn else None
-        mask = _merge(
-            _causal(tokens.shape[1], tokens.device)
+        mask = merge_masks(
+            causal_mask(tokens.shape[1], tokens.device)
             if mask is None and cache is None and attn and attn.bias is not None
             else mask,
             attn.bias if attn else None,
@@ -93,7 +87,7 @@ class CausalTransformer(TransformerBase):
         self.pos.check_length(positions)
         mask = None
         if not bool(real.all()):  # causal and not padding
-            mask = _causal(tokens.shape[1], tokens.device)[None, None] & real[:, None, None, :]
+            mask = causal_mask(tokens.shape[1], tokens.device)[None, None] & real[:, None, None, :]
         offset = self.pos.draw_offset(src.shape[0], src.device)
         digit_index = self.pos.digit_indices(tokens, offset=offset) if self.pos.abacus else None
         if digit_index is not None and not self.training:  # targets read as a decoding step reads them
@@ -117,7 +111,7 @@ class CausalTransformer(TransformerBase):
         shape = (batch, heads, width + max_len, head_dim)
         fixed = static or compile
         self_kv = [
-            (_buffer(src, shape, fixed, dtype), _buffer(src, shape, fixed, dtype))
+            (cache_buffer(src, shape, fixed, dtype), cache_buffer(src, shape, fixed, dtype))
             for _ in range(len(self.layers) * self.cfg.n_loops)
         ]
         cache = KVCache(self_kv, static, compile)
@@ -153,7 +147,7 @@ class CausalTransformer(TransformerBase):
                 tokens, positions, digit_index, cache.self_mask(slots), rows["key_pos"][:, : cache.width], cache, slots
             )
             return None
-        stack = _compiled(type(self)._step_stack) if cache.compiled else type(self)._step_stack
+        stack = compiled_step(type(self)._step_stack) if cache.compiled else type(self)._step_stack
         return stack(self, tokens, positions, digit_index, slots, cache)
 
     def _step_stack(

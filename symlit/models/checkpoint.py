@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from symlit.data.tokenizer import Seq2SeqTokenizer
-from symlit.models.seq2seq import DecodingModel, TransformerBase, build_for_task
+from symlit.models.base import DecodingModel, TransformerBase
+from symlit.models.builder import build_for_task
 from symlit.tasks import task_from_config
 from symlit.tasks.base import Task
 

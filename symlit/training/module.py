@@ -30,8 +30,9 @@ from symlit.evaluation.scoring import (
     wants_nbest,
 )
 from symlit.evaluation.verifier_pool import VerifierPool
+from symlit.models.base import TransformerBase
+from symlit.models.builder import class_path
 from symlit.models.checkpoint import rebuild
-from symlit.models.seq2seq import TransformerBase, class_path
 from symlit.training.callbacks import ScheduleObserver
 
 
@@ -50,7 +51,7 @@ def _plain(cfg: Any) -> Any:
 
 
 class Seq2SeqModule(L.LightningModule):
-    """Trains a model of the ``model`` group (any :class:`~symlit.models.seq2seq.DecodingModel`: the encoder-decoder
+    """Trains a model of the ``model`` group (any :class:`~symlit.models.base.DecodingModel`: the encoder-decoder
     or the decoder-only transformer) and scores it by decoding.
 
     The model is built from ``model["_target_"]``; the saved hyper-parameters record its class there.
