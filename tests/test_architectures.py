@@ -225,11 +225,11 @@ def test_decoder_only_beam_one_equals_greedy_when_rows_end_at_different_steps(sc
 
 
 def test_a_checkpoint_written_before_this_change_loads_and_decodes_the_same_tokens():
-    """``seq2seq_before_issue14.ckpt`` was written by symlit at fd0d41d (``model._target_`` then named the
+    """``seq2seq_config_class_target.ckpt`` was written by symlit at fd0d41d (``model._target_`` then named the
     config class, ``symlit.model.TransformerConfig``); its tokens were decoded by that code."""
-    loaded = load_checkpoint(FIXTURES / "seq2seq_before_issue14.ckpt")
+    loaded = load_checkpoint(FIXTURES / "seq2seq_config_class_target.ckpt")
     assert isinstance(loaded.model, Seq2SeqTransformer)
-    ref = json.loads((FIXTURES / "seq2seq_before_issue14.json").read_text())
+    ref = json.loads((FIXTURES / "seq2seq_config_class_target.json").read_text())
     tok = loaded.tokenizer
     ids = tok.encode_batch(ref["sources"])
     src = torch.tensor([i + [tok.pad_id] * (max(map(len, ids)) - len(i)) for i in ids])

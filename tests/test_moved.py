@@ -16,7 +16,7 @@ from symlit.models.checkpoint import load_checkpoint
 from symlit.models.seq2seq import Seq2SeqTransformer
 
 FIXTURES = Path(__file__).parent / "fixtures"
-LEGACY = FIXTURES / "seq2seq_before_issue14.ckpt"
+LEGACY = FIXTURES / "seq2seq_config_class_target.ckpt"
 
 
 @pytest.mark.parametrize("old", sorted(MOVED_MODULES))
