@@ -13,7 +13,7 @@ import pytest
 from symlit.data.datamodule import Seq2SeqDataModule, leakage
 from symlit.qed import symba_format as sf
 from symlit.tasks import ArithmeticTask, CalculusTask, QEDSymbaTask
-from symlit.tasks.qed import _unit
+from symlit.tasks.amplitude import unit
 
 pytestmark = pytest.mark.xdist_group("test_leakage")  # pytest-xdist: the module-scoped fixture is built once
 
@@ -27,7 +27,7 @@ def planted(tmp_path_factory) -> Path:
     ``split_by: diagram`` build puts the original in train and the copy in test."""
 
     def lands(amp: str) -> str:
-        u = _unit(keys(amp)["diagram"])
+        u = unit(keys(amp)["diagram"])
         return "valid" if u < SPLIT["valid_fraction"] else ("test" if 1 - u <= SPLIT["test_fraction"] else "train")
 
     def keys(amp: str) -> dict[str, str]:

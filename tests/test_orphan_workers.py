@@ -188,3 +188,22 @@ def test_data_loader_workers_die_with_their_parent(tmp_path):
         next(iter(loader))
     """
     _kill_busy_workers(tmp_path, "slow_rows", slow_rows, script, "data-loader")
+
+
+def test_amplitude_generator_pool_workers_die_with_their_parent(tmp_path):
+    """The fork pool of the QED and QCD generators (:func:`symlit.qed.generator.run_processes`)."""
+    slow_job = """
+        import os, time
+        from pathlib import Path
+
+        def generate_one(k, engine=None):
+            Path(MARKS, str(os.getpid())).touch()
+            while True:
+                time.sleep(1)
+    """
+    script = """
+        from slow_job import generate_one
+        from symlit.qed.generator import run_processes
+        run_processes(generate_one, [(0,), (1,)], workers=2)
+    """
+    _kill_busy_workers(tmp_path, "slow_job", slow_job, script, "generator")

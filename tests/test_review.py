@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from wandb_records import OfflineRun, read_run
 
 from symlit.models.checkpoint import load_checkpoint
-from symlit.review import render
 from symlit.review.compare import compare, find_runs
 from symlit.review.inspect_model import attention_weights, capture_attention
 from symlit.review.plots import eval_figures, plot_lengths, read_predictions, reliability_bins
@@ -267,7 +266,7 @@ def test_tables_carry_rendered_expressions(sweep):
         assert columns[:4] == ["source", "target", "hypothesis", "verdict"] and table["data"]
         for row in table["data"]:
             cells = dict(zip(columns, row))
-            assert cells["source"] == render.render(task, cells["source tokens"]) != cells["source tokens"]
+            assert cells["source"] == task.show(cells["source tokens"]) != cells["source tokens"]
             assert re.fullmatch(r"\d+ \+ \d+", cells["source"]) and re.fullmatch(r"\d+", cells["target"])
             assert cells["verdict"] in ("correct", "wrong", "no_eos")
     assert "top hypotheses" in evaluated["columns"]
@@ -489,18 +488,18 @@ def test_inspect_writes_embedding_pca_and_attention_maps(ckpt, tmp_path):
 
 def test_embedding_groups():
     vocab = ["<pad>", "INT+", "INT-", "+", *"0123456789", "sin", "add"]
-    assert render.embedding_groups(ArithmeticTask(), vocab)["digit / number"] == list("0123456789")
-    groups = render.embedding_groups(CalculusTask(n_train=10), vocab)
+    assert ArithmeticTask().embedding_groups(vocab)["digit / number"] == list("0123456789")
+    groups = CalculusTask(n_train=10).embedding_groups(vocab)
     assert groups == {"binary operator": ["add"], "unary operator": ["sin"]}
 
 
 # ---------------------------------------------------------------------------- reading and rendering inputs
 def test_arithmetic_input_and_rendering():
     task = ArithmeticTask(operators=["+", "-"])
-    source = render.parse_input(task, " 23+15 - -4")
+    source = task.parse_input(" 23+15 - -4")
     assert source == "INT+ 2 3 + INT+ 1 5 - INT- 4"
-    assert render.render(task, source) == "23 + 15 - -4"
-    assert render.reference(task, source) == "INT+ 4 2" and render.render(task, "INT+ 4 2") == "42"
+    assert task.show(source) == "23 + 15 - -4"
+    assert task.reference(source) == "INT+ 4 2" and task.show("INT+ 4 2") == "42"
     for bad, message in [
         ("23 +", "ends with an operator"),
         ("23", "has no operator"),
@@ -509,29 +508,29 @@ def test_arithmetic_input_and_rendering():
         ("", "empty input"),
     ]:
         with pytest.raises(ValueError, match=message):
-            render.parse_input(task, bad)
+            task.parse_input(bad)
     reversed_task = ArithmeticTask(encoding="reversed")
-    assert render.parse_input(reversed_task, "23 + 15") == "INT+ 3 2 + INT+ 5 1"
-    assert render.render(reversed_task, "INT+ 3 2 + INT+ 5 1") == "23 + 15"
+    assert reversed_task.parse_input("23 + 15") == "INT+ 3 2 + INT+ 5 1"
+    assert reversed_task.show("INT+ 3 2 + INT+ 5 1") == "23 + 15"
     # reversed result under plain operands, with index hints: the result is read in its own encoding
     lee = ArithmeticTask(reverse_output=True, index_hints=True, digits=[1, 3])
-    source = render.parse_input(lee, "12 + 345")
+    source = lee.parse_input("12 + 345")
     assert source == "INT+ @1 1 @0 2 + INT+ @2 3 @1 4 @0 5"
-    assert render.reference(lee, source) == "INT+ @0 7 @1 5 @2 3"
-    assert render.render(lee, source) == "12 + 345" and render.render(lee, "INT+ @0 7 @1 5 @2 3") == "357"
+    assert lee.reference(source) == "INT+ @0 7 @1 5 @2 3"
+    assert lee.show(source) == "12 + 345" and lee.show("INT+ @0 7 @1 5 @2 3") == "357"
 
 
 def test_calculus_input_and_rendering():
     task = CalculusTask(n_train=10)
-    source = render.parse_input(task, "x*cos(x) + x^2")
+    source = task.parse_input("x*cos(x) + x^2")
     assert source.split()[:2] == ["sub", "Y'"]
     assert task.verify(source, "", "add mul x sin x add cos x mul div INT+ 1 INT+ 3 pow x INT+ 3")  # the integral
-    assert render.render(task, source) == "x**2 + x*cos(x)"
+    assert task.show(source) == "x**2 + x*cos(x)"
     ode = CalculusTask(generator="ode1", n_train=10)
-    assert render.render(ode, render.parse_input(ode, "x*Y' = Y")) == "-Y + Y'*x = 0"
+    assert ode.show(ode.parse_input("x*Y' = Y")) == "-Y + Y'*x = 0"
     for bad, message in [("q*x", "unknown symbol"), ("sin(x", "cannot read"), ("Y + x", "without Y")]:
         with pytest.raises(ValueError, match=message):
-            render.parse_input(task, bad)
+            task.parse_input(bad)
 
 
 def test_qed_input_is_the_dataset_source_and_targets_render_as_symba_text():
@@ -542,13 +541,13 @@ def test_qed_input_is_the_dataset_source_and_targets_render_as_symba_text():
     task = QEDSymbaTask(path="data_samples/symba-qed-2to2/valid.csv")
     amp, sqamp = sf.read_symba_file(task.path)[0]
     row = task._row(amp, sqamp, "test", 0)
-    assert render.parse_input(task, amp) == row["source"]
-    shown = render.render(task, row["target"])
+    assert task.parse_input(amp) == row["source"]
+    shown = task.show(row["target"])
     assert sympy_equal(sf.parse_sqamp(shown), from_tokens(row["target"], task.notation))
-    assert "gamma[^LOR_0,SPIN_0,SPIN_1]" in render.render(task, row["source"])
-    assert render.reference(task, row["source"]) is None
+    assert "gamma[^LOR_0,SPIN_0,SPIN_1]" in task.show(row["source"])
+    assert task.reference(row["source"]) is None
     with pytest.raises(ValueError, match="not a SYMBA amplitude"):
-        render.parse_input(task, "gamma_{+")
+        task.parse_input("gamma_{+")
 
 
 def sympy_equal(a, b) -> bool:
@@ -644,8 +643,8 @@ def test_notebook_runs(ckpt, tmp_path, monkeypatch):
 def test_free_text_input_survives_hydra_parsing():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from symlit.core.cli import quote_free_text
     from symlit.qed import symba_format as sf
-    from symlit.review.predict import quote_free_text
 
     amplitude = sf.read_symba_file(str(REPO / "data_samples/symba-qed-2to2/valid.csv"))[0][0]
     for text in ["23 + 15", "x*cos(x) + sin(x)", "a, b", "it's", amplitude, "end\\"]:

@@ -19,7 +19,6 @@ from test_arithmetic_experiments import SMALL as ARITHMETIC_STUDIES
 from symlit.core.atomic import DirectoryLocked
 from symlit.core.config import ConfigError, config_dir, run_id
 from symlit.core.moved import MOVED_MODULES
-from symlit.review.render import render
 from symlit.training import train as train_cli
 from symlit.training.train import RunDirectoryError, train
 
@@ -85,7 +84,7 @@ def test_wandb_offline_run_with_prediction_table(make_cfg, tmp_path, monkeypatch
     assert table["columns"][:4] == ["source", "target", "hypothesis", "verdict"] and table["data"]
     # the task renders the tokens: INT+ 2 8 + INT+ 9 2 -> 28 + 92, next to the tokens themselves
     for source, target, *_, source_tokens, _, _ in table["data"]:
-        assert source == render(task, source_tokens) and " + " in source and "INT+" not in source
+        assert source == task.render(source_tokens) and " + " in source and "INT+" not in source
         assert target == str(task.operands(source_tokens)[0] + task.operands(source_tokens)[1])
 
 

@@ -68,6 +68,31 @@ def hydra_command(program: str, config_name: str, hydra_main: Callable[[], Any],
     return hydra_main()
 
 
+FREE_TEXT_KEYS = ("input", "ckpt", "output_dir")
+
+
+def quote_free_text(argv: list[str], keys: tuple[str, ...] = FREE_TEXT_KEYS) -> list[str]:
+    """``input=x*cos(x)`` -> ``input='x*cos(x)'``: inputs and paths are free text, not Hydra override
+    syntax (a sweep's run directory holds ``=`` and ``,``; an input holds parentheses)."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in keys and not value.startswith(("'", '"')) and value != "null":
+            # Hydra quoted strings: backslashes are literal except before a quote or at the end
+            value = re.sub(r"(\\+)(?='|$)", lambda m: 2 * m.group(1), value)
+            arg = f"{key}='" + value.replace("'", "\\'") + "'"
+        out.append(arg)
+    return out
+
+
+def free_text_command(program: str, config_name: str, hydra_main: Callable[[], Any]) -> Any:
+    """:func:`hydra_command` for a command whose ``input``, ``ckpt`` and ``output_dir`` are free text
+    (:func:`quote_free_text`), W&B quiet: ``symlit-predict`` and ``symlit-inspect``."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
+    return hydra_command(program, config_name, hydra_main, sys.argv[1:])
+
+
 def check_command_line(config_name: str, argv: Sequence[str], check_files: bool = True) -> DictConfig | None:
     """Compose ``config_name`` with the overrides in ``argv`` as Hydra will, and raise
     :class:`CommandLineError` for the mistakes listed in the module docstring.

@@ -75,7 +75,7 @@ def summarize(preds: list[Prediction], config: DecodeConfig) -> dict[str, Any]:
         buckets[p.bucket].append(p)
     summary["by_bucket"] = {
         name: {"n": len(group), **accuracies(group, k)}
-        for name, group in sorted(buckets.items(), key=lambda kv: _bucket_order(kv[0]))
+        for name, group in sorted(buckets.items(), key=lambda kv: bucket_order(kv[0]))
     }
     summary["confidence"] = _confidence_tables(preds, use_nbest)
     extra_names = sorted({name for p in preds for name in p.extra})
@@ -84,8 +84,8 @@ def summarize(preds: list[Prediction], config: DecodeConfig) -> dict[str, Any]:
     return summary
 
 
-def _bucket_order(name: str) -> tuple:
-    """Natural order: ``digits=2`` before ``digits=10``."""
+def bucket_order(name: str) -> tuple:
+    """Sort key of bucket names in natural order: ``digits=2`` before ``digits=10``."""
     head, _, tail = name.rpartition("=")
     return (head, int(tail), "") if tail.lstrip("-").isdigit() else (name, 0, name)
 

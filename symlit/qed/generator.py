@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ import sympy
 from sympy.core import random as sympy_random
 
 from symlit.core.limits import SampleTimeout, owns, time_limit
+from symlit.core.processes import die_with_parent
 from symlit.qed import dirac
 from symlit.qed.particles import Species, all_species, particle
 from symlit.qed.symba_format import Leg, process_name
@@ -680,9 +682,11 @@ def _call(item: tuple[Callable[..., list], tuple]) -> list:
 
 
 def fork_pool(workers: int) -> mp.pool.Pool:
-    """A pool of ``workers`` forked processes (spawned where fork does not exist)."""
+    """A pool of ``workers`` forked processes (spawned where fork does not exist), for the QED and
+    QCD generators; each worker dies with this process (:func:`symlit.core.processes.die_with_parent`),
+    even when it is killed."""
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    return ctx.Pool(workers)
+    return ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def run_processes(generate_one: Callable[..., list], jobs: list[tuple], workers: int, chunksize: int = 1) -> list:

@@ -221,3 +221,78 @@ def token_score(target: Sequence[str], hypothesis: Sequence[str]) -> float:
     correct = sum(a == b for a, b in zip(target, hypothesis))
     extra = max(0, len(hypothesis) - len(target))
     return (correct - extra) / len(target)
+
+
+# ---------------------------------------------------------------------------- amplitudes for people
+SPINOR_NAMES = {"spinor_u": "u", "spinor_ubar": "ubar", "spinor_v": "v", "spinor_vbar": "vbar"}
+"""Spinor tokens and how :func:`amplitude_text` writes them."""
+AMPLITUDE_HEADS = {"gamma", "pol", "pol_conj", "mom", *SPINOR_NAMES}
+"""Tokens that occur in amplitudes and never in squared amplitudes."""
+
+
+def amplitude_text(toks: list[str]) -> str:
+    """Compact infix of amplitude tokens (scalars, gamma matrices, spinors, polarizations, momenta),
+    e.g. ``gamma[^LOR_0,SPIN_0,SPIN_1]*ubar_e(p_3)[SPIN_1]*...``; :class:`NotationError` when the
+    tokens do not spell an amplitude."""
+    pos = 0
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(toks):
+            raise NotationError("ends early")
+        pos += 1
+        return toks[pos - 1]
+
+    def integer(sign: str) -> str:
+        nonlocal pos
+        start = pos
+        while pos < len(toks) and toks[pos] in DIGITS:
+            pos += 1
+        return ("-" if sign == "INT-" else "") + "".join(toks[start:pos])
+
+    def wrap(text: str, kind: str) -> str:
+        return f"({text})" if kind == "add" or (kind == "num" and text.startswith("-")) else text
+
+    def node() -> tuple[str, str]:  # (text, kind)
+        tok = take()
+        if tok in ("INT+", "INT-"):
+            return integer(tok), "num"
+        if tok == "RAT":
+            p, q = integer(take()), integer(take())
+            return f"{p}/{q}", "num"
+        if tok == "I":
+            return "i", "atom"
+        if tok in ("add(", "mul("):
+            args = []
+            while pos < len(toks) and toks[pos] != ")":
+                args.append(node())
+            take()
+            return join(tok[:-1], args)
+        if tok in ("add", "mul"):
+            a = node()
+            return join(tok, [a, node()])
+        if tok == "pow":
+            (b, kb), (e, ke) = node(), node()
+            return f"{wrap(b, 'add' if kb != 'atom' else kb)}^{wrap(e, ke if ke != 'mul' else 'add')}", "atom"
+        if tok == "gamma":
+            return f"gamma[{take()},{take()},{take()}]", "atom"
+        if tok in SPINOR_NAMES:
+            f, _, spin, p = take(), take(), take(), take()
+            return f"{SPINOR_NAMES[tok]}_{f}({p})[{spin}]", "atom"
+        if tok in ("pol", "pol_conj"):
+            f, _, lor, p = take(), take(), take(), take()
+            return f"eps{'*' if tok == 'pol_conj' else ''}_{f}({p})[{lor}]", "atom"
+        if tok == "mom":
+            p, lor = take(), take()
+            return f"{p}[{lor}]", "atom"
+        return tok, "atom"
+
+    def join(op: str, args: list[tuple[str, str]]) -> tuple[str, str]:
+        if op == "add":
+            return " + ".join(t for t, _ in args).replace("+ -", "- "), "add"
+        return "*".join(wrap(t, k) for t, k in args), "mul"
+
+    text, _ = node()
+    if pos != len(toks):
+        raise NotationError("tokens left over")
+    return text

@@ -11,7 +11,7 @@ Training (callbacks and helpers used by :mod:`symlit.training.train`):
   run directory and W&B images;
 * :class:`Throughput`: ``train/samples_per_s`` and ``train/tokens_per_s``;
 * :class:`PredictionTable`: the validation predictions with source, target and hypothesis
-  rendered by the task (:func:`symlit.review.render.render`) next to the tokens, and the verdict;
+  rendered by the task (:meth:`symlit.tasks.base.Task.show`) next to the tokens, and the verdict;
 * :func:`print_config`, :func:`run_facts`, :func:`wandb_run_identity`, :func:`logged_as`,
   :func:`finish_loggers`: the config tree at start, parameter count / dataset sizes / leakage in
   the config and summary, the run's W&B id, group and name, the final best-checkpoint figures under
@@ -39,8 +39,8 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from symlit.core.atomic import write_text_atomic
+from symlit.evaluation.report import bucket_order
 from symlit.evaluation.scoring import SEQ_ACC, TOP1_ACC, acc_at
-from symlit.review import render
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,6 @@ class OfflineArtifactsWandbLogger(WandbLogger):
     def __init__(self, *args: Any, log_model: bool | str = False, **kwargs: Any) -> None:
         super().__init__(*args, log_model=False, **kwargs)
         self._log_model = log_model
-
-
-def _bucket_order(name: str) -> tuple:
-    """Natural order: ``digits=2`` before ``digits=10``."""
-    head, _, tail = name.rpartition("=")
-    return (head, int(tail), "") if tail.lstrip("-").isdigit() else (name, 0, name)
 
 
 def _wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
@@ -93,7 +87,7 @@ class SplitMetrics(L.Callback):
             if self.buckets and datamodule is not None and hasattr(datamodule, "dataset"):
                 rows = datamodule.dataset[split]
                 names = {task.bucket(s, t) for s, t in zip(rows["source"], rows["target"])}
-                keys = [f"bucket/{b}" for b in sorted(names, key=_bucket_order)]
+                keys = [f"bucket/{b}" for b in sorted(names, key=bucket_order)]
             self._keys[split] = (*keys, *task.tally_keys(split))
         return self._keys[split]
 
@@ -267,7 +261,7 @@ class PredictionTable(L.Callback):
 
 def _rendered(task: Any, tokens: str | None) -> str:
     try:
-        return render.render(task, tokens)
+        return task.show(tokens)
     except Exception:  # noqa: BLE001 - any task's renderer on a malformed hypothesis: show its tokens
         return "" if tokens is None else tokens
 

@@ -17,7 +17,6 @@ still computes them).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,10 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from symlit.core.cli import fail, hydra_command
+from symlit.core.cli import fail, free_text_command
 from symlit.core.config import config_dir
 from symlit.evaluation.decoding import greedy_decode
 from symlit.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.review import render
 from symlit.review.plots import _save, plt
 
 
@@ -144,10 +142,10 @@ def token_embeddings(model: nn.Module, vocab_size: int) -> Tensor:
 
 
 def plot_embedding_pca(loaded: LoadedCheckpoint, path: str | Path | None = None):
-    """Tokens of :func:`symlit.review.render.embedding_groups` on the first two principal components of
+    """Tokens of :meth:`symlit.tasks.base.Task.embedding_groups` on the first two principal components of
     their embeddings (PCA fitted on those tokens), with the explained variance on the axes."""
     vocab = loaded.tokenizer.hf.get_vocab()
-    groups = {g: ts for g, ts in render.embedding_groups(loaded.task, sorted(vocab, key=vocab.get)).items() if ts}
+    groups = {g: ts for g, ts in loaded.task.embedding_groups(sorted(vocab, key=vocab.get)).items() if ts}
     tokens = [t for ts in groups.values() for t in ts]
     if len(tokens) < 3:
         raise ValueError(f"only {len(tokens)} tokens to project; a PCA needs at least 3")
@@ -176,7 +174,7 @@ def plot_embedding_pca(loaded: LoadedCheckpoint, path: str | Path | None = None)
 def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, max_len: int = 64) -> dict[str, Path]:
     """Attention pictures of one input (read by the task), teacher-forced on the greedy answer."""
     task, tok, model = loaded.task, loaded.tokenizer, loaded.model
-    source = render.parse_input(task, text)
+    source = task.parse_input(text)
     ids = tok.encode(source)
     device = next(model.parameters()).device
     src = torch.tensor([ids], device=device)  # (1, S)
@@ -205,7 +203,7 @@ def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, 
         "cross": "cross-attention (decoder queries, encoder keys)",
     }
     axis = {"encoder": ("input", "input"), "decoder_self": ("answer", "answer"), "cross": ("answer", "input")}
-    answer_text = render.render(task, tok.decode(out_ids))
+    answer_text = task.render(tok.decode(out_ids))
     out_dir = Path(out_dir)
     written = {}
     for block in ("encoder", "decoder_self", "cross"):
@@ -217,7 +215,7 @@ def inspect_attention(loaded: LoadedCheckpoint, text: str, out_dir: str | Path, 
                 chosen,
                 queries,
                 keys,
-                f"{what[block]}: {render.render(task, source)} -> {answer_text}",
+                f"{what[block]}: {task.render(source)} -> {answer_text}",
                 path,
                 xlabel=f"key: {axis[block][1]} token",
                 ylabel=f"query: {axis[block][0]} token",
@@ -281,13 +279,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``symlit-inspect``."""
-    import sys
-
-    from symlit.review.predict import quote_free_text
-
-    os.environ.setdefault("WANDB_SILENT", "true")
-    sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
-    hydra_command("symlit-inspect", "inspect", _hydra_main, sys.argv[1:])
+    free_text_command("symlit-inspect", "inspect", _hydra_main)
 
 
 if __name__ == "__main__":

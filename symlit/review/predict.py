@@ -15,8 +15,6 @@ From Python: ``Predictor.from_checkpoint(path)("23 + 15")`` (see ``examples/pred
 from __future__ import annotations
 
 import math
-import os
-import re
 import sys
 from dataclasses import dataclass, field
 
@@ -24,13 +22,12 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from symlit.core.cli import fail, hydra_command
+from symlit.core.cli import fail, free_text_command
 from symlit.core.config import config_dir
 from symlit.evaluation.decoding import DecodeConfig, decode
 from symlit.evaluation.scoring import Prediction, verify_predictions
 from symlit.evaluation.verifier_pool import VerifierPool
 from symlit.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from symlit.review import render
 
 PROMPT = "symlit> "
 UNVERIFIED = "unverified"
@@ -98,7 +95,7 @@ class Predictor:
     def __call__(self, text: str) -> Result:
         """The ranked, verified answers to ``text``; ``ValueError`` with a message for a bad input."""
         task, tok, model = self.loaded.task, self.loaded.tokenizer, self.loaded.model
-        source = render.parse_input(task, text)
+        source = task.parse_input(text)
         ids = tok.encode(source)
         unknown = sorted({t for t, i in zip(tok.tokens(source), ids) if i == tok.unk_id})
         if unknown:
@@ -117,9 +114,9 @@ class Predictor:
             for t, done, s in zip(texts, out.finished[0].tolist(), out.scores[0].tolist())
             if math.isfinite(s)
         ]
-        reference = render.reference(task, source)
+        reference = task.reference(source)
         if not hyps:
-            return Result(text.strip(), source, render.render(task, source), None)
+            return Result(text.strip(), source, task.render(source), None)
         pred = Prediction(
             source,
             reference if reference is not None else (hyps[0][0] or ""),
@@ -128,9 +125,9 @@ class Predictor:
         )
         verify_predictions([pred], self.pool)
         verdicts = pred.verdicts if reference is not None else [UNVERIFIED] * len(hyps)
-        answers = [Answer(h, render.render(task, h), s, v) for (h, s), v in zip(hyps, verdicts)]
-        shown_reference = render.render(task, reference) if reference else None
-        return Result(text.strip(), source, render.render(task, source), shown_reference, answers, pred.agreement)
+        answers = [Answer(h, task.show(h), s, v) for (h, s), v in zip(hyps, verdicts)]
+        shown_reference = task.render(reference) if reference else None
+        return Result(text.strip(), source, task.render(source), shown_reference, answers, pred.agreement)
 
     def close(self) -> None:
         self.pool.close()
@@ -139,7 +136,9 @@ class Predictor:
 def repl(predictor: Predictor, stdin=sys.stdin, stdout=sys.stdout) -> None:
     """Prompt, answer, repeat; ``quit``, ``exit`` or end of input (Ctrl-D) leaves."""
     task = predictor.loaded.task
-    print(f"{task.name}: type an input (e.g. {_example(task)}); quit or Ctrl-D to leave.", file=stdout, flush=True)
+    print(
+        f"{task.name}: type an input (e.g. {task.example_input()}); quit or Ctrl-D to leave.", file=stdout, flush=True
+    )
     while True:
         print(PROMPT, end="", file=stdout, flush=True)
         line = stdin.readline()
@@ -152,17 +151,6 @@ def repl(predictor: Predictor, stdin=sys.stdin, stdout=sys.stdout) -> None:
             print(predictor(line).format(), file=stdout, flush=True)
         except ValueError as err:
             print(f"error: {err}", file=stdout, flush=True)
-
-
-def _example(task: object) -> str:
-    from symlit.tasks import ArithmeticTask
-    from symlit.tasks.calculus import CalculusTask
-
-    if isinstance(task, ArithmeticTask):
-        return "23" + "".join(f" {op} {n}" for op, n in zip(task.operators, (15, 7, 4)))
-    if isinstance(task, CalculusTask):
-        return "x*Y' - Y = 0" if task.order else "x*cos(x)"
-    return "an amplitude in SYMBA's format" if isinstance(task, render.QED_TASKS) else "space-separated tokens"
 
 
 def run_predict(cfg: DictConfig) -> Result | None:
@@ -189,23 +177,6 @@ def run_predict(cfg: DictConfig) -> Result | None:
         predictor.close()
 
 
-FREE_TEXT_KEYS = ("input", "ckpt", "output_dir")
-
-
-def quote_free_text(argv: list[str], keys: tuple[str, ...] = FREE_TEXT_KEYS) -> list[str]:
-    """``input=x*cos(x)`` -> ``input='x*cos(x)'``: inputs and paths are free text, not Hydra override
-    syntax (a sweep's run directory holds ``=`` and ``,``; an input holds parentheses)."""
-    out = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key in keys and not value.startswith(("'", '"')) and value != "null":
-            # Hydra quoted strings: backslashes are literal except before a quote or at the end
-            value = re.sub(r"(\\+)(?='|$)", lambda m: 2 * m.group(1), value)
-            arg = f"{key}='" + value.replace("'", "\\'") + "'"
-        out.append(arg)
-    return out
-
-
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
     run_predict(cfg)
@@ -213,9 +184,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``symlit-predict``."""
-    os.environ.setdefault("WANDB_SILENT", "true")
-    sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
-    hydra_command("symlit-predict", "predict", _hydra_main, sys.argv[1:])
+    free_text_command("symlit-predict", "predict", _hydra_main)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,19 @@ from symlit.tasks.arithmetic import ArithmeticTask
 from symlit.tasks.base import Task
 from symlit.tasks.calculus import CalculusTask
 from symlit.tasks.files import FileTask
+from symlit.tasks.qcd import QCDGeneratedTask
 from symlit.tasks.qed import QEDGeneratedTask, QEDSymbaTask
 
-__all__ = ["ArithmeticTask", "CalculusTask", "FileTask", "QEDGeneratedTask", "QEDSymbaTask", "Task", "task_from_config"]
+__all__ = [
+    "ArithmeticTask",
+    "CalculusTask",
+    "FileTask",
+    "QCDGeneratedTask",
+    "QEDGeneratedTask",
+    "QEDSymbaTask",
+    "Task",
+    "task_from_config",
+]
 
 
 def task_from_config(cfg: dict) -> Task:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import itertools
 import random
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -840,3 +841,91 @@ class ArithmeticTask(Task):
     def operand_lengths(self, source: str) -> tuple[int, ...]:
         """Digit counts of the operands of a source (the heat map's axes)."""
         return tuple(len(to_digits(v, self.base)) for v in self.operands(source))
+
+    # ------------------------------------------------------------------ text for people
+    def parse_input(self, text: str) -> str:
+        """Source tokens of an infix expression (``"23 + 15"`` -> ``INT+ 2 3 + INT+ 1 5`` in the
+        task's encoding); ``ValueError`` with a message for the user."""
+        return self.format_problem(_problem_of_text(self, text))[0]
+
+    def reference(self, source: str) -> str:
+        """The target (the exact value) of a source, computed."""
+        _, ops = _split_operands(source.split())
+        return self.format_problem((tuple(self.operands(source)), tuple(ops)))[1]
+
+    def render(self, tokens: str) -> str:
+        """``INT+ 2 3 + INT+ 1 5`` -> ``23 + 15``; tokens that spell no number are shown as they are.
+
+        A problem has at least two operands, so a single number is a result, written in the task's
+        result encoding (``reverse_output`` writes results reversed under a plain ``encoding``)."""
+        groups, ops = _split_operands(tokens.split())
+        try:
+            if ops:
+                values = [str(v) for v in self.operands(tokens)]
+            else:
+                values = [str(decode_int(groups[0], self.target_encoding, self.base, self.index_hints))]
+        except NotationError:
+            return tokens
+        out = [values[0]]
+        for op, value in zip(ops, values[1:]):
+            out += [op, value]
+        return " ".join(out)
+
+    def example_input(self) -> str:
+        return "23" + "".join(f" {op} {n}" for op, n in zip(self.operators, (15, 7, 4)))
+
+    def embedding_groups(self, vocabulary: list[str]) -> dict[str, list[str]]:
+        """Digits and numbers; signs and operators."""
+        numbers = [
+            t for t in vocabulary if re.fullmatch(r"-?\d+", t) or (len(t) == 1 and t in DIGIT_SYMBOLS[: self.base])
+        ]
+        return {
+            "digit / number": sorted(set(numbers), key=lambda t: (len(t), t)),
+            "sign / operator": [t for t in vocabulary if t in ("INT+", "INT-", *OPERATORS)],
+        }
+
+
+def _problem_of_text(task: ArithmeticTask, text: str) -> Problem:
+    """Operands and operators of ``"23 + 15 * -4"``; ``ValueError`` with a message for the user."""
+    items = re.findall(r"\d+|\S", text)
+    if not items:
+        raise ValueError("empty input; type an expression such as 23 + 15")
+    operands: list[int] = []
+    operators: list[str] = []
+    pos = 0
+    while True:
+        sign = 1
+        if pos < len(items) and items[pos] in ("+", "-"):  # a unary sign
+            sign = -1 if items[pos] == "-" else 1
+            pos += 1
+        if pos >= len(items):
+            raise ValueError(f"{text.strip()!r} ends with an operator; expected a number after it")
+        if not items[pos].isdigit():
+            raise ValueError(f"unexpected {items[pos]!r} in {text.strip()!r}; expected a whole number")
+        operands.append(sign * int(items[pos]))
+        pos += 1
+        if pos == len(items):
+            break
+        op = items[pos]
+        if op not in OPERATORS:
+            raise ValueError(f"unexpected {op!r} in {text.strip()!r}; expected one of {' '.join(OPERATORS)}")
+        if op not in task.operators:
+            raise ValueError(f"{op!r} is not an operator of this model's task (trained on {' '.join(task.operators)})")
+        operators.append(op)
+        pos += 1
+    if not operators:
+        raise ValueError(f"{text.strip()!r} has no operator; type an expression such as 23 + 15")
+    return tuple(operands), tuple(operators)
+
+
+def _split_operands(tokens: list[str]) -> tuple[list[list[str]], list[str]]:
+    """The token groups of the operands of a source, and its operators."""
+    groups: list[list[str]] = [[]]
+    ops: list[str] = []
+    for token in tokens:
+        if token in OPERATORS and groups[-1]:
+            groups.append([])
+            ops.append(token)
+        else:
+            groups[-1].append(token)
+    return groups, ops

@@ -37,6 +37,10 @@ def resolve_data_path(key: str, path: str, repo_fallback: bool = False, hint: st
     raise FileNotFoundError(f"data.task.{key}={path} does not exist{where}{hint}")
 
 
+NO_EOS = "(no end of sequence)"
+"""How :meth:`Task.show` writes a hypothesis that never ended."""
+
+
 class Task(ABC):
     """Base class of every task.
 
@@ -172,6 +176,20 @@ class Task(ABC):
     def render(self, tokens: str) -> str:
         """Readable text of a source or target token sequence; by default the tokens themselves."""
         return tokens
+
+    def show(self, tokens: str | None) -> str:
+        """:meth:`render` of a decoded sequence; ``None`` (decoding stopped before an end of
+        sequence) is said so."""
+        return NO_EOS if tokens is None else self.render(tokens)
+
+    def example_input(self) -> str:
+        """What a user may type, as ``symlit-predict``'s prompt names it."""
+        return "space-separated tokens"
+
+    def embedding_groups(self, vocabulary: list[str]) -> dict[str, list[str]]:
+        """The tokens whose embeddings ``symlit-inspect`` draws, by group; by default every token of
+        ``vocabulary`` that is not special (``<...>``)."""
+        return {"token": [t for t in vocabulary if not (t.startswith("<") and t.endswith(">"))]}
 
     def reference(self, source: str) -> str | None:
         """The target to verify hypotheses for ``source`` against, when there is no dataset row.

@@ -24,9 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from symlit.calculus import engine, verify
+from symlit.calculus import engine, infix, verify
 from symlit.calculus.generators import TASKS, GeneratorConfig, GeneratorSettings
-from symlit.calculus.prefix import PrefixError, check_prefix, count_operators, vocabulary
+from symlit.calculus.prefix import (
+    D2FX,
+    DFX,
+    FX,
+    OPERATORS,
+    PrefixError,
+    UnsupportedExpression,
+    check_prefix,
+    count_operators,
+    prefix_to_sympy,
+    sympy_to_prefix,
+    vocabulary,
+)
 from symlit.calculus.reference_io import read_reference
 from symlit.core.config import digest
 from symlit.tasks.base import Rows, Task, Verdict
@@ -320,7 +332,7 @@ class CalculusTask(GeneratorSettings, Task):
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
         """``expression``: the input up to renaming the coefficients ``a0..a9`` and reordering the
         arguments of ``add``/``mul`` (:func:`symlit.calculus.prefix.canonical_prefix`)."""
-        from symlit.calculus.prefix import COEFFICIENTS, OPERATORS, canonical_prefix
+        from symlit.calculus.prefix import COEFFICIENTS, canonical_prefix
         from symlit.core.notation import DIGIT_SYMBOLS
 
         try:
@@ -337,3 +349,45 @@ class CalculusTask(GeneratorSettings, Task):
         n = count_operators(source.split())
         lo = (n // BUCKET_WIDTH) * BUCKET_WIDTH
         return f"ops {lo:02d}-{lo + BUCKET_WIDTH - 1:02d}"
+
+    # ------------------------------------------------------------------ text for people
+    def parse_input(self, text: str) -> str:
+        """An integrand (``"x*cos(x)"`` -> ``sub Y' <f>``) or, for ODE tasks, an equation in ``x Y Y' Y''``."""
+        expr = infix.read(text)
+        if self.order == 0 and expr.has(FX):
+            raise ValueError(f"{text.strip()!r}: an integrand is an expression in x, without Y")
+        if self.order and not expr.has(DFX):
+            raise ValueError(f"{text.strip()!r}: an ODE of order {self.order} needs Y' (e.g. x*Y' - Y = 0)")
+        if self.order == 1 and expr.has(D2FX):
+            raise ValueError(f"{text.strip()!r}: this model solves first-order ODEs; Y'' is not allowed")
+        try:
+            tokens = sympy_to_prefix(expr, self.int_base)
+        except (UnsupportedExpression, ValueError) as err:
+            raise ValueError(f"{text.strip()!r}: {err}") from None
+        return " ".join(["sub", "Y'", *tokens] if self.order == 0 else tokens)
+
+    def render(self, tokens: str) -> str:
+        """Prefix tokens as SymPy text (``Y Y' Y''`` for the unknown function); an integration input
+        ``sub Y' f`` is shown as its integrand ``f``, an ODE input as ``... = 0``."""
+        toks = tokens.split()
+        is_integral_input = self.order == 0 and toks[:2] == ["sub", "Y'"]
+        try:
+            expr = prefix_to_sympy(toks[2:] if is_integral_input else toks, self.int_base, evaluate=False)
+        except PrefixError:
+            return tokens
+        text = infix.readable(expr)
+        return text + " = 0" if self.order and expr.has(DFX) else text
+
+    def reference(self, source: str) -> str:
+        """``""``: integrals are checked by differentiation, ODE solutions by substitution."""
+        return ""
+
+    def example_input(self) -> str:
+        return "x*Y' - Y = 0" if self.order else "x*cos(x)"
+
+    def embedding_groups(self, vocabulary: list[str]) -> dict[str, list[str]]:
+        """Binary and unary operators."""
+        return {
+            "binary operator": [t for t in vocabulary if OPERATORS.get(t) == 2],
+            "unary operator": [t for t in vocabulary if OPERATORS.get(t) == 1],
+        }

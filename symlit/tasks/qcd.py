@@ -39,14 +39,9 @@ from symlit.qcd import symba_text as st
 from symlit.qcd.particles import MASS_NAMES, PARTICLES, QUARKS
 from symlit.qed import kinematics
 from symlit.qed import symba_format as sf
-from symlit.qed.tokens import (
-    DIGITS,
-    OPERATOR_TOKENS,
-    check_notation,
-    to_tokens,
-)
+from symlit.qed.tokens import DIGITS, OPERATOR_TOKENS, to_tokens
+from symlit.tasks.amplitude import AmplitudeTask, process_class, warn_unfactored
 from symlit.tasks.base import Rows, Task, resolve_data_path
-from symlit.tasks.qed import AmplitudeVerifier, _unit
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("diagram_class", "process_family", "process", "diagram", "row")
@@ -88,7 +83,7 @@ def _components(rows: list[dict[str, Any]]) -> dict[int, str]:
 
 
 @dataclass
-class QCDGeneratedTask(AmplitudeVerifier, Task):
+class QCDGeneratedTask(AmplitudeTask):
     """Pairs made by :mod:`symlit.qcd.generator`: every 2 -> 2 process of ``particles`` (default:
     quarks, ``G``, ``A``), with every momentum labelling when ``orderings``; one row per diagram
     (``level: diagram``) or per process with interference (``level: process``). ``path`` reads a
@@ -106,34 +101,16 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
     max_tokens: int | None = None
     seed: int = 0
     workers: int = 0
-    notation: str = "hybrid_short"
     split_by: str = "diagram_class"
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
-    n_points: int = 3
-    tolerance: float = 1e-6
-    max_rows: int | None = None
     key_levels = tuple(KEY_COLUMNS)  # class attribute (no annotation): not a config field
     _keys: dict[str, dict[str, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_notation(self.notation)
-        if self.split_by not in SPLIT_BY:
-            raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}")
+        self.check_settings(SPLIT_BY, PARTICLES)
         if self.level not in ("diagram", "process"):
             raise ValueError(f"data.task.level={self.level!r} must be 'diagram' or 'process'")
-        for name in ("valid_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
-        if self.valid_fraction + self.test_fraction >= 1.0:
-            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
-        if self.particles is not None:
-            self.particles = [str(p) for p in self.particles]
-            unknown = [p for p in self.particles if p not in PARTICLES]
-            if unknown:
-                raise ValueError(f"data.task.particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
-        if self.n_points < 1:
-            raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
@@ -187,14 +164,7 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
         generated = gen.generate(
             procs, self.level, self.simplify_timeout, self.identical_factor, self.n_colours, False, self.workers
         )
-        slow = sum(not r.simplified for r in generated)
-        if slow:
-            log.warning(
-                "%d of %d squared amplitudes were not factored within %g CPU s (kept expanded)",
-                slow,
-                len(generated),
-                self.simplify_timeout,
-            )
+        warn_unfactored([r.simplified for r in generated], self.simplify_timeout)
         return [
             {
                 "amp": r.amp,
@@ -240,16 +210,8 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
             ]
             log.info("max_tokens=%d keeps %d of %d rows", self.max_tokens, len(kept), len(rows))
             rows = kept
-        splits: dict[str, Rows] = {n: {"source": [], "target": [], "process": []} for n in ("train", "valid", "test")}
         group = _components(rows) if self.split_by != "row" else {i: r["group"] for i, r in enumerate(rows)}
-        for i, row in enumerate(rows):
-            u = _unit(group[i])
-            dest = "valid" if u < self.valid_fraction else ("test" if 1 - u <= self.test_fraction else "train")
-            for k in ("source", "target", "process"):
-                splits[dest][k].append(row[k])
-        if not splits["train"]["source"]:
-            raise ValueError(f"{self.name}: no training rows left after splitting")
-        return splits
+        return self.split_rows(rows, (self.destination(group[i]) for i in range(len(rows))), ("train", "valid", "test"))
 
     # ------------------------------------------------------------------ vocabulary
     def base_vocabulary(self) -> list[str]:
@@ -286,12 +248,9 @@ class QCDGeneratedTask(AmplitudeVerifier, Task):
     def bucket(self, source: str, target: str) -> str:
         """Process class, e.g. ``"q q~ -> G G"``."""
         try:
-            legs = st.legs_from_tokens(source)
+            return process_class(st.legs_from_tokens(source), _leg_class)
         except (NotationError, KeyError, ValueError, IndexError):
             return "unknown"
-        ins = sorted(_leg_class(l) for l in legs if l.incoming)
-        outs = sorted(_leg_class(l) for l in legs if not l.incoming)
-        return f"{' '.join(ins)} -> {' '.join(outs)}"
 
 
 __all__ = ["QCDGeneratedTask"]

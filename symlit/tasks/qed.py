@@ -28,7 +28,6 @@ the process read from the source, on-shell masses, ``reg_prop = 0``), so an equi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -43,8 +42,9 @@ from symlit.qed import generator as gen
 from symlit.qed import keys, kinematics
 from symlit.qed import symba_format as sf
 from symlit.qed.particles import FERMIONS, LEPTONS, PARTICLES
-from symlit.qed.tokens import DIGITS, OPERATOR_TOKENS, check_notation, from_tokens, to_tokens, token_score
-from symlit.tasks.base import Rows, Task, Verdict, exact_match
+from symlit.qed.tokens import AMPLITUDE_HEADS, DIGITS, OPERATOR_TOKENS, amplitude_text, from_tokens, to_tokens
+from symlit.tasks.amplitude import AmplitudeTask, process_class, warn_unfactored
+from symlit.tasks.base import Rows, Task
 
 log = logging.getLogger(__name__)
 SPLIT_BY = ("row", *keys.LEVELS, "process", "process_family")
@@ -60,11 +60,6 @@ LEAK_FREE_LEVEL = {
 SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
 
 
-def _unit(text: str) -> float:
-    """A deterministic number in [0, 1) from ``text``."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
-
-
 def process_key(legs: list[sf.Leg]) -> str:
     """A process independent of leg order: ``"e e~ -> mu mu~"`` with species sorted."""
     ins = sorted(str(l.species) for l in legs if l.incoming)
@@ -78,80 +73,26 @@ def _leg_class(leg: sf.Leg) -> str:
     return base + ("~" if leg.species.anti else "")
 
 
-class AmplitudeVerifier:
-    """Verification of squared amplitudes, shared by the QED and QCD tasks: an exact token match,
-    else numeric agreement of target and hypothesis at ``n_points`` random points of the source's
-    process (:meth:`_point`) within ``tolerance``. A hypothesis that does not decode is malformed."""
-
-    notation: str
-    n_points: int
-    tolerance: float
-
-    def decode(self, tokens: str) -> sympy.Expr:
-        """A target or hypothesis token string as SymPy."""
-        return from_tokens(tokens, self.notation)
-
-    def _point(self, source: str, rng: random.Random, symbols: list[sympy.Symbol]) -> dict[str, object]:
-        raise NotImplementedError
-
-    def numeric_equal(self, source: str, target: str, got: sympy.Expr) -> bool:
-        """The decoded hypothesis ``got`` and the target agree at ``n_points`` random points of the source's process."""
-        want = self.decode(target)
-        rng = random.Random(_unit(source + target))
-        symbols = sorted(want.free_symbols | got.free_symbols, key=str)
-        points = (self._point(source, rng, symbols) for _ in range(self.n_points))
-        return kinematics.agree_at(want, got, points, self.tolerance)
-
-    def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
-        """``exact`` token match, else ``numeric`` equivalence; ``malformed`` when the hypothesis does not decode."""
-        if exact_match(target, hypothesis):
-            return Verdict("correct", "exact")
-        try:
-            got = self.decode(hypothesis)
-        except Exception as err:  # noqa: BLE001 - any decoding failure: the hypothesis is not an amplitude
-            return Verdict("malformed", "parse", f"{type(err).__name__}: {err}")
-        return Verdict.of(self.numeric_equal(source, target, got), "numeric")
-
-    def scores(self, source: str, target: str, hypothesis: str, verdict: Verdict) -> dict[str, float]:
-        """SYMBA's token score and numeric equivalence (0/1: the verdict, not recomputed)."""
-        return {"token_score": token_score(target.split(), hypothesis.split()), "numeric_equiv": float(verdict.ok)}
-
-
 @dataclass
-class _QEDTask(AmplitudeVerifier, Task):
-    """Shared splitting, vocabulary and verification of the QED tasks."""
+class _QEDTask(AmplitudeTask):
+    """Shared splitting, vocabulary, verification and text of the QED tasks."""
 
     score_names = ("token_score", "numeric_equiv")  # class attribute (no annotation): not a config field
     key_levels = (*keys.LEVELS, "process", "process_family")
-    notation: str = "hybrid_short"
     split_by: str = "diagram_family"
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.05
     holdout_particles: list[str] = field(default_factory=list)
-    n_points: int = 3
-    tolerance: float = 1e-6
-    max_rows: int | None = None
 
     def _check(self) -> None:
-        check_notation(self.notation)
+        hint = (
+            " (the old 'amplitude' split leaked: use 'row' for a random row split)"
+            if self.split_by == "amplitude"
+            else ""
+        )
+        self.check_settings(SPLIT_BY, PARTICLES, hint)
         self.holdout_particles = [str(p) for p in self.holdout_particles]
-        if self.split_by not in SPLIT_BY:
-            hint = (
-                " (the old 'amplitude' split leaked: use 'row' for a random row split)"
-                if self.split_by == "amplitude"
-                else ""
-            )
-            raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {SPLIT_BY}{hint}")
-        for name in ("valid_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
-        if self.valid_fraction + self.test_fraction >= 1.0:
-            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
         unknown = [p for p in self.holdout_particles if p not in PARTICLES]
         if unknown:
             raise ValueError(f"data.task.holdout_particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
-        if self.n_points < 1:
-            raise ValueError(f"data.task.n_points={self.n_points} must be >= 1")
 
     @property
     def leak_free_level(self) -> str | None:
@@ -200,20 +141,13 @@ class _QEDTask(AmplitudeVerifier, Task):
 
     def _split(self, rows: list[dict[str, Any]]) -> dict[str, Rows]:
         names = ["train", "valid", "test"] + (["holdout"] if self.holdout_particles else [])
-        splits: dict[str, Rows] = {n: {"source": [], "target": [], "process": []} for n in names}
         held = set(self.holdout_particles)
-        for row in rows:
+
+        def destination(row: dict[str, Any]) -> str:
             particles = {p.strip("~") for side in row["process"].split("->") for p in side.split()}
-            if particles & held:
-                dest = "holdout"
-            else:
-                u = _unit(row["group"])
-                dest = "valid" if u < self.valid_fraction else ("test" if 1 - u <= self.test_fraction else "train")
-            for k in ("source", "target", "process"):
-                splits[dest][k].append(row[k])
-        if not splits["train"]["source"]:
-            raise ValueError(f"{self.name}: no training rows left after splitting")
-        return splits
+            return "holdout" if particles & held else self.destination(row["group"])
+
+        return self.split_rows(rows, map(destination, rows), names)
 
     # ------------------------------------------------------------------ vocabulary
     def base_vocabulary(self) -> list[str]:
@@ -239,12 +173,36 @@ class _QEDTask(AmplitudeVerifier, Task):
     def bucket(self, source: str, target: str) -> str:
         """Process class, e.g. ``"l l~ -> q q~"`` or ``"A l -> A l"`` (``l`` lepton, ``q`` quark)."""
         try:
-            legs = sf.legs_from_tokens(source)
+            return process_class(sf.legs_from_tokens(source), _leg_class)
         except (NotationError, KeyError, ValueError):
             return "unknown"
-        ins = sorted(_leg_class(l) for l in legs if l.incoming)
-        outs = sorted(_leg_class(l) for l in legs if not l.incoming)
-        return f"{' '.join(ins)} -> {' '.join(outs)}"
+
+    # ------------------------------------------------------------------ text for people
+    def parse_input(self, text: str) -> str:
+        """Source tokens of a SYMBA amplitude (e.g. a line of SYMBA's ``amp`` column)."""
+        if not text.strip():
+            raise ValueError("empty input; paste a SYMBA amplitude such as the 'amp' column of a SYMBA file")
+        try:
+            tree = sf.parse(text.strip())
+            sf.legs(tree)  # checks the particles
+            return " ".join(sf.amplitude_tokens(tree, self.notation))
+        except (sf.SymbaFormatError, KeyError, ValueError) as err:
+            raise ValueError(f"not a SYMBA amplitude: {err}") from None
+
+    def render(self, tokens: str) -> str:
+        """A squared amplitude as SYMBA text; an amplitude as compact infix
+        (:func:`symlit.qed.tokens.amplitude_text`); else the tokens. Without a reference squared
+        amplitude (:meth:`reference`), hypotheses are not verified (beam agreement still is)."""
+        toks = tokens.split()
+        try:
+            if any(t in AMPLITUDE_HEADS for t in toks):
+                return amplitude_text(toks)
+            return sf.sqamp_text(from_tokens(toks, self.notation))
+        except (NotationError, ValueError, TypeError):
+            return tokens
+
+    def example_input(self) -> str:
+        return "an amplitude in SYMBA's format"
 
 
 @dataclass
@@ -268,7 +226,7 @@ class QEDSymbaTask(_QEDTask):
     def fingerprint(self) -> str:
         """Configuration plus the file's size and modification time: an edited file is re-read."""
         p = self.check_data()["path"]
-        base = _QEDTask.fingerprint(dataclasses.replace(self, path=str(p)))  # of the resolved path, as before
+        base = Task.fingerprint(dataclasses.replace(self, path=str(p)))  # of the resolved path, as before
         return digest({"base": base, "file": [p.stat().st_size, p.stat().st_mtime_ns]})
 
     def build(self) -> dict[str, Rows]:
@@ -335,11 +293,6 @@ class QEDGeneratedTask(_QEDTask):
         bad = [s for s in self.shapes if s not in SHAPES]
         if not self.shapes or bad:
             raise ValueError(f"data.task.shapes={self.shapes} must be a non-empty subset of {sorted(SHAPES)}")
-        if self.particles is not None:
-            self.particles = [str(p) for p in self.particles]
-            unknown = [p for p in self.particles if p not in PARTICLES]
-            if unknown:
-                raise ValueError(f"data.task.particles has unknown particles {unknown}; known: {sorted(PARTICLES)}")
         if self.level not in ("diagram", "process"):
             raise ValueError(f"data.task.level={self.level!r} must be 'diagram' or 'process'")
 
@@ -416,14 +369,7 @@ class QEDGeneratedTask(_QEDTask):
             generated = generated[: self.max_rows]
         if not generated:
             raise ValueError("data.task: the generator produced no rows (check shapes and particles)")
-        slow = sum(not r["simplified"] for r in generated)
-        if slow:
-            log.warning(
-                "%d of %d squared amplitudes were not factored within %g CPU s (kept expanded)",
-                slow,
-                len(generated),
-                self.simplify_timeout,
-            )
+        warn_unfactored([r["simplified"] for r in generated], self.simplify_timeout)
         rows = [
             self._row(r["amp"], r["sqamp"], f"generated {r['process']} diagram {r['diagram']}", k)
             for k, r in enumerate(generated)
