@@ -20,7 +20,8 @@ from symlit.core.atomic import DirectoryLocked
 from symlit.core.config import ConfigError, config_dir, run_id
 from symlit.core.moved import MOVED_MODULES
 from symlit.training import train as train_cli
-from symlit.training.train import RunDirectoryError, train
+from symlit.training.run_dir import RunDirectoryError
+from symlit.training.train import train
 
 # the GPU-scale experiments (trainer=gpu: base-size models) run in the slow set; their _cpu
 # variants, with the same task and pipeline, stay in the default one
