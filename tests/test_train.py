@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,10 +25,20 @@ from symlit.training import train as train_cli
 from symlit.training.run_dir import RunDirectoryError
 from symlit.training.train import train
 
+
+def _with_bases(path: Path) -> str:
+    """The text of an experiment config and of the experiment configs its defaults list builds on."""
+    text = path.read_text()
+    bases = re.findall(r"^\s*-\s*([\w/]+)\s*$", text, re.M)
+    return text + "".join(
+        _with_bases(path.parent / f"{b}.yaml") for b in bases if (path.parent / f"{b}.yaml").is_file()
+    )
+
+
 # the GPU-scale experiments (trainer=gpu: base-size models) run in the slow set; their _cpu
 # variants, with the same task and pipeline, stay in the default one
 EXPERIMENTS = [
-    pytest.param(p.stem, marks=pytest.mark.slow) if "override /trainer: gpu" in p.read_text() else p.stem
+    pytest.param(p.stem, marks=pytest.mark.slow) if "override /trainer: gpu" in _with_bases(p) else p.stem
     for p in sorted((config_dir() / "experiment").glob("*.yaml"))
     if p.stem not in ARITHMETIC_STUDIES
 ]
