@@ -68,3 +68,20 @@ def assert_causal(model: torch.nn.Module, src: torch.Tensor, tgt: torch.Tensor, 
             again = model(src, changed)
             torch.testing.assert_close(again[:, : t + 1], logits[:, : t + 1], rtol=0, atol=1e-5)
             assert not torch.allclose(again[:, t + 1 :], logits[:, t + 1 :])
+
+
+@pytest.fixture(scope="session")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sweep directory of :func:`review_sweep.build_sweep`, built once per session (the modules
+    that use it share an ``xdist_group``, so pytest-xdist runs them on one worker)."""
+    from review_sweep import build_sweep
+
+    return build_sweep(tmp_path_factory.mktemp("review"))
+
+
+@pytest.fixture(scope="session")
+def ckpt(sweep: Path) -> Path:
+    """The best checkpoint of the sweep's first job."""
+    from review_sweep import LRS, run_dir
+
+    return run_dir(sweep, LRS[0]) / "checkpoints" / "best.ckpt"

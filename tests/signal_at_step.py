@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -34,3 +37,28 @@ class SignalAtStep(L.Callback):
         if sig is not None and trainer.is_global_zero:
             print(f"SignalAtStep: {sig.name} at step {trainer.global_step}", flush=True)
             os.kill(os.getpid(), sig)
+
+
+def signals_at(plan: dict[int, str]) -> list[str]:
+    """Overrides that make the training process send itself ``plan[step]`` at each global ``step``."""
+    return [
+        "+callbacks.signals._target_=signal_at_step.SignalAtStep",
+        f"+callbacks.signals.steps=[{','.join(str(k) for k in plan)}]",
+        f"+callbacks.signals.signals=[{','.join(plan.values())}]",
+    ]
+
+
+def train_in(root: Path, args: list[str], timeout: int = 1800) -> subprocess.CompletedProcess:
+    """``symlit-train *args`` as a process in ``root`` (``SYMLIT_ROOT``), with ``tests/`` on the path
+    for :class:`SignalAtStep`; its output is captured, its exit status left to the caller."""
+    tests = str(Path(__file__).resolve().parent)
+    python_path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
+    return subprocess.run(
+        [sys.executable, "-m", "symlit.training.train", *args],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

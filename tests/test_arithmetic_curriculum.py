@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from signal_at_step import signals_at, train_in
 
 from symlit.evaluation.scoring import Prediction
 from symlit.tasks import ArithmeticTask
 from symlit.training.callbacks import Curriculum
 
-TESTS = Path(__file__).resolve().parent
 PAD = 0
 
 
@@ -179,24 +177,11 @@ COMMAND = [
     "+callbacks.curriculum.levels=[2,3]",
     "+callbacks.curriculum.steps=[150]",
 ]
-KILL_AT_210 = [
-    "+callbacks.kill._target_=signal_at_step.SignalAtStep",
-    "+callbacks.kill.steps=[210]",
-    "+callbacks.kill.signals=[SIGKILL]",
-]
+KILL_AT_210 = signals_at({210: "SIGKILL"})
 
 
 def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
-    return subprocess.run(
-        [sys.executable, "-m", "symlit.training.train", *COMMAND, *extra],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    return train_in(root, [*COMMAND, *extra])
 
 
 @pytest.mark.slow

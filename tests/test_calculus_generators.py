@@ -120,11 +120,11 @@ def test_cleaning_helpers():
 
 
 def test_time_limit_interrupts_and_nests():
-    start = time.monotonic()
+    steps = 0
     with pytest.raises(SampleTimeout), time_limit(0.2):
-        while True:
-            pass
-    assert time.monotonic() - start < 2
+        while steps < 10**9:  # minutes of work on any machine: only the limit ends the loop
+            steps += 1
+    assert steps < 10**9
     # an inner limit that expires is the inner block's own; the outer limit is restored after it
     with time_limit(5) as outer:
         try:
@@ -151,14 +151,17 @@ def test_a_hanging_sympy_call_is_abandoned_and_counted(monkeypatch):
 
 
 def test_a_hanging_verifier_returns_false(monkeypatch):
+    finished = []
+
     def hang(*args, **kwargs):
-        while True:
-            pass
+        steps = 0
+        while steps < 10**9:  # minutes of work on any machine: only the verifier's limit ends it
+            steps += 1
+        finished.append(steps)
 
     monkeypatch.setattr(sp, "diff", hang)
-    start = time.monotonic()
     assert not verify.check_integral("sub Y' x", "mul div INT+ 1 INT+ 2 pow x INT+ 2", timeout=0.3)
-    assert time.monotonic() - start < 3
+    assert finished == []  # every call was abandoned at the limit, none ran to its end
 
 
 def test_a_stuck_worker_is_killed_and_replaced(tmp_path):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from signal_at_step import signals_at, train_in
 
-TESTS = Path(__file__).resolve().parent
 COMMAND = [
     "experiment=addition",
     "data.task.n_train=1500",
@@ -26,24 +24,11 @@ COMMAND = [
 ]
 # the training process kills itself in the middle of the step that starts at global step 210 (second
 # epoch; last.ckpt is at step 200 then), through the test-only callback of tests/signal_at_step.py
-KILL_AT_210 = [
-    "+callbacks.kill._target_=signal_at_step.SignalAtStep",
-    "+callbacks.kill.steps=[210]",
-    "+callbacks.kill.signals=[SIGKILL]",
-]
+KILL_AT_210 = signals_at({210: "SIGKILL"})
 
 
 def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "SYMLIT_ROOT": str(root), "PYTHONPATH": python_path}
-    return subprocess.run(
-        [sys.executable, "-m", "symlit.training.train", *COMMAND, *extra],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    return train_in(root, [*COMMAND, *extra])
 
 
 def checkpoint(path: Path) -> dict:

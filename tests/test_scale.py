@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from signal_at_step import signals_at
 
 from symlit.core.config import config_dir, run_id
 from symlit.training.slurm import compose_train, render, template_groups
@@ -76,15 +77,6 @@ def run(root: Path, args: list[str], extra_env: dict[str, str] | None = None, ti
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
-
-
-def signals_at(plan: dict[int, str]) -> list[str]:
-    """Overrides that make the training process signal itself at exact steps (``tests/signal_at_step.py``)."""
-    return [
-        "+callbacks.signals._target_=signal_at_step.SignalAtStep",
-        f"+callbacks.signals.steps=[{','.join(str(k) for k in plan)}]",
-        f"+callbacks.signals.signals=[{','.join(plan.values())}]",
-    ]
 
 
 def global_step(path: Path) -> int:
