@@ -31,14 +31,17 @@ from symlit.evaluation.decoding import greedy_decode
 
 
 def import_renamed(tree: Path, name: str = "symlit_old"):
-    """Import ``tree/symlit`` as package ``name`` (its ``symlit.`` imports rewritten)."""
+    """Import ``tree/symlit`` as package ``name`` (its ``symlit.`` imports rewritten); returns its
+    encoder-decoder module and its decoding module, in either source layout."""
     target = Path(tempfile.mkdtemp()) / name
     shutil.copytree(tree / "symlit", target)
     for path in target.rglob("*.py"):
         text = path.read_text()
         path.write_text(text.replace("from symlit.", f"from {name}.").replace("import symlit.", f"import {name}."))
     sys.path.insert(0, str(target.parent))
-    return importlib.import_module(f"{name}.model"), importlib.import_module(f"{name}.decoding")
+    if (target / "models").is_dir():  # the package layout (symlit.models, symlit.evaluation)
+        return importlib.import_module(f"{name}.models.seq2seq"), importlib.import_module(f"{name}.evaluation.decoding")
+    return importlib.import_module(f"{name}.model"), importlib.import_module(f"{name}.decoding")  # the flat layout
 
 
 def main() -> None:

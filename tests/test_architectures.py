@@ -224,9 +224,10 @@ def test_decoder_only_beam_one_equals_greedy_when_rows_end_at_different_steps(sc
     torch.testing.assert_close(beam.log_probs[:, 0], greedy.scores)
 
 
-def test_a_checkpoint_written_before_this_change_loads_and_decodes_the_same_tokens():
-    """``seq2seq_config_class_target.ckpt`` was written by symlit at fd0d41d (``model._target_`` then named the
-    config class, ``symlit.model.TransformerConfig``); its tokens were decoded by that code."""
+def test_a_checkpoint_naming_the_config_class_loads_and_decodes_the_same_tokens():
+    """``seq2seq_config_class_target.ckpt`` names the config class as ``model._target_``
+    (``symlit.model.TransformerConfig``, the flat layout); the reference tokens were decoded by the
+    code that wrote it."""
     loaded = load_checkpoint(FIXTURES / "seq2seq_config_class_target.ckpt")
     assert isinstance(loaded.model, Seq2SeqTransformer)
     ref = json.loads((FIXTURES / "seq2seq_config_class_target.json").read_text())

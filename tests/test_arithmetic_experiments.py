@@ -1,4 +1,4 @@
-"""The issue-15 arithmetic experiments run end to end under fast_dev_run (real Hydra, Lightning)."""
+"""The arithmetic experiments run end to end under fast_dev_run (real Hydra, Lightning)."""
 
 from __future__ import annotations
 

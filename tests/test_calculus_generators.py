@@ -66,7 +66,7 @@ def test_generated_samples_verify(task, attempts):
             assert verify.check_ode(s["source"], s["target"], order=1), s
 
 
-@pytest.mark.slow  # sympy.dsolve and integration by parts: ~1 min
+@pytest.mark.slow  # sympy.dsolve and integration by parts: the slowest generators
 def test_ode2_and_ibp_samples_verify():
     gen = Generator(GeneratorConfig(task="ode2", max_ops=5, solve_seconds=0.3))
     samples, _ = generate_chunk(gen.config, seed=1, attempts=25, generator=gen)

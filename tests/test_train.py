@@ -53,7 +53,7 @@ def test_every_experiment_runs_fast_dev_run(make_cfg, tmp_path, experiment):
         path.write_text("\n".join(json.dumps({"source": f"x {i} y", "target": f"{i} z"}) for i in range(300)))
         extra = [f"data.task.train={path}"]
     if experiment in ("addition", "addition_4x2", "subtraction", "multiplication"):
-        extra = SMALL_DATA  # addition_4x2 would otherwise draw its 1,000,000 training problems (~40 s)
+        extra = SMALL_DATA  # addition_4x2 would otherwise draw its 1,000,000 training problems
     # one tiny batch: GPU-scale experiments (d_model 512, long sequences) stay cheap on a CPU
     small = ["data.batch_size=4", "data.eval_batch_size=4", "module.decode_max_len=32"]
     metrics = train(make_cfg(f"experiment={experiment}", "debug=fast_dev_run", *small, *extra))

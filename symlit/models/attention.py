@@ -22,7 +22,7 @@ def single_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None)
     """Attention of one query per row (a decoding step) as two batched matmuls.
 
     On CPU, SDPA's flash kernel is tiled for long queries; for a single query this plain form is
-    about 2.5x faster (measured in ``benchmarks/bench_vs_bart.py``) and numerically equivalent.
+    faster (``benchmarks/bench_vs_bart.py`` measures it) and numerically equivalent.
     """
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, 1, L)
     if mask is not None:

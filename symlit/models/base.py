@@ -156,8 +156,8 @@ def compiled_step(step_stack: Callable[..., Tensor]) -> Callable[..., Tensor]:
 
     Compiled lazily, on the first call, for the shapes of that call. The first change of a
     dimension (rows leaving the batch, another source length or ``max_len``) recompiles once with
-    that dimension dynamic (torch's automatic dynamic shapes: the steady state is ~6 % faster on CPU
-    than compiling everything dynamic from the start). A new architecture, a batch of one row, a
+    that dimension dynamic (torch's automatic dynamic shapes: a faster steady state on CPU than
+    compiling everything dynamic from the start). A new architecture, a batch of one row, a
     chunk of several tokens, or another grad or autocast mode each compile once more; past dynamo's
     recompile limit (8) the steps run eagerly, with a warning from torch.
     """

@@ -404,7 +404,7 @@ class ArithmeticTask(Task):
         lo, hi = _as_range(self.n_operands, "n_operands")
         return label if lo == hi else f"{label} operands={len(values)}"
 
-    # ------------------------------------------------------------------ leakage (issue 16)
+    # ------------------------------------------------------------------ leakage
     key_levels = ("operands",)
 
     def canonical_key(self, source: str, target: str) -> dict[str, str]:

@@ -326,7 +326,7 @@ class CalculusTask(GeneratorSettings, Task):
             )
         return verify.check_integral(source, hypothesis, base=self.int_base, timeout=self.verify_timeout)
 
-    # ------------------------------------------------------------------ leakage (issue 16)
+    # ------------------------------------------------------------------ leakage
     key_levels = ("expression",)
 
     def canonical_key(self, source: str, target: str) -> dict[str, str]:
