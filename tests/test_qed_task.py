@@ -75,14 +75,19 @@ def test_bad_sqamp_is_an_error_or_skipped_and_counted(tmp_path, sqamp, problem):
     assert task.skipped_rows == 1 and sum(len(s["source"]) for s in splits.values()) == 7
 
 
-def test_verify_accepts_exact_and_equivalent_forms_only(splits):
-    task = QEDSymbaTask(path=str(SAMPLE))
-    source, target = splits["test"]["source"][0], splits["test"]["target"][0]
+def check_equivalent_forms(task, source: str, target: str) -> None:
+    """An amplitude task accepts the target and its expanded form, and rejects twice the target."""
     assert task.verify(source, target, target)
     expr = task.decode(target)
     assert task.verify(source, target, " ".join(to_tokens(sympy.expand(expr), task.notation)))
-    # on shell: s_11 = m^2 for a massive leg, so an equivalent form may use either
     assert not task.verify(source, target, " ".join(to_tokens(2 * expr, task.notation)))
+
+
+def test_verify_accepts_exact_and_equivalent_forms_only(splits):
+    task = QEDSymbaTask(path=str(SAMPLE))
+    source, target = splits["test"]["source"][0], splits["test"]["target"][0]
+    # on shell: s_11 = m^2 for a massive leg, so an equivalent form may use either
+    check_equivalent_forms(task, source, target)
     malformed = task.verify(source, target, "add( INT+")
     assert (malformed.status, malformed.method) == ("malformed", "parse") and "NotationError" in malformed.detail
     assert task.verify(source, target, target) == Verdict("correct", "exact")

@@ -22,6 +22,16 @@ from symlit.tasks import ArithmeticTask
 from symlit.tasks.arithmetic import evaluate
 from symlit.training.module import Seq2SeqModule
 
+# four 2-digit operands, reversed and zero-padded, with running column sums
+COLUMN_SUMS_4X2 = {
+    "scratchpad": "column_sums",
+    "n_operands": 4,
+    "min_value": 0,
+    "max_value": 99,
+    "encoding": "reversed",
+    "zero_pad": True,
+}
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 # ---------------------------------------------------------------------------- literal targets
@@ -56,14 +66,7 @@ LITERAL = [
     ),
     # running column sums: units column 0+7=7, +5=12, +0=12, +9=21 -> digit 1, carry 2; tens 2+0+4+0+9=15
     (
-        {
-            "scratchpad": "column_sums",
-            "n_operands": 4,
-            "min_value": 0,
-            "max_value": 99,
-            "encoding": "reversed",
-            "zero_pad": True,
-        },
+        COLUMN_SUMS_4X2,
         (7, 45, 0, 99),
         ("+", "+", "+"),
         "S-> 7 12 12 21 , A-> 1 , C-> 2 S-> 2 6 6 15 , A-> 5 , C-> 1 . INT+ 1 5 1",
@@ -188,14 +191,7 @@ def test_round_trip_steps_and_answer_give_the_true_result(fields, op, edges, n_o
 @pytest.mark.parametrize(
     "fields",
     [
-        {
-            "scratchpad": "column_sums",
-            "n_operands": 4,
-            "min_value": 0,
-            "max_value": 99,
-            "encoding": "reversed",
-            "zero_pad": True,
-        },
+        COLUMN_SUMS_4X2,
         {"scratchpad": "partial_products", "operators": ["*"], "digits": 2, "encoding": "reversed", "zero_pad": True},
         {"scratchpad": "lee_detailed", "min_value": 0, "max_value": 999, "zero_pad": True},
     ],

@@ -1,3 +1,4 @@
+import dataclasses
 import random
 
 import pytest
@@ -73,16 +74,7 @@ def test_zero_pad_puts_every_digit_at_a_fixed_position(encoding, operators, resu
         n_valid=10,
         n_test=10,
     )
-    plain = ArithmeticTask(
-        operators=operators,
-        n_operands=4,
-        min_value=0,
-        max_value=99,
-        encoding=encoding,
-        n_train=2000,
-        n_valid=10,
-        n_test=10,
-    )
+    plain = dataclasses.replace(task, zero_pad=False)
 
     def operand_values(source: str) -> list[int]:
         return [decode_int(o.split(), encoding) for o in source.split(f" {operators[0]} ")]

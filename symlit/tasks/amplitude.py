@@ -19,7 +19,7 @@ import sympy
 from symlit.qed import kinematics
 from symlit.qed.symba_format import Leg
 from symlit.qed.tokens import check_notation, from_tokens, token_score
-from symlit.tasks.base import Rows, Task, Verdict, exact_match
+from symlit.tasks.base import Rows, Task, Verdict, check_fractions, exact_match
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,7 @@ class AmplitudeTask(AmplitudeVerifier, Task):
         check_notation(self.notation)
         if self.split_by not in split_by:
             raise ValueError(f"data.task.split_by={self.split_by!r} must be one of {tuple(split_by)}{hint}")
-        for name in ("valid_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
-        if self.valid_fraction + self.test_fraction >= 1.0:
-            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
+        check_fractions(self.valid_fraction, self.test_fraction)
         chosen = getattr(self, "particles", None)
         if chosen is not None:
             self.particles = [str(p) for p in chosen]

@@ -37,6 +37,15 @@ def resolve_data_path(key: str, path: str, repo_fallback: bool = False, hint: st
     raise FileNotFoundError(f"data.task.{key}={path} does not exist{where}{hint}")
 
 
+def check_fractions(valid_fraction: float, test_fraction: float) -> None:
+    """``data.task.valid_fraction`` and ``test_fraction`` are each in [0, 1) and leave rows for training."""
+    for name, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"data.task.{name}={value} must be in [0, 1)")
+    if valid_fraction + test_fraction >= 1.0:
+        raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
+
+
 NO_EOS = "(no end of sequence)"
 """How :meth:`Task.show` writes a hypothesis that never ended."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from symlit.core.config import digest
-from symlit.tasks.base import Rows, Task, Verdict, exact_match
+from symlit.tasks.base import Rows, Task, Verdict, check_fractions, exact_match
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +155,7 @@ class FileTask(Task):
             raise ValueError(f"data.task.extra_tests cannot be named {sorted(reserved)}; use data.task.{min(reserved)}")
         if self.tokenizer not in ("word", "bpe"):
             raise ValueError(f"data.task.tokenizer={self.tokenizer!r} must be 'word' or 'bpe'")
-        for name in ("valid_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"data.task.{name}={getattr(self, name)} must be in [0, 1)")
-        if self.valid_fraction + self.test_fraction >= 1.0:
-            raise ValueError("data.task.valid_fraction + data.task.test_fraction must leave data for training")
+        check_fractions(self.valid_fraction, self.test_fraction)
         for key, path in self.data_paths().items():
             if Path(path).suffix.lower() not in READERS:
                 raise ValueError(f"data.task.{key}={path}: unsupported extension; use one of {sorted(READERS)}")
