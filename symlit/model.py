@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 class ModelConfig:
     """Hyper-parameters both architectures share (the Hydra ``model`` group, minus ``_target_``).
 
-    ``vocab_size``, ``pad_id`` and ``digit_ids`` come from the tokenizer and task, not from YAML.
+    ``vocab_size``, ``pad_id``, ``digit_ids`` and ``digits_lsb_first`` come from the tokenizer and task,
+    not from YAML.
     """
 
     vocab_size: int = 0
@@ -67,6 +68,7 @@ class ModelConfig:
     abacus_max_digits: int = 32  # longest number (in digits) Abacus positions can index
     abacus_max_offset: int = 0  # Abacus training offsets are drawn from [0, abacus_max_offset]
     digit_ids: tuple[int, ...] = ()
+    digits_lsb_first: tuple[bool, bool] = (False, False)  # (source, result) numbers units first (coupled positions)
 
     def checks(self) -> dict[str, bool]:
         return {
@@ -113,7 +115,7 @@ class TransformerConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if parse_scheme(self.positions) == (False, "none"):
+        if parse_scheme(self.positions) == ("", "none"):
             raise ValueError(
                 "model.positions='none' is for the decoder-only model (model=gpt_small): an encoder without "
                 "positions sees its input as a bag of tokens; choose learned, sinusoidal, rope, alibi or abacus+..."
@@ -499,6 +501,7 @@ class TransformerBase(nn.Module):
             cfg.vocab_size,
             cfg.abacus_max_digits,
             cfg.abacus_max_offset,
+            tuple(cfg.digits_lsb_first),
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.lm_head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -553,15 +556,19 @@ class Seq2SeqTransformer(TransformerBase):
         """Boolean ``(B, 1, 1, S)`` mask, ``True`` where the source is not padding."""
         return (src != self.cfg.pad_id)[:, None, None, :]
 
-    def _digits(self, tokens: Tensor, offset: Tensor | None, generated: bool = False) -> Tensor | None:
-        return self.pos.digit_indices(tokens, offset=offset, generated=generated) if self.pos.abacus else None
+    def _digits(
+        self, tokens: Tensor, offset: Tensor | None, generated: bool = False, source: bool = False
+    ) -> Tensor | None:
+        if not self.pos.abacus:
+            return None
+        return self.pos.digit_indices(tokens, offset=offset, generated=generated, source=source)
 
     def encode(self, src: Tensor, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Encoder states ``(B, S, D)`` and the source mask (``offset``: Abacus training offsets ``(B,)``)."""
         source_mask = self.source_mask(src)
         positions = torch.arange(src.shape[1], device=src.device)
         self.pos.check_length(positions)
-        x = self._embed(src, positions, self._digits(src, offset))
+        x = self._embed(src, positions, self._digits(src, offset, source=True))
         attn = self.pos.attention(positions[None])
         mask = _merge(source_mask, attn.bias if attn else None)
         rope = attn.rope if attn else None
@@ -649,11 +656,18 @@ def model_class(cfg: dict[str, Any]) -> type[TransformerBase]:
     return cls
 
 
-def build_model(cfg: dict[str, Any], vocab_size: int, pad_id: int, digit_ids: tuple[int, ...] = ()) -> TransformerBase:
+def build_model(
+    cfg: dict[str, Any],
+    vocab_size: int,
+    pad_id: int,
+    digit_ids: tuple[int, ...] = (),
+    digits_lsb_first: tuple[bool, bool] = (False, False),
+) -> TransformerBase:
     """The model a ``model`` config describes, for a vocabulary of ``vocab_size`` tokens.
 
-    ``digit_ids``: the token ids the task calls digits (Abacus positions). Unknown keys fail with
-    the key named.
+    ``digit_ids``: the token ids the task calls digits (Abacus and coupled positions);
+    ``digits_lsb_first``: whether the task writes source and result numbers least significant
+    digit first (coupled positions). Unknown keys fail with the key named.
     """
     cls = model_class(cfg)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
@@ -662,14 +676,17 @@ def build_model(cfg: dict[str, Any], vocab_size: int, pad_id: int, digit_ids: tu
     if unknown:
         raise ValueError(
             f"model.{unknown[0]} is not a setting of {cls.__name__}; its settings are "
-            f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids'})}"
+            f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids', 'digits_lsb_first'})}"
         )
-    return cls(cls.Config(**{**given, "vocab_size": vocab_size, "pad_id": pad_id, "digit_ids": tuple(digit_ids)}))
+    derived = {"vocab_size": vocab_size, "pad_id": pad_id, "digit_ids": tuple(digit_ids)}
+    derived["digits_lsb_first"] = tuple(digits_lsb_first)
+    return cls(cls.Config(**{**given, **derived}))
 
 
 def build_for_task(cfg: dict[str, Any], tokenizer: Seq2SeqTokenizer, task: Task) -> TransformerBase:
     """:func:`build_model` for ``tokenizer``'s vocabulary, with the digit tokens ``task`` declares."""
-    return build_model(cfg, len(tokenizer), tokenizer.pad_id, tokenizer.known_ids(task.digit_tokens()))
+    digit_ids = tokenizer.known_ids(task.digit_tokens())
+    return build_model(cfg, len(tokenizer), tokenizer.pad_id, digit_ids, task.digits_lsb_first())
 
 
 def class_path(model: nn.Module) -> str:
