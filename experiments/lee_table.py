@@ -1,4 +1,4 @@
-"""Table and plot of a `symlit-train -m experiment=lee_reversed` sweep (Lee et al. 2024).
+"""Table and plot of a `symlit-train -m experiment=lee_reversed` or `experiment=lee_table` sweep (Lee et al. 2024).
 
     python experiments/lee_table.py outputs/lee_reversed experiments/figures/lee_reversed.png
 
@@ -23,7 +23,7 @@ def collect(sweep_dir: Path) -> dict[tuple[str, int], float]:
         if not (run / "metrics.json").is_file():
             continue
         task = OmegaConf.load(run / ".hydra" / "config.yaml").data.task
-        fmt = "reversed" if task.reverse_output else "plain"
+        fmt = task.get("scratchpad") or ("reversed" if task.reverse_output else "plain")
         table[fmt, int(task.n_train)] = json.loads((run / "metrics.json").read_text())["metrics"]["test/seq_acc"]
     return table
 
@@ -39,7 +39,9 @@ def main(sweep_dir: str, png: str) -> None:
     print("| output | " + " | ".join(f"{n:,}" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for fmt in ("plain", "reversed"):
+    for fmt in ("plain", "reversed", "lee_simplified", "lee_detailed"):
+        if not any(f == fmt for f, _ in table):
+            continue
         print(
             f"| {fmt} | "
             + " | ".join(f"{100 * table[fmt, n]:.1f} %" if (fmt, n) in table else "-" for n in sizes)

@@ -14,7 +14,7 @@ from conftest import assert_causal
 
 from symlit.data.tokenizer import Seq2SeqTokenizer
 from symlit.evaluation.decoding import beam_search, greedy_decode, sample_decode
-from symlit.models.builder import build_model
+from symlit.models.builder import build_for_task, build_model
 from symlit.models.causal import CausalTransformer
 from symlit.models.checkpoint import load_checkpoint
 from symlit.models.positions import Positions, abacus_indices
@@ -23,7 +23,10 @@ from symlit.tasks.arithmetic import ArithmeticTask
 
 PAD, BOS, EOS = 0, 1, 2
 DIGITS = tuple(range(10, 20))  # the tiny models' "digit" tokens
-SCHEMES = ["learned", "sinusoidal", "rope", "alibi", "none", "abacus", "abacus+rope", "abacus+none", "abacus+learned"]
+SCHEMES = [
+    *("learned", "sinusoidal", "rope", "alibi", "none"),
+    *("abacus", "abacus+rope", "abacus+none", "abacus+learned", "coupled", "coupled+rope"),
+]
 ARCHS = {"enc-dec": Seq2SeqTransformer, "dec-only": CausalTransformer}
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,6 +49,7 @@ def tiny(arch: str, positions: str, cls: type | None = None, **overrides):
         "positions": positions,
         "digit_ids": DIGITS,
         "abacus_max_offset": 0,
+        "digits_lsb_first": (False, True),  # sources most significant digit first: coupled counts them from the end
     }
     fields |= {"n_encoder_layers": 2, "n_decoder_layers": 2} if arch == "enc-dec" else {"n_layers": 2}
     torch.manual_seed(0)
@@ -144,6 +148,37 @@ def test_abacus_indices_on_hand_written_inputs():
     assert indices("1 2 INT+ 5") == [1, 2, 0, 1]  # digits at the very start
     assert indices("4 5 + INT+ 6", carry=2) == [3, 4, 0, 0, 1]  # a run continued from an earlier step
     assert ArithmeticTask(encoding="number").digit_tokens() == []
+
+
+def test_coupled_indices_give_digits_of_one_significance_one_index():
+    """Position coupling (Cho et al. 2024): operand and result digits of equal significance share an
+    index, however the operands are written; with every number reversed it is Abacus."""
+    plain = ArithmeticTask(operators=["+"], encoding="digits", reverse_output=True)
+    source, target = plain.format_problem(((123, 45), ("+",)))
+    assert (source, target) == ("INT+ 1 2 3 + INT+ 4 5", "INT+ 8 6 1")
+    tok = Seq2SeqTokenizer.word_level(plain.base_vocabulary())
+    cfg = {"_target_": "symlit.models.causal.CausalTransformer", "d_model": 16, "n_heads": 2, "positions": "coupled"}
+    model = build_for_task(cfg, tok, plain)
+    assert model.cfg.digits_lsb_first == (False, True)
+
+    def indices(text: str, source: bool) -> list[int]:
+        return model.pos.digit_indices(torch.tensor([tok.encode(text)]), source=source)[0].tolist()
+
+    assert indices(source, source=True) == [0, 3, 2, 1, 0, 0, 2, 1]  # counted from each number's units digit
+    assert indices(target, source=False) == [0, 1, 2, 3]  # the result, units first
+    abacus = build_for_task({**cfg, "positions": "abacus"}, tok, plain)
+    assert abacus.pos.digit_indices(torch.tensor([tok.encode(source)]), source=True)[0].tolist() == [
+        *(0, 1, 2, 3, 0, 0, 1, 2)  # Abacus counts from the first written digit: 3 and 5 do not line up
+    ]
+    reversed_task = ArithmeticTask(operators=["+"], encoding="reversed")
+    rsource, _ = reversed_task.format_problem(((123, 45), ("+",)))
+    rtok = Seq2SeqTokenizer.word_level(reversed_task.base_vocabulary())
+    coupled = build_for_task(cfg, rtok, reversed_task)
+    abacus = build_for_task({**cfg, "positions": "abacus"}, rtok, reversed_task)
+    ids = torch.tensor([rtok.encode(rsource)])
+    assert coupled.pos.digit_indices(ids, source=True).tolist() == abacus.pos.digit_indices(ids, source=True).tolist()
+    with pytest.raises(ValueError, match=r"model.positions='coupled' needs the result written least significant"):
+        build_for_task(cfg, tok, ArithmeticTask(operators=["+"], encoding="digits"))
 
 
 def test_abacus_offsets_shift_digits_only_in_training():
@@ -257,6 +292,10 @@ def test_looped_layers_share_weights_and_cache_every_loop():
     [
         ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
         ({"_target_": "symlit.models.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
+        (
+            {"_target_": "symlit.models.causal.CausalTransformer", "positions": "coupled+abacus"},
+            "is not a position scheme",
+        ),
         (
             {"_target_": "symlit.models.causal.CausalTransformer", "n_encoder_layers": 2},
             "model.n_encoder_layers is not",

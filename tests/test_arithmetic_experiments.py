@@ -12,7 +12,11 @@ SMALL = {
     "addition_4x2_digits_scratchpad": ["data.task.ood.five_operands.n=8", "module.loss_on=answer"],
     "addition_4x2_digits_curriculum": ["data.task.ood.five_operands.n=8", "data.task.ood.four_operands.n=8"],
     "lee_reversed": [],
+    "lee_table": ["data.task.scratchpad=lee_detailed"],
+    "multiplication_scratchpad": [],
+    "multiplication_3x3_scratchpad": [],
     "length_generalization": [f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid")],
+    "length_generalization_coupled": [f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid")],
     "length_generalization_gpu": [f"data.task.ood.{s}.n=8" for s in ("d25", "d30", "d40", "d50", "d75", "d100", "grid")]
     + ["data.num_workers=0", "trainer.devices=1"],
 }

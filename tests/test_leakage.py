@@ -110,6 +110,28 @@ def test_arithmetic_key_is_the_operands_up_to_commutativity():
         leakage.check_leak_free(leakage.leakage_report(task, splits), "operands")
 
 
+@pytest.mark.parametrize("balance", [[], ["lengths"]])
+def test_arithmetic_held_out_by_operands_keeps_every_swapped_twin_out_of_train(balance):
+    """2-digit products: with the default split a quarter of the test problems are a training
+    problem with its operands swapped; ``held_out_by=operands`` leaves none, in valid, test and ood."""
+    common = dict(operators=["*"], digits=2, n_train=4000, n_valid=500, n_test=1000, balance=balance)
+    default = ArithmeticTask(**common)
+    report = leakage.leakage_report(default, default.build())["splits"]["test"]
+    assert report["same_source"] == 0 and report["same_key"]["operands"] > 100
+    task = ArithmeticTask(**common, held_out_by="operands", ood={"mixed": {"digits": [1, 2], "n": 300}})
+    splits = task.build()
+    assert {k: len(v["source"]) for k, v in splits.items()} == {"train": 4000, "valid": 500, "test": 1000, "mixed": 300}
+    report = leakage.leakage_report(task, splits)["splits"]
+    for split in ("valid", "test", "mixed"):
+        assert report[split]["same_source"] == 0 and report[split]["same_key"] == {"operands": 0}, split
+    leakage.check_leak_free(leakage.leakage_report(task, splits), "operands")
+    assert task.config()["held_out_by"] == "operands" and "held_out_by" not in default.config()
+    with pytest.raises(ValueError, match=r"training skips their reorderings \(held_out_by=operands\)"):
+        ArithmeticTask(**{**common, "n_train": 6000}, held_out_by="operands").build()
+    with pytest.raises(ValueError, match=r"data.task.held_out_by='problem' must be one of"):
+        ArithmeticTask(**common, held_out_by="problem")
+
+
 def test_calculus_key_renames_coefficients_and_sorts_commutative_arguments():
     task = CalculusTask()
     key = lambda s: task.canonical_key(s, "")["expression"]

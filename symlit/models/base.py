@@ -28,7 +28,8 @@ from symlit.models.positions import Positions, parse_scheme
 class ModelConfig:
     """Hyper-parameters both architectures share (the Hydra ``model`` group, minus ``_target_``).
 
-    ``vocab_size``, ``pad_id`` and ``digit_ids`` come from the tokenizer and task, not from YAML.
+    ``vocab_size``, ``pad_id``, ``digit_ids`` and ``digits_lsb_first`` come from the tokenizer and task,
+    not from YAML.
     """
 
     vocab_size: int = 0
@@ -46,6 +47,7 @@ class ModelConfig:
     abacus_max_digits: int = 32  # longest number (in digits) Abacus positions can index
     abacus_max_offset: int = 0  # Abacus training offsets are drawn from [0, abacus_max_offset]
     digit_ids: tuple[int, ...] = ()
+    digits_lsb_first: tuple[bool, bool] = (False, False)  # (source, result) numbers units first (coupled positions)
 
     def checks(self) -> dict[str, bool]:
         return {
@@ -120,6 +122,7 @@ class TransformerBase(nn.Module):
             cfg.vocab_size,
             cfg.abacus_max_digits,
             cfg.abacus_max_offset,
+            tuple(cfg.digits_lsb_first),
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.lm_head = Linear(cfg.d_model, cfg.vocab_size, bias=False)

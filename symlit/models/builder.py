@@ -30,11 +30,18 @@ def model_class(cfg: dict[str, Any]) -> type[TransformerBase]:
     return cls
 
 
-def build_model(cfg: dict[str, Any], vocab_size: int, pad_id: int, digit_ids: tuple[int, ...] = ()) -> TransformerBase:
+def build_model(
+    cfg: dict[str, Any],
+    vocab_size: int,
+    pad_id: int,
+    digit_ids: tuple[int, ...] = (),
+    digits_lsb_first: tuple[bool, bool] = (False, False),
+) -> TransformerBase:
     """The model a ``model`` config describes, for a vocabulary of ``vocab_size`` tokens.
 
-    ``digit_ids``: the token ids the task calls digits (Abacus positions). Unknown keys fail with
-    the key named.
+    ``digit_ids``: the token ids the task calls digits (Abacus and coupled positions);
+    ``digits_lsb_first``: whether the task writes source and result numbers least significant
+    digit first (coupled positions). Unknown keys fail with the key named.
     """
     cls = model_class(cfg)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
@@ -43,14 +50,17 @@ def build_model(cfg: dict[str, Any], vocab_size: int, pad_id: int, digit_ids: tu
     if unknown:
         raise ValueError(
             f"model.{unknown[0]} is not a setting of {cls.__name__}; its settings are "
-            f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids'})}"
+            f"{sorted(fields - {'vocab_size', 'pad_id', 'digit_ids', 'digits_lsb_first'})}"
         )
-    return cls(cls.Config(**{**given, "vocab_size": vocab_size, "pad_id": pad_id, "digit_ids": tuple(digit_ids)}))
+    derived = {"vocab_size": vocab_size, "pad_id": pad_id, "digit_ids": tuple(digit_ids)}
+    derived["digits_lsb_first"] = tuple(digits_lsb_first)
+    return cls(cls.Config(**{**given, **derived}))
 
 
 def build_for_task(cfg: dict[str, Any], tokenizer: Seq2SeqTokenizer, task: Task) -> TransformerBase:
     """:func:`build_model` for ``tokenizer``'s vocabulary, with the digit tokens ``task`` declares."""
-    return build_model(cfg, len(tokenizer), tokenizer.pad_id, tokenizer.known_ids(task.digit_tokens()))
+    digit_ids = tokenizer.known_ids(task.digit_tokens())
+    return build_model(cfg, len(tokenizer), tokenizer.pad_id, digit_ids, task.digits_lsb_first())
 
 
 def class_path(model: nn.Module) -> str:

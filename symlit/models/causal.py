@@ -89,10 +89,11 @@ class CausalTransformer(TransformerBase):
         if not bool(real.all()):  # causal and not padding
             mask = causal_mask(tokens.shape[1], tokens.device)[None, None] & real[:, None, None, :]
         offset = self.pos.draw_offset(src.shape[0], src.device)
-        digit_index = self.pos.digit_indices(tokens, offset=offset) if self.pos.abacus else None
-        if digit_index is not None and not self.training:  # targets read as a decoding step reads them
-            target = digit_index[:, src.shape[1] :]  # (B, T): may be the model's own output
-            digit_index[:, src.shape[1] :] = target.clamp(max=self.pos.max_index)
+        digit_index = None
+        if self.pos.abacus:  # the target read as a decoding step reads it: it may be the model's own output
+            source = self.pos.digit_indices(src, offset=offset, source=True)  # (B, S)
+            target = self.pos.digit_indices(tgt_in, offset=offset, generated=not self.training)  # (B, T)
+            digit_index = torch.cat([source, target], dim=1)  # (B, S + T)
         hidden = self._stack(tokens, positions, digit_index, mask, positions)
         return self.lm_head(hidden[:, src.shape[1] :])  # (B, T, V): target positions only
 
@@ -122,14 +123,14 @@ class CausalTransformer(TransformerBase):
         if self.pos.abacus:
             cache.rows["digit_run"] = torch.zeros(batch, dtype=torch.long, device=src.device)
         if width:
-            self._feed(src, cache)  # a prompt is never compiled: its width varies from batch to batch
+            self._feed(src, cache, source=True)  # a prompt is never compiled: its width varies from batch to batch
         return cache
 
     def step(self, tokens: Tensor, cache: KVCache) -> Tensor:
         """Logits ``(B, T, V)`` of ``tokens (B, T)`` fed after the cache's previous tokens."""
         return self._feed(tokens, cache, logits=True)
 
-    def _feed(self, tokens: Tensor, cache: KVCache, logits: bool = False) -> Tensor | None:
+    def _feed(self, tokens: Tensor, cache: KVCache, logits: bool = False, source: bool = False) -> Tensor | None:
         slots = cache.advance(tokens.shape[1])  # (T,)
         real = tokens != self.cfg.pad_id  # (B, T): only a prompt has padding
         rows = cache.rows
@@ -140,7 +141,7 @@ class CausalTransformer(TransformerBase):
             rows["key_valid"][:, slots] = real
         digit_index = None
         if self.pos.abacus:
-            digit_index = self.pos.digit_indices(tokens, rows["digit_run"], generated=logits)
+            digit_index = self.pos.digit_indices(tokens, rows["digit_run"], generated=logits, source=source)
             rows["digit_run"] = digit_index[:, -1]
         if not logits:
             self._stack(

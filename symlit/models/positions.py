@@ -1,6 +1,6 @@
 """Position schemes, one module for both architectures (``model.positions``).
 
-A scheme is a base scheme, optionally preceded by ``abacus+``:
+A scheme is a base scheme, optionally preceded by ``abacus+`` or ``coupled+``:
 
 ========================  =============================================  =====================================
 ``model.positions``       what it does                                   reference
@@ -16,6 +16,9 @@ A scheme is a base scheme, optionally preceded by ``abacus+``:
                           is the only source of order)
 ``abacus[+base]``         a learned vector per digit's index within its   McLeish et al. 2024 (Abacus)
                           number, added; ``abacus`` = ``abacus+none``
+``coupled[+base]``        a learned vector per digit's significance       Cho et al. 2024 (position coupling)
+                          (units = 1), the same in operands and result,
+                          added; ``coupled`` = ``coupled+none``
 ========================  =============================================  =====================================
 
 Positions are indices per row, ``(T,)`` shared by all rows or ``(B, T)``: the decoder-only model
@@ -29,6 +32,17 @@ with ``encoding=reversed``); every other token gets index 0, which embeds to zer
 each sequence's indices are shifted by a random offset in ``[0, abacus_max_offset]`` (the same for
 all its numbers, source and target), so that numbers longer than any seen in training land on
 trained embeddings.
+
+**Position coupling.** The same table, indexed by a digit's *significance* instead of its place
+in the run: the units digit of every number gets 1, the tens digit 2, and so on, whichever
+direction the number is written in, so digits that are added together share an index (Cho et
+al. 2024 couple operands and result this way; they also give operators an index, here they get
+0 as in Abacus). For numbers written least significant digit first (``encoding=reversed``, or the
+result with ``reverse_output``) significance and place are the same, so ``coupled`` and ``abacus``
+give the same indices. A source written most significant digit first is counted from each
+number's last digit; a result must be written least significant digit first, since its length is
+unknown while it is decoded. The task says how its numbers are written
+(:meth:`symlit.tasks.base.Task.digits_lsb_first`).
 """
 
 from __future__ import annotations
@@ -43,15 +57,19 @@ BASE_SCHEMES = ("learned", "sinusoidal", "rope", "alibi", "none")
 ADDITIVE = ("learned", "sinusoidal")
 
 
-def parse_scheme(name: str) -> tuple[bool, str]:
-    """``(abacus, base)`` of a ``model.positions`` value; raises ``ValueError`` naming the key."""
-    abacus, _, base = name.rpartition("+") if "+" in name else ("", "", name)
-    if name == "abacus":
-        return True, "none"
-    if abacus not in ("", "abacus") or base not in BASE_SCHEMES:
-        choices = ", ".join([*BASE_SCHEMES, "abacus", *(f"abacus+{b}" for b in BASE_SCHEMES)])
+DIGIT_SCHEMES = ("abacus", "coupled")
+
+
+def parse_scheme(name: str) -> tuple[str, str]:
+    """``(digits, base)`` of a ``model.positions`` value: ``digits`` is ``"abacus"``, ``"coupled"`` or
+    ``""`` (no digit indices); raises ``ValueError`` naming the key."""
+    digits, _, base = name.rpartition("+") if "+" in name else ("", "", name)
+    if name in DIGIT_SCHEMES:
+        return name, "none"
+    if digits not in ("", *DIGIT_SCHEMES) or base not in BASE_SCHEMES:
+        choices = ", ".join([*BASE_SCHEMES, *DIGIT_SCHEMES, *(f"{d}+{b}" for d in DIGIT_SCHEMES for b in BASE_SCHEMES)])
         raise ValueError(f"model.positions={name!r} is not a position scheme; choose one of {choices}")
-    return abacus == "abacus", base
+    return digits, base
 
 
 def sinusoidal_table(n_positions: int, d_model: int) -> Tensor:
@@ -127,9 +145,19 @@ class Positions(nn.Module):
         vocab_size: int = 0,
         abacus_max_digits: int = 32,
         abacus_max_offset: int = 0,
+        digits_lsb_first: tuple[bool, bool] = (False, False),
     ) -> None:
         super().__init__()
-        self.abacus, self.base = parse_scheme(scheme)
+        digits, self.base = parse_scheme(scheme)
+        self.abacus = bool(digits)  # digit-index embeddings, Abacus or coupled
+        self.coupled = digits == "coupled"
+        self.source_lsb_first = digits_lsb_first[0]
+        if self.coupled and not digits_lsb_first[1]:
+            raise ValueError(
+                f"model.positions={scheme!r} needs the result written least significant digit first "
+                "(its significance is unknown while it is decoded): set data.task.reverse_output=true "
+                "or data.task.encoding=reversed"
+            )
         self.max_positions = max_positions
         if self.base == "learned":
             # Token embeddings are scaled by sqrt(d_model) to unit size per element; positions start at
@@ -178,15 +206,27 @@ class Positions(nn.Module):
         return torch.randint(0, self.max_offset + 1, (batch,), device=device)
 
     def digit_indices(
-        self, tokens: Tensor, carry: Tensor | None = None, offset: Tensor | None = None, generated: bool = False
+        self,
+        tokens: Tensor,
+        carry: Tensor | None = None,
+        offset: Tensor | None = None,
+        generated: bool = False,
+        source: bool = False,
     ) -> Tensor:
-        """Abacus indices ``(B, T)`` of ``tokens``, shifted by ``offset (B,)`` (see the module docstring).
+        """Abacus or coupled indices ``(B, T)`` of ``tokens``, shifted by ``offset (B,)`` (see the module
+        docstring).
 
         ``generated``: the tokens are the model's own output (a decoding step). A run of generated
         digits longer than the table then reuses its last index instead of failing: an untrained or
         wrong model may write any number of digits, and that is a wrong answer, not a config error.
+        ``source``: the tokens are whole sources (coupled positions count a number written most
+        significant digit first from its end).
         """
-        index = abacus_indices(self.is_digit[tokens], carry)
+        is_digit = self.is_digit[tokens]  # (B, T)
+        if source and self.coupled and not self.source_lsb_first:
+            index = abacus_indices(is_digit.flip(1)).flip(1)  # each run counted from its last digit
+        else:
+            index = abacus_indices(is_digit, carry)
         if offset is not None:
             index = torch.where(index > 0, index + offset[:, None], index)
         if generated:

@@ -34,7 +34,7 @@ class TransformerConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if parse_scheme(self.positions) == (False, "none"):
+        if parse_scheme(self.positions) == ("", "none"):
             raise ValueError(
                 "model.positions='none' is for the decoder-only model (model=gpt_small): an encoder without "
                 "positions sees its input as a bag of tokens; choose learned, sinusoidal, rope, alibi or abacus+..."
@@ -65,15 +65,19 @@ class Seq2SeqTransformer(TransformerBase):
         """Boolean ``(B, 1, 1, S)`` mask, ``True`` where the source is not padding."""
         return (src != self.cfg.pad_id)[:, None, None, :]
 
-    def _digits(self, tokens: Tensor, offset: Tensor | None, generated: bool = False) -> Tensor | None:
-        return self.pos.digit_indices(tokens, offset=offset, generated=generated) if self.pos.abacus else None
+    def _digits(
+        self, tokens: Tensor, offset: Tensor | None, generated: bool = False, source: bool = False
+    ) -> Tensor | None:
+        if not self.pos.abacus:
+            return None
+        return self.pos.digit_indices(tokens, offset=offset, generated=generated, source=source)
 
     def encode(self, src: Tensor, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Encoder states ``(B, S, D)`` and the source mask (``offset``: Abacus training offsets ``(B,)``)."""
         source_mask = self.source_mask(src)
         positions = torch.arange(src.shape[1], device=src.device)
         self.pos.check_length(positions)
-        x = self._embed(src, positions, self._digits(src, offset))
+        x = self._embed(src, positions, self._digits(src, offset, source=True))
         attn = self.pos.attention(positions[None])
         mask = merge_masks(source_mask, attn.bias if attn else None)
         rope = attn.rope if attn else None

@@ -40,7 +40,15 @@ MAX_ENUMERATION = 2_000_000
 BALANCE_KINDS = ("lengths", "carries")
 #: the data-format options and their "off" values: left out of the fingerprint when off, so caches
 #: built before these options existed stay valid
-FORMAT_DEFAULTS: dict[str, Any] = {"reverse_output": False, "index_hints": False, "balance": [], "scratchpad": None}
+FORMAT_DEFAULTS: dict[str, Any] = {
+    "reverse_output": False,
+    "index_hints": False,
+    "balance": [],
+    "scratchpad": None,
+    "held_out_by": "source",
+}
+#: what a held-out problem (valid, test, ood) may not share with a training problem (``data.task.held_out_by``)
+HELD_OUT_BY = ("source", "operands")
 #: scratchpad target formats (``data.task.scratchpad``) and the token after which each writes the answer
 ANSWER_SEPARATORS = {"lee_simplified": ".", "lee_detailed": "</scratch>", "column_sums": ".", "partial_products": "."}
 SCRATCHPADS = tuple(ANSWER_SEPARATORS)
@@ -199,6 +207,21 @@ def _tuples_by_sum(lows: tuple[int, ...], base: int) -> dict[int, list[tuple[int
     return groups
 
 
+def problem_key(problem: Problem) -> str:
+    """A problem up to commutativity: the signed terms of its sum, each the sorted operands of its
+    product, in sorted order (``7 + 45`` and ``45 + 7``, ``3 * 4`` and ``4 * 3`` share it)."""
+    operands, operators = problem
+    terms, factors, sign = [], [operands[0]], 1
+    for op, value in zip(operators, operands[1:]):
+        if op == "*":
+            factors.append(value)
+        else:
+            terms.append((sign, tuple(sorted(factors))))
+            factors, sign = [value], 1 if op == "+" else -1
+    terms.append((sign, tuple(sorted(factors))))
+    return repr(sorted(terms))
+
+
 def _as_range(value: int | list[int] | tuple[int, int], name: str) -> tuple[int, int]:
     if isinstance(value, int):
         return value, value
@@ -229,6 +252,10 @@ class ArithmeticTask(Task):
       ``encoding=digits`` (Lee et al.'s "reversed" format); ``encoding=reversed`` reverses both.
     * ``index_hints``: a hint token before every digit names its significance
       (:func:`~symlit.core.notation.hint_token`; Zhou et al. 2024), the same in operands and result.
+    * ``held_out_by``: ``source`` (default) keeps every held-out source out of train;
+      ``operands`` keeps every held-out *problem up to commutativity* out (:meth:`canonical_key`):
+      no training problem is a test problem with its operands swapped, so a test split measures
+      more than commutativity.
     * ``balance``: a list of ``lengths`` (every combination of operand digit counts equally often)
       and/or ``carries`` (every number of carries equally often; ``+`` only). Each split is
       balanced on its own, as far as the distinct problems of a combination allow: a combination
@@ -262,6 +289,7 @@ class ArithmeticTask(Task):
     index_hints: bool = False
     balance: Any = field(default_factory=list)
     scratchpad: str | None = None
+    held_out_by: str = "source"
 
     def __post_init__(self) -> None:
         self.operators = list(self.operators)
@@ -290,6 +318,8 @@ class ArithmeticTask(Task):
                 "with a value range, set data.task.min_value below 0 instead"
             )
         check_encoding(self.encoding, self.base)
+        if self.held_out_by not in HELD_OUT_BY:
+            raise ValueError(f"data.task.held_out_by={self.held_out_by!r} must be one of {list(HELD_OUT_BY)}")
         if self.zero_pad and self.encoding not in ("digits", "reversed"):
             raise ValueError(
                 f"data.task.zero_pad=true needs a digit encoding (digits or reversed), not "
@@ -325,6 +355,9 @@ class ArithmeticTask(Task):
 
     def digit_tokens(self) -> list[str]:
         return digit_vocabulary(self.encoding, self.base)
+
+    def digits_lsb_first(self) -> tuple[bool, bool]:
+        return self.encoding == "reversed", self.target_encoding == "reversed"
 
     @functools.cached_property
     def padded_widths(self) -> tuple[int, int]:
@@ -415,15 +448,7 @@ class ArithmeticTask(Task):
         except NotationError:
             return {}
         ops = [token for token in source.split() if token in OPERATORS]
-        terms, factors, sign = [], [values[0]], 1
-        for op, value in zip(ops, values[1:]):
-            if op == "*":
-                factors.append(value)
-            else:
-                terms.append((sign, tuple(sorted(factors))))
-                factors, sign = [value], 1 if op == "+" else -1
-        terms.append((sign, tuple(sorted(factors))))
-        return {"operands": repr(sorted(terms))}
+        return {"operands": problem_key((tuple(values), tuple(ops)))}
 
     # ------------------------------------------------------------------ sampling
     def _operand_values(self) -> list[tuple[int, int]]:
@@ -456,8 +481,11 @@ class ArithmeticTask(Task):
         lo, hi = _as_range(self.n_operands, "n_operands")
         return sum(n_values**k * len(set(self.operators)) ** (k - 1) for k in range(lo, hi + 1))
 
-    def sample(self, n: int, rng: random.Random, exclude: set[str] = frozenset()) -> list[tuple[str, str, Problem]]:
-        """``n`` distinct problems (by source text) whose sources are not in ``exclude``.
+    def sample(
+        self, n: int, rng: random.Random, exclude: set[str] = frozenset(), exclude_keys: set[str] = frozenset()
+    ) -> list[tuple[str, str, Problem]]:
+        """``n`` distinct problems (by source text) whose sources are not in ``exclude`` and whose
+        :func:`problem_key` is not in ``exclude_keys``.
 
         Problems follow the distribution of :meth:`_draw` (digit count, then value). When that
         distribution is uniform over problems (a value range, a fixed operand count) and ``n`` is a
@@ -466,13 +494,14 @@ class ArithmeticTask(Task):
         space = self.space_size()
         too_many = ValueError(
             f"asked for {n} distinct problems but this configuration has only {space} "
-            f"({len(exclude)} already used by other splits); lower data.task.n_train/n_valid/n_test "
+            f"({len(exclude)} already used by other splits"
+            f"{', and training skips their reorderings (held_out_by=operands)' if exclude_keys else ''}); lower data.task.n_train/n_valid/n_test "
             "(or the ood split's n) or widen the operand range"
         )
         if n > space:
             raise too_many
         if self.balance:
-            return self._sample_balanced(n, rng, exclude, too_many)
+            return self._sample_balanced(n, rng, exclude, exclude_keys, too_many)
         lo, hi = _as_range(self.n_operands, "n_operands")
         uniform = self.digits is None and lo == hi
         out: dict[str, tuple[str, Problem]] = {}
@@ -490,6 +519,8 @@ class ArithmeticTask(Task):
             attempts = 20 * n + 100_000  # a dense request in a small space gives up instead of spinning
             candidates = (self._draw(rng) for _ in range(attempts))
         for problem in candidates:
+            if exclude_keys and problem_key(problem) in exclude_keys:
+                continue
             source, target = self.format_problem(problem)
             if source not in exclude and source not in out:
                 out[source] = (target, problem)
@@ -509,10 +540,13 @@ class ArithmeticTask(Task):
 
     def build(self) -> dict[str, Rows]:
         rng = random.Random(self.seed)
-        if self.balance:  # each split balanced on its own
+        by_operands = self.held_out_by == "operands"
+        if self.balance or by_operands:  # split by split: each balanced on its own
             samples: list[tuple[str, str, Problem]] = []
             for n in (self.n_test, self.n_valid, self.n_train):
-                samples += self.sample(n, rng, exclude={s for s, _, _ in samples})
+                # held-out problems come first; with held_out_by=operands train skips their reorderings
+                keys = {problem_key(p) for _, _, p in samples} if by_operands else set()
+                samples += self.sample(n, rng, exclude={s for s, _, _ in samples}, exclude_keys=keys)
         else:
             samples = self.sample(self.n_test + self.n_valid + self.n_train, rng)
         test, valid, train = (
@@ -522,10 +556,12 @@ class ArithmeticTask(Task):
         )
         splits = {"train": self._rows(train), "valid": self._rows(valid), "test": self._rows(test)}
         used = {s for s, _, _ in samples}
+        train_keys = {problem_key(p) for _, _, p in train} if by_operands else set()
         for name, overrides in sorted(self.ood.items()):
             n = int(overrides.get("n", self.n_test))
             shifted = self.split_task(name)
-            splits[name] = self._rows(shifted.sample(n, random.Random(f"{self.seed}/{name}"), exclude=used))
+            rows = shifted.sample(n, random.Random(f"{self.seed}/{name}"), exclude=used, exclude_keys=train_keys)
+            splits[name] = self._rows(rows)
         return splits
 
     def split_task(self, split: str) -> ArithmeticTask:
@@ -723,7 +759,7 @@ class ArithmeticTask(Task):
         return tuple(sum(d * base**i for i, d in enumerate(ds)) for ds in digits)
 
     def _sample_balanced(
-        self, n: int, rng: random.Random, exclude: set[str], too_many: ValueError
+        self, n: int, rng: random.Random, exclude: set[str], exclude_keys: set[str], too_many: ValueError
     ) -> list[tuple[str, str, Problem]]:
         """``n`` distinct problems spread equally over :meth:`_strata`.
 
@@ -741,7 +777,7 @@ class ArithmeticTask(Task):
                 got = 0
                 for _ in range(20 * quota + 200 if quota else 0):
                     problem = self._draw_stratum(stratum, rng)
-                    if problem is None:
+                    if problem is None or (exclude_keys and problem_key(problem) in exclude_keys):
                         continue
                     source, target = self.format_problem(problem)
                     if source not in exclude and source not in out:

@@ -106,6 +106,11 @@ class Task(ABC):
         """Tokens that are digits of a number written digit by digit (Abacus positions index them)."""
         return []
 
+    def digits_lsb_first(self) -> tuple[bool, bool]:
+        """Whether the numbers of the source and of the target are written least significant digit
+        first (coupled positions index digits by significance)."""
+        return False, False
+
     @abstractmethod
     def verify(self, source: str, target: str, hypothesis: str) -> Verdict:
         """Whether ``hypothesis`` is a correct answer for ``source`` (whose reference is ``target``):
