@@ -30,7 +30,9 @@ from symlit.core.notation import (
     to_digits,
 )
 from symlit.tasks.arithmetic_metrics import Tally, count_carries, length_heatmap, position_hits
+from symlit.tasks.arithmetic_sampling import Problem, as_range, problem_key, sample_balanced
 from symlit.tasks.base import Rows, Task, Verdict
+from symlit.tasks.scratchpads import ANSWER_SEPARATORS, REQUIREMENTS, SCRATCHPAD_TOKENS, SCRATCHPADS, write_scratchpad
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,16 +51,6 @@ FORMAT_DEFAULTS: dict[str, Any] = {
 }
 #: what a held-out problem (valid, test, ood) may not share with a training problem (``data.task.held_out_by``)
 HELD_OUT_BY = ("source", "operands")
-#: scratchpad target formats (``data.task.scratchpad``) and the token after which each writes the answer
-ANSWER_SEPARATORS = {"lee_simplified": ".", "lee_detailed": "</scratch>", "column_sums": ".", "partial_products": "."}
-SCRATCHPADS = tuple(ANSWER_SEPARATORS)
-#: the words and punctuation of every scratchpad (numbers are written with digit or number tokens)
-SCRATCHPAD_TOKENS = (
-    *("A->", "C->", "S->", "P->", ",", ".", "<scratch>", "</scratch>", "[", "]"),
-    *("has", "digits.", "A=", "B=", "C=", "k=", "=", "END"),
-)
-
-Problem = tuple[tuple[int, ...], tuple[str, ...]]
 
 
 def evaluate(operands: tuple[int, ...], operators: tuple[str, ...]) -> int:
@@ -71,163 +63,6 @@ def evaluate(operands: tuple[int, ...], operators: tuple[str, ...]) -> int:
             terms.append(value)
             signs.append(1 if op == "+" else -1)
     return terms[0] + sum(s * t for s, t in zip(signs, terms[1:]))
-
-
-# ---------------------------------------------------------------------------- scratchpad target formats
-def _symbols(value: int, base: int, width: int = 0) -> list[str]:
-    """Digit tokens of ``abs(value)``, most significant first, left-padded with zeros to ``width``."""
-    digits = [DIGIT_SYMBOLS[d] for d in to_digits(value, base)]
-    return ["0"] * (width - len(digits)) + digits
-
-
-def _bracket(digits: list[str]) -> list[str]:
-    """Lee et al.'s digit list ``[7,6,7]`` as tokens: ``[ 7 , 6 , 7 ]`` (``[ ]`` when empty)."""
-    return ["[", *(t for i, d in enumerate(digits) for t in ((",", d) if i else (d,))), "]"]
-
-
-def lee_simplified(operands: tuple[int, ...], op: str, base: int = 10, width: int = 0) -> list[str]:
-    """Lee et al.'s simplified scratchpad, up to the answer separator ``.``.
-
-    ``+``: one step per column, units first, ``A-> digit , C-> carry`` (as in their released
-    generator); ``*`` (their paper and code give none; designed here as the detailed scratchpad's
-    step outputs): one step per digit of the second operand, units first, ``A-> partial product ,
-    C-> running sum``. ``width`` pads the operands' digits (``zero_pad``).
-    """
-    x, y = operands
-    out: list[str] = []
-    if op == "+":
-        xs, ys, carry = _symbols(x, base, width), _symbols(y, base, width), 0
-        for i in range(max(len(xs), len(ys))):
-            total = sum(DIGIT_SYMBOLS.index(ds[-1 - i]) for ds in (xs, ys) if i < len(ds)) + carry
-            carry = total // base
-            out += ["A->", DIGIT_SYMBOLS[total % base], ",", "C->", DIGIT_SYMBOLS[carry]]
-    else:
-        running = 0
-        for i, b in enumerate(reversed(_symbols(y, base, width))):
-            product = x * DIGIT_SYMBOLS.index(b)
-            running += product * base**i
-            out += ["A->", *_symbols(product, base), ",", "C->", *_symbols(running, base)]
-    return [*out, "."]
-
-
-def lee_detailed(operands: tuple[int, ...], op: str, base: int = 10, width: int = 0) -> list[str]:
-    """Lee et al.'s detailed scratchpad, up to the answer separator ``</scratch>``.
-
-    Their released generator's text with every digit and symbol a token (newlines dropped):
-    ``<scratch> [ 7 , 6 , 7 ] has 3 digits. [ 7 , 0 , 4 ] has 3 digits.`` then, for ``+``, one
-    line per column (``[ 7 , 6 , 7 ] + [ 7 , 0 , 4 ] , A= [ ] , C= 0 , 7 + 4 + 0 = 1 1 , A-> 1 ,
-    C-> 1``) and ``[ ] + [ ] , A= [ 4 , 7 , 1 ] C= 1 , END``; for ``*``, one line per digit of the
-    second operand (``[ 8 , 6 , 5 ] * 9 , A= [ 7 , 7 , 8 , 5 ] , k= 1 , B= [ 7 , 7 , 8 , 5 ] ,
-    C= 0 + 7 7 8 5 = 7 7 8 5``) and ``, END``.
-    """
-    x, y = operands
-    xs, ys = _symbols(x, base, width), _symbols(y, base, width)
-    out = ["<scratch>"]
-    for ds in (xs, ys):
-        out += [*_bracket(ds), "has", *_symbols(len(ds), 10), "digits."]
-    if op == "+":
-        answer: list[str] = []
-        carry = 0
-        for i in range(max(len(xs), len(ys))):
-            a, b = (DIGIT_SYMBOLS.index(ds[-1 - i]) if i < len(ds) else 0 for ds in (xs, ys))
-            total = a + b + carry
-            out += [*_bracket(xs[: len(xs) - i]), "+", *_bracket(ys[: len(ys) - i]), ",", "A=", *_bracket(answer)]
-            out += [",", "C=", DIGIT_SYMBOLS[carry], ",", DIGIT_SYMBOLS[a], "+", DIGIT_SYMBOLS[b], "+"]
-            out += [DIGIT_SYMBOLS[carry], "=", *_symbols(total, base), ","]
-            out += ["A->", DIGIT_SYMBOLS[total % base], ",", "C->", DIGIT_SYMBOLS[total // base]]
-            answer.insert(0, DIGIT_SYMBOLS[total % base])
-            carry = total // base
-        n = max(len(xs), len(ys))
-        out += [*_bracket(xs[: max(0, len(xs) - n)]), "+", *_bracket(ys[: max(0, len(ys) - n)]), ","]
-        out += ["A=", *_bracket(answer), "C=", DIGIT_SYMBOLS[carry], ",", "END"]
-    else:
-        running = 0
-        for i, b in enumerate(reversed(ys)):
-            product = x * DIGIT_SYMBOLS.index(b)
-            shifted, previous = product * base**i, running
-            running += shifted
-            out += [*_bracket(xs), "*", b, ",", "A=", *_bracket(_symbols(product, base)), ",", "k="]
-            out += [*_symbols(base**i, base), ",", "B=", *_bracket(_symbols(shifted, base)), ",", "C="]
-            out += [*_symbols(previous, base), "+", *_symbols(shifted, base), "=", *_symbols(running, base)]
-        out += [",", "END"]
-    return [*out, "</scratch>"]
-
-
-def column_sums(operands: tuple[int, ...], base: int = 10, width: int = 0) -> list[str]:
-    """Running column sums of a multi-operand sum, up to the answer separator ``.``.
-
-    One step per column, units first: ``S->`` and the running sums of the column (the incoming
-    carry plus the column's digit of operand 1, of operands 1 and 2, ...), then ``A->`` the
-    result digit and ``C->`` the carry, as in Lee et al.'s simplified scratchpad. Running sums and
-    carries are decimal number tokens (``12``), result digits digit tokens. ``7 + 45 + 0 + 99``:
-    ``S-> 7 12 12 21 , A-> 1 , C-> 2 S-> 2 6 6 15 , A-> 5 , C-> 1 .``
-    """
-    columns = max(width, *(len(to_digits(v, base)) for v in operands))
-    out: list[str] = []
-    carry = 0
-    for i in range(columns):
-        total, sums = carry, []
-        for value in operands:
-            total += abs(value) // base**i % base
-            sums.append(str(total))
-        carry = total // base
-        out += ["S->", *sums, ",", "A->", DIGIT_SYMBOLS[total % base], ",", "C->", str(carry)]
-    return [*out, "."]
-
-
-def partial_products(
-    operands: tuple[int, ...], base: int = 10, width: int = 0, result_width: int = 0, reverse: bool = False
-) -> list[str]:
-    """Partial products with running sums of ``x * y``, up to the answer separator ``.``.
-
-    One step per digit ``b_i`` of ``y``, units first: ``P->`` the shifted partial product
-    ``x * b_i * base**i``, then ``S->`` the running sum of the partial products so far (the
-    running-sum target of Bai et al. 2025, written out instead of probed). Numbers are digit
-    tokens in the result's order (``reverse``: least significant first), padded to
-    ``result_width``. ``12 * 34``, plain: ``P-> 4 8 , S-> 4 8 P-> 3 6 0 , S-> 4 0 8 .``
-    """
-    x, y = operands
-    out: list[str] = []
-    running = 0
-    for i, b in enumerate(reversed(_symbols(y, base, width))):
-        shifted = x * DIGIT_SYMBOLS.index(b) * base**i
-        running += shifted
-        for key, value in (("P->", shifted), ("S->", running)):
-            digits = _symbols(value, base, result_width)
-            out += [key, *(digits[::-1] if reverse else digits)] + ([","] if key == "P->" else [])
-    return [*out, "."]
-
-
-@functools.lru_cache(maxsize=64)
-def _tuples_by_sum(lows: tuple[int, ...], base: int) -> dict[int, list[tuple[int, ...]]]:
-    """Digit tuples (digit ``i`` in ``lows[i]..base-1``) grouped by their sum."""
-    groups: dict[int, list[tuple[int, ...]]] = {}
-    for digits in itertools.product(*(range(low, base) for low in lows)):
-        groups.setdefault(sum(digits), []).append(digits)
-    return groups
-
-
-def problem_key(problem: Problem) -> str:
-    """A problem up to commutativity: the signed terms of its sum, each the sorted operands of its
-    product, in sorted order (``7 + 45`` and ``45 + 7``, ``3 * 4`` and ``4 * 3`` share it)."""
-    operands, operators = problem
-    terms, factors, sign = [], [operands[0]], 1
-    for op, value in zip(operators, operands[1:]):
-        if op == "*":
-            factors.append(value)
-        else:
-            terms.append((sign, tuple(sorted(factors))))
-            factors, sign = [value], 1 if op == "+" else -1
-    terms.append((sign, tuple(sorted(factors))))
-    return repr(sorted(terms))
-
-
-def _as_range(value: int | list[int] | tuple[int, int], name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if len(value) != 2:
-        raise ValueError(f"data.task.{name}={list(value)} must be an integer or a [min, max] pair")
-    return int(value[0]), int(value[1])
 
 
 @dataclass
@@ -267,7 +102,7 @@ class ArithmeticTask(Task):
     malformed. ``lee_simplified`` and ``lee_detailed`` (Lee et al. 2024; two operands, ``+`` or
     ``*``), ``column_sums`` (running column sums; ``+``, any number of operands) and
     ``partial_products`` (partial products with running sums, Bai et al. 2025; two operands, ``*``):
-    see :func:`lee_simplified`, :func:`lee_detailed`, :func:`column_sums`, :func:`partial_products`.
+    see :mod:`symlit.tasks.scratchpads`.
     """
 
     operators: list[str] = field(default_factory=lambda: ["+"])
@@ -301,11 +136,11 @@ class ArithmeticTask(Task):
         bad_ops = [op for op in self.operators if op not in OPERATORS]
         if not self.operators or bad_ops:
             raise ValueError(f"data.task.operators={self.operators} must be a non-empty subset of {list(OPERATORS)}")
-        lo, hi = _as_range(self.n_operands, "n_operands")
+        lo, hi = as_range(self.n_operands, "n_operands")
         if lo < 2 or hi < lo:
             raise ValueError(f"data.task.n_operands={self.n_operands} needs 2 <= min <= max")
         if self.digits is not None:
-            dlo, dhi = _as_range(self.digits, "digits")
+            dlo, dhi = as_range(self.digits, "digits")
             if dlo < 1 or dhi < dlo:
                 raise ValueError(f"data.task.digits={self.digits} needs 1 <= min <= max (zero digits is not a number)")
         elif self.min_value > self.max_value:
@@ -349,7 +184,7 @@ class ArithmeticTask(Task):
         if self.scratchpad:
             vocabulary += [t for t in SCRATCHPAD_TOKENS if t not in vocabulary]
         if self.scratchpad == "column_sums":  # running column sums and carries, every split's widest
-            most = max(_as_range(self.split_task(s).n_operands, "n_operands")[1] for s in ("test", *sorted(self.ood)))
+            most = max(as_range(self.split_task(s).n_operands, "n_operands")[1] for s in ("test", *sorted(self.ood)))
             vocabulary += [str(n) for n in range(most * self.base) if str(n) not in vocabulary]
         return vocabulary
 
@@ -372,7 +207,7 @@ class ArithmeticTask(Task):
     def widest_digits(self) -> tuple[int, int]:
         """Most digits an operand and a result of this configuration can have."""
         largest = max(max(abs(lo), abs(hi)) for lo, hi in self._operand_values())
-        n_max = _as_range(self.n_operands, "n_operands")[1]
+        n_max = as_range(self.n_operands, "n_operands")[1]
         bound = largest**n_max if "*" in self.operators else n_max * largest
         return len(to_digits(largest, self.base)), len(to_digits(bound, self.base))
 
@@ -390,16 +225,8 @@ class ArithmeticTask(Task):
     def _scratchpad(self, operands: tuple[int, ...], operators: tuple[str, ...]) -> list[str]:
         """The scratchpad tokens of a problem, up to and including the answer separator ([] when off)."""
         operand_width, result_width = self.padded_widths
-        if self.scratchpad == "lee_simplified":
-            return lee_simplified(operands, operators[0], self.base, operand_width)
-        if self.scratchpad == "lee_detailed":
-            return lee_detailed(operands, operators[0], self.base, operand_width)
-        if self.scratchpad == "column_sums":
-            return column_sums(operands, self.base, operand_width)
-        if self.scratchpad == "partial_products":
-            reverse = self.target_encoding == "reversed"
-            return partial_products(operands, self.base, operand_width, result_width, reverse)
-        return []
+        reverse = self.target_encoding == "reversed"
+        return write_scratchpad(self.scratchpad, operands, operators, self.base, operand_width, result_width, reverse)
 
     @property
     def answer_separator(self) -> str | None:
@@ -434,7 +261,7 @@ class ArithmeticTask(Task):
         except NotationError:
             return "unparsed"
         label = f"digits={max(len(to_digits(v, self.base)) for v in values)}"
-        lo, hi = _as_range(self.n_operands, "n_operands")
+        lo, hi = as_range(self.n_operands, "n_operands")
         return label if lo == hi else f"{label} operands={len(values)}"
 
     # ------------------------------------------------------------------ leakage
@@ -455,7 +282,7 @@ class ArithmeticTask(Task):
         """Disjoint value ranges operands are drawn from, one per digit count (or one range)."""
         if self.digits is None:
             return [(self.min_value, self.max_value)]
-        lo, hi = _as_range(self.digits, "digits")
+        lo, hi = as_range(self.digits, "digits")
         return [(0 if d == 1 else self.base ** (d - 1), self.base**d - 1) for d in range(lo, hi + 1)]
 
     def _draw_operand(self, rng: random.Random) -> int:
@@ -467,7 +294,7 @@ class ArithmeticTask(Task):
         return value
 
     def _draw(self, rng: random.Random) -> Problem:
-        lo, hi = _as_range(self.n_operands, "n_operands")
+        lo, hi = as_range(self.n_operands, "n_operands")
         k = rng.randint(lo, hi)
         operands = tuple(self._draw_operand(rng) for _ in range(k))
         operators = tuple(rng.choice(self.operators) for _ in range(k - 1))
@@ -478,7 +305,7 @@ class ArithmeticTask(Task):
         n_values = sum(hi - lo + 1 for lo, hi in self._operand_values())
         if self.negative_operands and self.digits is not None:
             n_values = 2 * n_values - (1 if any(lo == 0 for lo, _ in self._operand_values()) else 0)
-        lo, hi = _as_range(self.n_operands, "n_operands")
+        lo, hi = as_range(self.n_operands, "n_operands")
         return sum(n_values**k * len(set(self.operators)) ** (k - 1) for k in range(lo, hi + 1))
 
     def sample(
@@ -501,8 +328,8 @@ class ArithmeticTask(Task):
         if n > space:
             raise too_many
         if self.balance:
-            return self._sample_balanced(n, rng, exclude, exclude_keys, too_many)
-        lo, hi = _as_range(self.n_operands, "n_operands")
+            return sample_balanced(self, n, rng, exclude, exclude_keys, too_many)
+        lo, hi = as_range(self.n_operands, "n_operands")
         uniform = self.digits is None and lo == hi
         out: dict[str, tuple[str, Problem]] = {}
         if uniform and space <= MAX_ENUMERATION and 2 * (n + len(exclude)) >= space:
@@ -610,7 +437,7 @@ class ArithmeticTask(Task):
                 "data.task.balance=[carries] counts the carries of sums of non-negative operands: set "
                 "data.task.operators=['+'] and no negative operands (negative_operands=false, min_value >= 0)"
             )
-        if "carries" in self.balance and self.base ** _as_range(self.n_operands, "n_operands")[1] > 1_000_000:
+        if "carries" in self.balance and self.base ** as_range(self.n_operands, "n_operands")[1] > 1_000_000:
             raise ValueError(
                 f"data.task.balance=[carries] supports at most {max(k for k in range(1, 21) if self.base**k <= 1_000_000)} operands "
                 f"in base {self.base}; lower data.task.n_operands={self.n_operands} or drop carries from balance"
@@ -628,13 +455,8 @@ class ArithmeticTask(Task):
         if self.negative_operands or (self.digits is None and self.min_value < 0):
             raise ValueError(f"{key} writes non-negative operands: set negative_operands=false and min_value >= 0")
         operators = sorted(set(self.operators))
-        lo, hi = _as_range(self.n_operands, "n_operands")
-        wanted = {
-            "lee_simplified": ((["+"], ["*"]), True),
-            "lee_detailed": ((["+"], ["*"]), True),
-            "column_sums": ((["+"],), False),
-            "partial_products": ((["*"],), True),
-        }[pad]
+        lo, hi = as_range(self.n_operands, "n_operands")
+        wanted = REQUIREMENTS[pad]
         if operators not in wanted[0] or (wanted[1] and (lo, hi) != (2, 2)):
             ops = " or ".join(str(o) for o in wanted[0])
             count = "n_operands=2 and " if wanted[1] else ""
@@ -661,139 +483,6 @@ class ArithmeticTask(Task):
         return to_digits(decode_int(tokens, self.target_encoding, self.base), self.base)[::-1]
 
     # sampling balanced by operand lengths and/or carries
-    def _strata(self) -> list[tuple[tuple[int, ...] | None, int | None]]:
-        """``(operand digit counts or None, carry count or None)`` for every stratum to balance."""
-        lengths: list[tuple[int, ...] | None] = [None]
-        if "lengths" in self.balance:
-            dlo, dhi = _as_range(self.digits, "digits")
-            klo, khi = _as_range(self.n_operands, "n_operands")
-            lengths = [c for k in range(klo, khi + 1) for c in itertools.product(range(dlo, dhi + 1), repeat=k)]
-        carries: list[int | None] = [None]
-        if "carries" in self.balance:
-            carries = list(range(self.widest_digits[1]))  # a carry needs a column above it
-        # no more carries than columns
-        return [(ls, c) for ls, c in itertools.product(lengths, carries) if ls is None or c is None or c <= max(ls)]
-
-    def _draw_stratum(self, stratum: tuple[tuple[int, ...] | None, int | None], rng: random.Random) -> Problem | None:
-        """One problem of the stratum, or ``None`` when this attempt missed it."""
-        lengths, carries = stratum
-        if lengths is None and self.digits is not None:
-            klo, khi = _as_range(self.n_operands, "n_operands")
-            dlo, dhi = _as_range(self.digits, "digits")
-            lengths = tuple(rng.randint(dlo, dhi) for _ in range(rng.randint(klo, khi)))
-        if lengths is None:  # a value range: draw, then keep only the wanted carry count
-            problem = self._draw(rng)
-            return problem if count_carries(problem[0], self.base) == carries else None
-        if carries is not None:
-            operands = self._operands_with_carries(lengths, carries, rng)
-            return None if operands is None else (operands, ("+",) * (len(operands) - 1))
-        values = []
-        for d in lengths:
-            value = rng.randint(0 if d == 1 else self.base ** (d - 1), self.base**d - 1)
-            values.append(-value if self.negative_operands and rng.random() < 0.5 else value)
-        return tuple(values), tuple(rng.choice(self.operators) for _ in range(len(lengths) - 1))
-
-    def _carry_table(self, lengths: tuple[int, ...]) -> tuple[list[dict[int, int]], list[list[dict[int, int]]]]:
-        """Counting tables for operands of the given digit counts (a leading digit is never 0).
-
-        ``sums[col][s]``: digit tuples of column ``col`` that add up to ``s``;
-        ``rest[col][carry_in][c]``: digit assignments of columns ``col..`` with ``c`` carries.
-        """
-        cache = self.__dict__.setdefault("_carry_tables", {})
-        if lengths in cache:
-            return cache[lengths]
-        base, width = self.base, max(lengths)
-        sums = []
-        for col in range(width):
-            dist = {0: 1}
-            for d in lengths:
-                if col < d:
-                    low = 1 if col == d - 1 and d > 1 else 0
-                    new: dict[int, int] = {}
-                    for total, ways in dist.items():
-                        for digit in range(low, base):
-                            new[total + digit] = new.get(total + digit, 0) + ways
-                    dist = new
-            sums.append(dist)
-        n_states = len(lengths) + 1  # a column carries at most len(lengths) - 1 (< base) onward
-        rest = [[{} for _ in range(n_states)] for _ in range(width)] + [[{0: 1} for _ in range(n_states)]]
-        for col in range(width - 1, -1, -1):
-            for carry_in in range(n_states):
-                table = rest[col][carry_in]
-                for total, ways in sums[col].items():
-                    carry_out = (total + carry_in) // base
-                    for c, n in rest[col + 1][min(carry_out, n_states - 1)].items():
-                        key = c + (carry_out > 0)
-                        table[key] = table.get(key, 0) + ways * n
-        cache[lengths] = (sums, rest)
-        return sums, rest
-
-    def _operands_with_carries(
-        self, lengths: tuple[int, ...], carries: int, rng: random.Random
-    ) -> tuple[int, ...] | None:
-        """Operands of the given digit counts whose sum has exactly ``carries`` carries, drawn
-        uniformly among all such problems (by counting, column by column), or ``None`` if none exist."""
-        sums, rest = self._carry_table(lengths)
-        if not rest[0][0].get(carries):
-            return None
-        base, digits = self.base, [[] for _ in lengths]
-        carry, left = 0, carries
-        for col, dist in enumerate(sums):
-            # the column's digit sum, weighted by the completions that keep `left` carries reachable
-            options = []
-            for total, ways in dist.items():
-                carry_out = (total + carry) // base
-                options.append((total, carry_out, ways * rest[col + 1][carry_out].get(left - (carry_out > 0), 0)))
-            pick = rng.randrange(sum(w for _, _, w in options))
-            for total, carry_out, weight in options:  # noqa: B007 - the picked values are read after the break
-                if pick < weight:
-                    break
-                pick -= weight
-            # the column's digits: uniform among the tuples with that sum
-            active = [j for j, d in enumerate(lengths) if col < d]
-            lows = tuple(1 if col == lengths[j] - 1 and lengths[j] > 1 else 0 for j in active)
-            for j, x in zip(active, rng.choice(_tuples_by_sum(lows, base)[total])):
-                digits[j].append(x)
-            left -= carry_out > 0
-            carry = carry_out
-        return tuple(sum(d * base**i for i, d in enumerate(ds)) for ds in digits)
-
-    def _sample_balanced(
-        self, n: int, rng: random.Random, exclude: set[str], exclude_keys: set[str], too_many: ValueError
-    ) -> list[tuple[str, str, Problem]]:
-        """``n`` distinct problems spread equally over :meth:`_strata`.
-
-        A stratum that cannot give its share (too few distinct problems left, or none at all) is
-        closed once it misses, and the shortfall is shared among the open strata in the next round.
-        """
-        out: dict[str, tuple[str, Problem]] = {}
-        open_strata = self._strata()
-        while len(out) < n and open_strata:
-            need = n - len(out)
-            rng.shuffle(open_strata)  # which strata take the remainder
-            still_open = []
-            for i, stratum in enumerate(open_strata):
-                quota = need // len(open_strata) + (i < need % len(open_strata))
-                got = 0
-                for _ in range(20 * quota + 200 if quota else 0):
-                    problem = self._draw_stratum(stratum, rng)
-                    if problem is None or (exclude_keys and problem_key(problem) in exclude_keys):
-                        continue
-                    source, target = self.format_problem(problem)
-                    if source not in exclude and source not in out:
-                        out[source] = (target, problem)
-                        got += 1
-                        if got == quota:
-                            break
-                if got == quota:
-                    still_open.append(stratum)
-            open_strata = still_open
-        if len(out) < n:
-            raise too_many
-        samples = [(s, t, p) for s, (t, p) in out.items()]
-        rng.shuffle(samples)
-        return samples
-
     # ------------------------------------------------------------------ metrics for length generalisation
     def tally_keys(self, split: str) -> tuple[str, ...]:
         """The fixed metric keys of ``split`` (the same on every rank and every epoch).
@@ -816,7 +505,7 @@ class ArithmeticTask(Task):
     def operand_digit_range(self) -> tuple[int, int]:
         """Fewest and most digits an operand of this configuration can have."""
         if self.digits is not None:
-            shortest = _as_range(self.digits, "digits")[0]
+            shortest = as_range(self.digits, "digits")[0]
         else:
             lo, hi = self.min_value, self.max_value
             shortest = 1 if lo <= 0 <= hi else len(to_digits(min(abs(lo), abs(hi)), self.base))
