@@ -24,6 +24,7 @@ Other commands: :func:`attach_run` opens the training run's W&B run (resumed fro
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -63,7 +64,37 @@ def _wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
 
 
 # ---------------------------------------------------------------------------- per-split metrics
-class SplitMetrics(L.Callback):
+class PredictionsCallback(L.Callback):
+    """A callback that reads the predictions ``validation_step`` and ``test_step`` return.
+
+    Lightning's validation and test batch-end hooks pass them to :meth:`take_predictions` with the
+    stage (``validate`` or ``test``) and the index of the split's dataloader; sanity-check batches
+    are passed over.
+    """
+
+    def take_predictions(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, dataloader_idx: int
+    ) -> None:
+        """One batch's predictions (empty or ``None`` for a batch that was not decoded); override it."""
+
+    def _batch_end(
+        self,
+        stage: str,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking:  # never true while testing
+            self.take_predictions(stage, trainer, pl_module, outputs, dataloader_idx)
+
+    on_validation_batch_end = functools.partialmethod(_batch_end, "validate")
+    on_test_batch_end = functools.partialmethod(_batch_end, "test")
+
+
+class SplitMetrics(PredictionsCallback):
     """Per-bucket accuracy and the task's tallies of every evaluated split; the task's test pictures.
 
     Uses the predictions that ``validation_step`` / ``test_step`` return. Keys are fixed per split
@@ -99,7 +130,9 @@ class SplitMetrics(L.Callback):
             self._sums[split] = (prefix, {k: [0, 0] for k in self.split_keys(trainer, pl_module, split)})
             self._rows[split] = []
 
-    def _add(self, stage: str, pl_module: L.LightningModule, preds: Any, dataloader_idx: int) -> None:
+    def take_predictions(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, preds: Any, dataloader_idx: int
+    ) -> None:
         if not preds:  # a batch that was not decoded
             return
         split = pl_module.eval_split(stage, dataloader_idx)[0]
@@ -129,35 +162,12 @@ class SplitMetrics(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start("validate", trainer, pl_module)
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if not trainer.sanity_checking:
-            self._add("validate", pl_module, outputs, dataloader_idx)
-
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._log(trainer, pl_module)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start("test", trainer, pl_module)
-
-    def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._add("test", pl_module, outputs, dataloader_idx)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log(trainer, pl_module)
@@ -223,7 +233,7 @@ class Throughput(L.Callback):
 
 
 # ---------------------------------------------------------------------------- prediction table
-class PredictionTable(L.Callback):
+class PredictionTable(PredictionsCallback):
     """A W&B table of validation predictions each epoch (the first ``rows`` of ``valid``, by default
     ``module.num_prediction_samples``): source, target and hypothesis rendered by the task, the
     verdict, and the token sequences."""
@@ -237,18 +247,12 @@ class PredictionTable(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.samples = []
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+    def take_predictions(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, dataloader_idx: int
     ) -> None:
         limit = self.rows if self.rows is not None else pl_module.hparams.num_prediction_samples
-        if dataloader_idx == 0 and outputs and not trainer.sanity_checking:
-            self.samples.extend(outputs[: max(limit - len(self.samples), 0)])
+        if stage == "validate" and dataloader_idx == 0 and predictions:
+            self.samples.extend(predictions[: max(limit - len(self.samples), 0)])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loggers = _wandb_loggers(trainer)

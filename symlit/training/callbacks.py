@@ -17,6 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from symlit.core.atomic import atomic_open
+from symlit.review.dashboard import PredictionsCallback
 
 
 class SignalCheckpoint(L.Callback):
@@ -170,7 +171,7 @@ class ScheduleObserver(L.Callback):
                 observe(trainer.callback_metrics)
 
 
-class Curriculum(L.Callback):
+class Curriculum(PredictionsCallback):
     """A curriculum by number of operands or by digits: trains on the easy problems first and widens
     the training distribution stage by stage.
 
@@ -283,19 +284,13 @@ class Curriculum(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._hits = self._count = 0
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+    def take_predictions(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, dataloader_idx: int
     ) -> None:
-        if self.threshold is None or dataloader_idx != 0 or not outputs or trainer.sanity_checking:
+        if self.threshold is None or stage != "validate" or dataloader_idx != 0 or not predictions:
             return
         limit = self.levels[self.stage]
-        for prediction in outputs:
+        for prediction in predictions:
             if self.difficulty(pl_module.task, prediction.source) <= limit:
                 self._count += 1
                 self._hits += prediction.greedy_correct
