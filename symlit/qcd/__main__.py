@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import time
 
 from symlit.qcd import generator as gen
+from symlit.qed.cli import add_generation_options, report
 from symlit.qed.symba_format import sqamp_text
 
 
@@ -24,15 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="every order of the incoming and of the outgoing legs (momentum labellings)",
     )
-    ap.add_argument("--level", default="diagram", choices=["diagram", "process"])
-    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds for sympy.factor per expression")
+    add_generation_options(ap)
     ap.add_argument("--n-colours", default="3", help="number of colours N, or 'N' to keep it symbolic")
-    ap.add_argument(
-        "--no-identical-factor",
-        action="store_true",
-        help="omit the 1/n! for identical final particles that MARTY includes",
-    )
-    ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--out", required=True, help="CSV file")
     args = ap.parse_args(argv)
     n_colours = None if args.n_colours == "N" else int(args.n_colours)
@@ -63,11 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                     r.keys["process_family"],
                 ]
             )
-    print(
-        f"{len(processes)} processes, {len(rows)} rows, {sum(not r.simplified for r in rows)} unfactored, "
-        f"{time.perf_counter() - t0:.1f} s -> {args.out}",
-        file=sys.stderr,
-    )
+    report(len(processes), len(rows), sum(not r.simplified for r in rows), t0, args.out)
     return 0
 
 

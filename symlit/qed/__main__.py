@@ -8,6 +8,7 @@ import sys
 import time
 
 from symlit.qed import generator as gen
+from symlit.qed.cli import add_generation_options, report
 
 SHAPES = {"1to2": (1, 2), "2to1": (2, 1), "2to2": (2, 2), "2to3": (2, 3)}
 
@@ -16,15 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m symlit.qed", description=__doc__)
     ap.add_argument("--shapes", nargs="+", default=["2to2"], choices=sorted(SHAPES))
     ap.add_argument("--particles", nargs="*", default=None, help="restrict the particle table, e.g. e mu A")
-    ap.add_argument("--level", default="diagram", choices=["diagram", "process"])
-    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds for sympy.factor per expression")
+    add_generation_options(ap)
     ap.add_argument("--reg-prop", action="store_true", help="add reg_prop to every propagator denominator")
-    ap.add_argument(
-        "--no-identical-factor",
-        action="store_true",
-        help="omit the 1/n! for identical final particles that MARTY includes",
-    )
-    ap.add_argument("--workers", type=int, default=0)
     ap.add_argument(
         "--work-dir",
         default=None,
@@ -59,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         w.writerow(["amp", "sqamp", "process"])
         for r in rows:
             w.writerow([r["amp"], r["sqamp"], r["process"]])
-    print(
-        f"{len(processes)} processes, {len(rows)} rows, {sum(not r['simplified'] for r in rows)} unfactored, "
-        f"{time.perf_counter() - t0:.1f} s -> {args.out}",
-        file=sys.stderr,
-    )
+    report(len(processes), len(rows), sum(not r["simplified"] for r in rows), t0, args.out)
     return 0
 
 
