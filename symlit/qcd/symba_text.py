@@ -60,20 +60,10 @@ def parse(text: str) -> tuple:
     return sf.Parser(text, _lex).parse()  # the QED grammar, with the QCD lexer
 
 
-def _walk(node: tuple):
-    yield node
-    if node[0] in ("add", "mul"):
-        for a in node[1]:
-            yield from _walk(a)
-    elif node[0] == "pow":
-        yield from _walk(node[1])
-        yield from _walk(node[2])
-
-
 def legs(node: tuple) -> list[Leg]:
     """The external legs of an amplitude parse tree, by momentum label."""
     found: dict[int, Leg] = {}
-    for n in _walk(node):
+    for n in sf.nodes(node):
         if n[0] == "spinor":
             _, f, _, _, p, kind, conj, _ = n
             leg = Leg(Species(f, kind == "v"), p, (kind == "u") != conj)

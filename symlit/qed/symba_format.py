@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -286,29 +286,31 @@ def _spinor_leg(particle: str, p: int, kind: str, conj: bool, species: Callable[
     return Leg(species(particle, anti), p, incoming)
 
 
+def nodes(node: Node) -> Iterator[Node]:
+    """Every node of a parse tree, the node itself first, then its operands' nodes in order."""
+    yield node
+    if node[0] in ("add", "mul"):
+        for a in node[1]:
+            yield from nodes(a)
+    elif node[0] == "pow":
+        yield from nodes(node[1])
+        yield from nodes(node[2])
+
+
 def legs(node: Node) -> list[Leg]:
     """The external legs of an amplitude parse tree, sorted by momentum label."""
     found: dict[int, Leg] = {}
-
-    def walk(n: Node) -> None:
-        if n[0] in ("add", "mul"):
-            for a in n[1]:
-                walk(a)
-        elif n[0] == "pow":
-            walk(n[1])
-            walk(n[2])
-        elif n[0] == "spinor":
+    for n in nodes(node):
+        if n[0] == "spinor":
             _, f, _, _, p, kind, conj = n
             leg = _spinor_leg(f, p, kind, conj)
-            if found.setdefault(p, leg) != leg:
-                raise SymbaFormatError(f"momentum p_{p} is given to two different external fields")
         elif n[0] == "pol":
             _, f, _, _, _, p, conj = n
             leg = Leg(Species(f), p, not conj)
-            if found.setdefault(p, leg) != leg:
-                raise SymbaFormatError(f"momentum p_{p} is given to two different external fields")
-
-    walk(node)
+        else:
+            continue
+        if found.setdefault(p, leg) != leg:
+            raise SymbaFormatError(f"momentum p_{p} is given to two different external fields")
     for leg in found.values():
         if leg.species.name not in PARTICLES:
             raise SymbaFormatError(f"unknown particle {leg.species.name!r}")
@@ -540,20 +542,7 @@ def unknown_symbols(node: Node, n_legs: int) -> list[str]:
     """Scalar symbols of a parse tree that SYMBA's QED data cannot contain: anything but ``e``,
     ``reg_prop``, a fermion mass ``m_<name>`` and ``s_ij`` with ``1 <= i <= j <= n_legs``
     (``nan``, ``hello``...)."""
-    bad: set[str] = set()
-
-    def walk(n: Node) -> None:
-        if n[0] in ("add", "mul"):
-            for a in n[1]:
-                walk(a)
-        elif n[0] == "pow":
-            walk(n[1])
-            walk(n[2])
-        elif n[0] == "sym" and not _known_symbol(n[1], n_legs):
-            bad.add(n[1])
-
-    walk(node)
-    return sorted(bad)
+    return sorted({n[1] for n in nodes(node) if n[0] == "sym" and not _known_symbol(n[1], n_legs)})
 
 
 def _known_symbol(name: str, n_legs: int) -> bool:
