@@ -48,10 +48,13 @@ from symlit.qed import dirac
 from symlit.qed.generator import Process as QEDProcess
 from symlit.qed.generator import (
     combo_text,
+    interference_sum,
     permutation_sign,
     poly_to_sympy,
     run_processes,
     s_symbol,
+    spin_chains,
+    spin_sum,
     square_of,
     symmetry_factor,
     timed_square,
@@ -422,28 +425,14 @@ def polarisation_sum(process: Process, leg: Leg, physical: bool = True) -> dirac
 def _traces(a: Amplitude, ta: Term, b: Amplitude, tb: Term, engine: dirac.TraceEngine) -> dirac.Poly:
     """Spin sum of the Dirac part of ``ta tb*``: products of traces along the closed quark loops."""
     legs = a.diagram.process.legs
-    a_lines, b_lines = a.diagram.lines, b.diagram.lines
-    a_by_bar = {ln.bar: i for i, ln in enumerate(a_lines)}
-    b_by_unbar = {ln.unbar: i for i, ln in enumerate(b_lines)}
     result: dirac.Poly = {(): 1}
-    done: set[int] = set()
-    for start in range(len(a_lines)):
-        if start in done:
-            continue
+    for chain in spin_chains(a.diagram.lines, b.diagram.lines):
         factors: list = []
-        cur = start
-        while True:
-            done.add(cur)
-            factors += [_tag_factor(f, "a") for f in ta.lines[cur]]
-            y = legs[a_lines[cur].unbar]
-            factors.append(dirac.slash(f"p{y.p}", y.species.particle.mass_name, -1 if y.species.anti else 1))
-            lb = b_by_unbar[a_lines[cur].unbar]
+        for la, y, lb, x in chain:
+            factors += [_tag_factor(f, "a") for f in ta.lines[la]]
+            factors.append(spin_sum(legs[y]))
             factors += [_tag_factor(f, "b") for f in tb.lines[lb][::-1]]
-            x = legs[b_lines[lb].bar]
-            factors.append(dirac.slash(f"p{x.p}", x.species.particle.mass_name, -1 if x.species.anti else 1))
-            cur = a_by_bar[b_lines[lb].bar]
-            if cur == start:
-                break
+            factors.append(spin_sum(legs[x]))
         result = dirac.poly_mul(result, engine.trace(factors))
     return result
 
@@ -534,12 +523,7 @@ def squared_process(
     """``|Σ_d M_d|²`` summed and averaged, interference included, unsimplified."""
     engine = engine or dirac.TraceEngine()
     amps = [amplitude(d, reg_prop) for d in diagrams(process)]
-    total = sympy.Integer(0)
-    for i, a in enumerate(amps):
-        for j in range(i, len(amps)):
-            term = squared_pair(a, amps[j], engine, physical, identical_factor, n_colours)
-            total += term if i == j else 2 * term
-    return total
+    return interference_sum(amps, lambda a, b: squared_pair(a, b, engine, physical, identical_factor, n_colours))
 
 
 # ---------------------------------------------------------------------------- SYMBA-style text

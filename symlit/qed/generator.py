@@ -358,10 +358,37 @@ def _line_factors(d: Diagram, line: int, tag: str, registry: dict[str, Combo]) -
     return out
 
 
+def spin_sum(leg: Leg) -> tuple:
+    """``Σ_spins u ū = p̸ + m`` of an external fermion (``p̸ − m`` for an antifermion's ``v v̄``)."""
+    return dirac.slash(f"p{leg.p}", leg.species.particle.mass_name, -1 if leg.species.anti else 1)
+
+
 def _spin_sum(leg: Leg, registry: dict[str, Combo]) -> tuple:
-    name = f"p{leg.p}"
-    registry[name] = ((leg.p, 1),)
-    return dirac.slash(name, leg.species.particle.mass_name, -1 if leg.species.anti else 1)
+    registry[f"p{leg.p}"] = ((leg.p, 1),)
+    return spin_sum(leg)
+
+
+def spin_chains(a_lines: Sequence[Any], b_lines: Sequence[Any]) -> Iterator[list[tuple[int, int, int, int]]]:
+    """The closed spin chains of ``M_a M_b*``, each a trace: its steps ``(line of a, the leg at its
+    unbarred end, line of b that ends there, the leg at that line's barred end)``, in the order the
+    trace reads them (a's line from its bar end, the spin sum, b's line reversed, the spin sum)."""
+    a_by_bar = {ln.bar: i for i, ln in enumerate(a_lines)}
+    b_by_unbar = {ln.unbar: i for i, ln in enumerate(b_lines)}
+    done: set[int] = set()
+    for start in range(len(a_lines)):
+        if start in done:
+            continue
+        chain, cur = [], start
+        while True:
+            done.add(cur)
+            y = a_lines[cur].unbar
+            lb = b_by_unbar[y]
+            x = b_lines[lb].bar
+            chain.append((cur, y, lb, x))
+            cur = a_by_bar[x]
+            if cur == start:
+                break
+        yield chain
 
 
 def interference_poly(
@@ -370,28 +397,15 @@ def interference_poly(
     """``Σ_spins`` of the Dirac part of ``M_a M_b*``: a product of traces, all indices contracted."""
     engine = engine or dirac.TraceEngine()
     registry = {} if registry is None else registry
-    a_by_bar = {ln.bar: i for i, ln in enumerate(a.lines)}
-    b_by_unbar = {ln.unbar: i for i, ln in enumerate(b.lines)}
     legs = a.process.legs
-    done: set[int] = set()
     result: dirac.Poly = {(): 1}
-    for start in range(len(a.lines)):
-        if start in done:
-            continue
+    for chain in spin_chains(a.lines, b.lines):
         factors: list = []
-        cur = start
-        while True:
-            done.add(cur)
-            factors += _line_factors(a, cur, "a", registry)
-            y = a.lines[cur].unbar
+        for la, y, lb, x in chain:
+            factors += _line_factors(a, la, "a", registry)
             factors.append(_spin_sum(legs[y], registry))
-            lb = b_by_unbar[y]
             factors += _line_factors(b, lb, "b", registry)[::-1]
-            x = b.lines[lb].bar
             factors.append(_spin_sum(legs[x], registry))
-            cur = a_by_bar[x]
-            if cur == start:
-                break
         result = dirac.poly_mul(result, engine.trace(factors))
     return result
 
@@ -480,11 +494,18 @@ def squared_process(
 ) -> sympy.Expr:
     """``|Σ_d M_d|²`` summed/averaged over spins, interference included, unsimplified."""
     engine = engine or dirac.TraceEngine()
-    ds = list(diagrams(process))
+    return interference_sum(
+        list(diagrams(process)), lambda a, b: squared_pair(a, b, engine, reg_prop, identical_factor)
+    )
+
+
+def interference_sum(amplitudes: Sequence[Any], pair: Callable[[Any, Any], sympy.Expr]) -> sympy.Expr:
+    """``|Σ_d M_d|²`` from the pair terms ``pair(a, b)`` (the real part of ``M_a M_b*``):
+    ``Σ_i pair(i, i) + 2 Σ_{i<j} pair(i, j)``."""
     total = sympy.Integer(0)
-    for i, a in enumerate(ds):
-        for j in range(i, len(ds)):
-            term = squared_pair(a, ds[j], engine, reg_prop, identical_factor)
+    for i, a in enumerate(amplitudes):
+        for j in range(i, len(amplitudes)):
+            term = pair(a, amplitudes[j])
             total += term if i == j else 2 * term
     return total
 
