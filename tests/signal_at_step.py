@@ -62,3 +62,58 @@ def train_in(root: Path, args: list[str], timeout: int = 1800) -> subprocess.Com
         text=True,
         timeout=timeout,
     )
+
+
+#: a two-epoch addition run of 376 steps with last.ckpt every 25 steps, its output in csv: the run
+#: that the kill-and-rerun tests interrupt (add ``experiment=...`` and ``run_name=...``)
+KILLABLE_RUN = [
+    "data.task.n_train=1500",
+    "data.task.n_valid=100",
+    "data.task.n_test=100",
+    "data.batch_size=8",  # 188 steps per epoch, 376 in all
+    "trainer.max_epochs=2",
+    "callbacks.last_checkpoint.every_n_train_steps=25",
+    "logger=csv",
+    "trainer.enable_progress_bar=false",
+]
+# the training process kills itself in the middle of the step that starts at global step 210 (second
+# epoch; last.ckpt is at step 200 then), through the test-only callback SignalAtStep
+KILL_AT_210 = signals_at({210: "SIGKILL"})
+
+
+def killed_run(tmp_path: Path, args: list[str]) -> Path:
+    """``symlit-train *args`` in a new root ``tmp_path/killed`` (returned), killed by SIGKILL
+    mid-step at global step 210."""
+    root = tmp_path / "killed"
+    root.mkdir()
+    killed = train_in(root, [*args, *KILL_AT_210])
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
+    return root
+
+
+def resumed_run(root: Path, args: list[str]) -> None:
+    """The killed command again in ``root``: it restores last.ckpt and trains to the end (a resumed
+    process sends no signal)."""
+    resumed = train_in(root, [*args, *KILL_AT_210])
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
+
+
+def clean_run(tmp_path: Path, args: list[str]) -> Path:
+    """``symlit-train *args`` in a new root ``tmp_path/clean`` (returned), uninterrupted, to the end."""
+    root = tmp_path / "clean"
+    root.mkdir()
+    clean = train_in(root, args)
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
+    return root
+
+
+def assert_same_last_checkpoint(killed: Path, clean: Path, steps: int) -> None:
+    """The killed-and-resumed run's last.ckpt is the uninterrupted run's: same step, same weights."""
+    import torch
+
+    final_killed = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    final_clean = torch.load(clean / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert final_killed["global_step"] == final_clean["global_step"] == steps
+    for name, tensor in final_clean["state_dict"].items():
+        torch.testing.assert_close(final_killed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import signal
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from signal_at_step import signals_at, train_in
+from signal_at_step import KILLABLE_RUN, assert_same_last_checkpoint, clean_run, killed_run, resumed_run
 
 from symlit.evaluation.scoring import Prediction
 from symlit.tasks import ArithmeticTask
@@ -162,14 +160,7 @@ COMMAND = [
     "data.task.n_operands=[2,3]",
     "data.task.min_value=0",
     "data.task.max_value=20",
-    "data.task.n_train=1500",
-    "data.task.n_valid=100",
-    "data.task.n_test=100",
-    "data.batch_size=8",  # 188 steps per epoch, 376 in all
-    "trainer.max_epochs=2",
-    "callbacks.last_checkpoint.every_n_train_steps=25",
-    "logger=csv",
-    "trainer.enable_progress_bar=false",
+    *KILLABLE_RUN,
     "run_name=curriculum",
     "data.bucket=false",  # batches that mix operand counts (bucketed ones hold one count each)
     # two operands until step 150, then both counts
@@ -177,33 +168,16 @@ COMMAND = [
     "+callbacks.curriculum.levels=[2,3]",
     "+callbacks.curriculum.steps=[150]",
 ]
-KILL_AT_210 = signals_at({210: "SIGKILL"})
-
-
-def train(root: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    return train_in(root, [*COMMAND, *extra])
 
 
 @pytest.mark.slow
 def test_curriculum_run_killed_mid_epoch_then_rerun_matches_uninterrupted_run(tmp_path):
-    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
-    killed_root.mkdir()
-    clean_root.mkdir()
     run = Path("outputs/addition/curriculum")
 
-    killed = train(killed_root, KILL_AT_210)
-    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
-    resumed = train(killed_root, KILL_AT_210)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
-    clean = train(clean_root, [])
-    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
-
-    final_killed = torch.load(killed_root / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    final_clean = torch.load(clean_root / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert final_killed["global_step"] == final_clean["global_step"] == 376
-    for name, tensor in final_clean["state_dict"].items():
-        torch.testing.assert_close(final_killed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    killed_root = killed_run(tmp_path, COMMAND)
+    resumed_run(killed_root, COMMAND)
+    clean_root = clean_run(tmp_path, COMMAND)
+    assert_same_last_checkpoint(killed_root / run, clean_root / run, 376)
 
     # the curriculum was on: about half the rows per step before step 150 (2-operand rows), all 8 after
     with (clean_root / run / "csv" / "metrics.csv").open() as f:
