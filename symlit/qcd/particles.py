@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import ClassVar
 
 from symlit.qed.particles import PARTICLES as QED_PARTICLES
 from symlit.qed.particles import QUARKS, Particle
+from symlit.qed.particles import Species as QEDSpecies
 
 GLUON = "G"
 PHOTON = "A"
@@ -20,21 +22,18 @@ MASS_NAMES: tuple[str, ...] = tuple(f"m_{q}" for q in QUARKS)
 
 
 @dataclass(frozen=True, order=True)
-class Species:
-    """A quark, an antiquark (``anti``), the gluon or the photon (the bosons are self-conjugate)."""
+class Species(QEDSpecies):
+    """A quark, an antiquark (``anti``), the gluon or the photon (the bosons are self-conjugate).
 
-    name: str
-    anti: bool = False
+    Its charge, text (``u~``) and :meth:`parse` are QED's; its particles are the QCD set."""
+
+    TABLE: ClassVar[dict[str, Particle]] = PARTICLES
 
     def __post_init__(self) -> None:
         if self.name not in PARTICLES:
             raise KeyError(f"unknown QCD particle {self.name!r}; known: {sorted(PARTICLES)}")
         if self.anti and self.name not in QUARKS:
             object.__setattr__(self, "anti", False)
-
-    @property
-    def particle(self) -> Particle:
-        return PARTICLES[self.name]
 
     @property
     def is_quark(self) -> bool:
@@ -44,23 +43,9 @@ class Species:
     def is_gluon(self) -> bool:
         return self.name == GLUON
 
-    @property
-    def charge(self) -> Fraction:
-        q = self.particle.charge
-        return -q if self.anti else q
-
     def conjugate(self) -> Species:
         """The antiparticle (the bosons are their own)."""
         return Species(self.name, not self.anti) if self.is_quark else self
-
-    def __str__(self) -> str:
-        return self.name + ("~" if self.anti else "")
-
-    @classmethod
-    def parse(cls, text: str) -> Species:
-        """``"u"``, ``"u~"``, ``"G"``, ``"A"``."""
-        text = text.strip()
-        return cls(text[:-1], True) if text.endswith("~") else cls(text, False)
 
 
 def all_species(names: list[str] | tuple[str, ...] | None = None) -> list[Species]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import ClassVar
 
 import sympy
 
@@ -74,9 +75,11 @@ class Species:
         if self.anti and not p.fermion:
             object.__setattr__(self, "anti", False)
 
+    TABLE: ClassVar[dict[str, Particle]] = PARTICLES  # the particles a species may name
+
     @property
     def particle(self) -> Particle:
-        return PARTICLES[self.name]
+        return self.TABLE[self.name]
 
     @property
     def charge(self) -> Fraction:
