@@ -33,7 +33,7 @@ import mpmath
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symlit.qed import dirac  # noqa: E402
+from symlit.qed import diagram_text, dirac  # noqa: E402
 from symlit.qed import generator as gen  # noqa: E402
 from symlit.qed import kinematics as K  # noqa: E402
 from symlit.qed import symba_format as sf  # noqa: E402
@@ -51,7 +51,7 @@ def marty_agreement(rows: list[tuple[str, str]], points: int) -> None:
         tree = sf.parse(amp)
         legs = sf.legs(tree)
         proc = gen.Process(tuple(legs))
-        match = [d for d in gen.diagrams(proc) if gen.topology(d) == gen.amplitude_topology(tree)]
+        match = [d for d in gen.diagrams(proc) if diagram_text.topology(d) == diagram_text.amplitude_topology(tree)]
         if len(match) != 1:
             stats["diagram not enumerated"] += 1
             continue

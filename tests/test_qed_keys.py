@@ -9,6 +9,7 @@ import pytest
 
 from symlit.qed import generator as gen
 from symlit.qed import symba_format as sf
+from symlit.qed.diagram_text import topology
 from symlit.qed.keys import amplitude_keys, generated_keys
 from symlit.qed.particles import Species
 from symlit.tasks.qed import process_key
@@ -76,7 +77,7 @@ def test_charge_conjugated_processes_share_the_family_and_no_class(all_2to2):
 
 def _relabelled_topology(d: gen.Diagram, perm: dict[int, int]) -> tuple:
     out = []
-    for bar, unbar, slots in gen.topology(d):
+    for bar, unbar, slots in topology(d):
         new = tuple(("x", perm[w]) if k == "x" else ("i", (perm[w[0]], perm[w[1]])) for k, w in slots)
         out.append((perm[bar], perm[unbar], new))
     return tuple(sorted(out))
@@ -101,8 +102,8 @@ def test_different_diagrams_have_different_keys_over_every_2to2_diagram(all_2to2
             )
         ]
         for (d1, k1), (d2, k2) in itertools.combinations(ds, 2):
-            related = any(_relabelled_topology(d1, s) == gen.topology(d2) for s in swaps)
-            assert (k1["diagram_class"] == k2["diagram_class"]) == related, (p.name, gen.topology(d1), gen.topology(d2))
+            related = any(_relabelled_topology(d1, s) == topology(d2) for s in swaps)
+            assert (k1["diagram_class"] == k2["diagram_class"]) == related, (p.name, topology(d1), topology(d2))
 
 
 def test_keys_read_back_from_tokens_in_every_notation():
@@ -133,7 +134,7 @@ def test_keys_do_not_depend_on_how_a_graph_is_listed(all_2to2):
     for p, ds in list(all_2to2.items())[::7]:
         for d, _ in ds:
             legs = [ExternalLeg(l.p, str(l.species), l.incoming) for l in p.legs]
-            g = qed_graph(legs, gen.topology(d))
+            g = qed_graph(legs, topology(d))
             vertices = sorted({n for e in g.edges for n in (e.a, e.b) if n[0] == "v"})
             renumber = dict(zip(vertices, rng.sample(vertices, len(vertices))))
             edges = []

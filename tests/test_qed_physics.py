@@ -10,15 +10,13 @@ import pytest
 
 from symlit.qed import kinematics as K
 from symlit.qed import symba_format as sf
+from symlit.qed.diagram_text import amplitude_text, amplitude_topology, topology
 from symlit.qed.generator import (
     Process,
-    amplitude_text,
-    amplitude_topology,
     diagrams,
     enumerate_processes,
     squared_diagram,
     squared_process,
-    topology,
 )
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "symba-qed-2to2" / "valid.csv"

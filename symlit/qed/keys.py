@@ -130,7 +130,7 @@ def process_keys(legs: Sequence[ExternalLeg], anti: Callable[[str], str] | None 
 
 # ---------------------------------------------------------------------------- QED topologies
 def qed_graph(legs: Sequence[ExternalLeg], topology: Sequence[tuple]) -> FeynmanGraph:
-    """The graph of a QED diagram given as a :func:`symlit.qed.generator.topology`: fermion lines
+    """The graph of a QED diagram given as a :func:`symlit.qed.diagram_text.topology`: fermion lines
     ``(bar label, unbar label, slots)`` with slots ``("x", label)`` (an external photon) or
     ``("i", (bar, unbar))`` (an internal photon to that line), in order from the bar end.
 
@@ -181,7 +181,7 @@ def qed_keys(legs: Sequence[ExternalLeg], topology: Sequence[tuple]) -> dict[str
 
 def generated_keys(diagram) -> dict[str, str]:
     """The keys of a diagram of symlit's generator."""
-    from symlit.qed.generator import topology
+    from symlit.qed.diagram_text import topology
 
     legs = [ExternalLeg(l.p, str(l.species), l.incoming) for l in diagram.process.legs]
     return qed_keys(legs, topology(diagram))
@@ -190,8 +190,8 @@ def generated_keys(diagram) -> dict[str, str]:
 def amplitude_keys(tree: tuple) -> dict[str, str]:
     """The keys of an amplitude parse tree (:func:`symlit.qed.symba_format.parse`, or
     :func:`~symlit.qed.symba_format.parse_tokens` of its tokens): the diagram is read back from
-    the index structure of the spinor chains (:func:`symlit.qed.generator.amplitude_topology`)."""
-    from symlit.qed.generator import amplitude_topology
+    the index structure of the spinor chains (:func:`symlit.qed.diagram_text.amplitude_topology`)."""
+    from symlit.qed.diagram_text import amplitude_topology
     from symlit.qed.symba_format import legs as tree_legs
 
     legs = [ExternalLeg(l.p, str(l.species), l.incoming) for l in tree_legs(tree)]
