@@ -11,16 +11,8 @@ import pytest
 import sympy as sp
 
 from symlit.calculus import engine, verify
-from symlit.calculus.generators import (
-    Generator,
-    GeneratorConfig,
-    Reject,
-    finite_somewhere,
-    generate_chunk,
-    isolate,
-    nested_exp_depth,
-    primitive,
-)
+from symlit.calculus.cleaning import finite_somewhere, isolate, nested_exp_depth
+from symlit.calculus.generators import Generator, GeneratorConfig, Reject, generate_chunk, primitive
 from symlit.calculus.prefix import D2FX, DFX, SYMBOLS
 from symlit.core.limits import SampleTimeout, owns, time_limit
 
