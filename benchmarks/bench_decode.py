@@ -2,7 +2,7 @@
 
 Prints sequences/s for greedy and beam search (default beam 10) with and without the cache, on
 the same model and batches, at a fixed target length (EOS is made impossible, so every
-hypothesis runs to ``--tgt-len``), and the speed-up. Target (issue 5): >= 3x at length >= 64.
+hypothesis runs to ``--tgt-len``), and the speed-up. Target: >= 3x at length >= 64.
 
     python benchmarks/bench_decode.py                       # workshop_bart size, length 64
     python benchmarks/bench_decode.py --tgt-len 128 --beam-size 5 --threads 1

@@ -59,7 +59,7 @@ from symlit.calculus.random_trees import TreeSampler
 from symlit.core.limits import SampleTimeout, time_limit
 from symlit.tasks.calculus import CalculusTask
 
-TARGET_BWD = 30.0  # equations/s per core required for prim_bwd with fast=true (issue 3)
+TARGET_BWD = 30.0  # equations/s per core required of prim_bwd with fast=true
 
 
 def _value(text: str):
@@ -365,7 +365,7 @@ def main() -> int:
             verdict = "PASS" if result["eq_per_s_per_core"] >= TARGET_BWD else "FAIL"
             print(
                 f"prim_bwd with fast=true: {result['eq_per_s_per_core']} eq/s per core "
-                f"(issue-3 target >= {TARGET_BWD}): {verdict}",
+                f"(target >= {TARGET_BWD}): {verdict}",
                 flush=True,
             )
     return 0
