@@ -1,4 +1,4 @@
-"""Acceptance matrix of issue 14: every {encoder-decoder, decoder-only} x position scheme trains `addition`
+"""Acceptance matrix: every {encoder-decoder, decoder-only} x position scheme trains `addition`
 under ``debug=fast_dev_run``; then a 3-step run writes a checkpoint (fast_dev_run writes none), which
 ``symlit-eval`` evaluates greedily and with beam-5 on 100 test problems.
 

@@ -79,7 +79,7 @@ def main(sweep_dir: str, png: str) -> None:
             marker="o",
             label=name,
         )
-    ax.scatter([20, 25], [95, 50], marker="*", s=120, color="black", zorder=3, label="issue 15 targets")
+    ax.scatter([20, 25], [95, 50], marker="*", s=120, color="black", zorder=3, label="targets")
     ax.set_xlabel("operand length (digits; 5.5 = the 1..10-digit test split)")
     ax.set_ylabel("exact match (%)")
     ax.set_ylim(-2, 102)
