@@ -135,28 +135,52 @@ def to_tokens(expr: Basic, notation: str = "hybrid") -> list[str]:
 
 
 # ---------------------------------------------------------------------------- tokens -> SymPy
+class _Cursor:
+    """A read position in a token list, for the recursive readers :func:`from_tokens` and
+    :func:`amplitude_text`. ``ends_early`` is the message of the :class:`NotationError` raised
+    when a token is taken past the end; ``{tokens}`` in it stands for the tokens joined by spaces."""
+
+    def __init__(self, toks: Sequence[str], ends_early: str) -> None:
+        self.toks = toks
+        self.pos = 0  # index of the next token
+        self.ends_early = ends_early
+
+    def take(self) -> str:
+        """The next token; :class:`NotationError` past the end."""
+        if self.pos >= len(self.toks):
+            raise NotationError(self.ends_early.format(tokens=" ".join(self.toks)))
+        self.pos += 1
+        return self.toks[self.pos - 1]
+
+    def digits(self) -> str:
+        """The run of digit tokens that starts here, joined (``""`` when the next token is no digit)."""
+        start = self.pos
+        while self.pos < len(self.toks) and self.toks[self.pos] in DIGITS:
+            self.pos += 1
+        return "".join(self.toks[start : self.pos])
+
+    def before_close(self) -> bool:
+        """Whether a token is left and it is not ``)`` (the end of an n-ary ``add(``/``mul(``)."""
+        return self.pos < len(self.toks) and self.toks[self.pos] != ")"
+
+    def left(self) -> int:
+        """How many tokens are not read yet."""
+        return len(self.toks) - self.pos
+
+
 def from_tokens(tokens: Sequence[str] | str, notation: str = "hybrid") -> Basic:
     """Inverse of :func:`to_tokens`; raises :class:`NotationError` on a malformed sequence."""
     check_notation(notation)
     toks = tokens.split() if isinstance(tokens, str) else list(tokens)
     short = notation == "hybrid_short"
-    pos = 0
-
-    def take() -> str:
-        nonlocal pos
-        if pos >= len(toks):
-            raise NotationError(f"sequence ends early: {' '.join(toks)!r}")
-        pos += 1
-        return toks[pos - 1]
+    cursor = _Cursor(toks, "sequence ends early: {tokens!r}")
+    take = cursor.take
 
     def integer(sign: str) -> int:
-        nonlocal pos
-        start = pos
-        while pos < len(toks) and toks[pos] in DIGITS:
-            pos += 1
-        if pos == start:
+        start = cursor.pos
+        digits = cursor.digits()
+        if not digits:
             raise NotationError(f"{sign} without digits at token {start}")
-        digits = "".join(toks[start:pos])
         if len(digits) > 1 and digits[0] == "0":
             raise NotationError(f"integer with a leading zero at token {start}")
         return int(digits) * (-1 if sign == "INT-" else 1)
@@ -195,12 +219,12 @@ def from_tokens(tokens: Sequence[str] | str, notation: str = "hybrid") -> Basic:
             return node(Add if tok == "add" else Mul, [a, dec()])
         if tok in ("add(", "mul("):
             args = []
-            while pos < len(toks) and toks[pos] != ")":
+            while cursor.before_close():
                 args.append(dec())
             take()
             return node(Add if tok == "add(" else Mul, args)
         if tok == ")" or tok in DIGITS:
-            raise NotationError(f"unexpected {tok!r} at token {pos - 1}")
+            raise NotationError(f"unexpected {tok!r} at token {cursor.pos - 1}")
         if short and (m := _MASS_DOT.match(tok)):
             mass = Pow(Symbol(f"m_{m.group(2)}"), sympy.Integer(int(m.group(1))), evaluate=False)
             return node(Mul, [mass, Symbol(m.group(3))])
@@ -209,8 +233,8 @@ def from_tokens(tokens: Sequence[str] | str, notation: str = "hybrid") -> Basic:
         return Symbol(tok)
 
     out = dec()
-    if pos != len(toks):
-        raise NotationError(f"{len(toks) - pos} tokens left over after a complete expression")
+    if cursor.left():
+        raise NotationError(f"{cursor.left()} tokens left over after a complete expression")
     return out
 
 
@@ -234,21 +258,11 @@ def amplitude_text(toks: list[str]) -> str:
     """Compact infix of amplitude tokens (scalars, gamma matrices, spinors, polarizations, momenta),
     e.g. ``gamma[^LOR_0,SPIN_0,SPIN_1]*ubar_e(p_3)[SPIN_1]*...``; :class:`NotationError` when the
     tokens do not spell an amplitude."""
-    pos = 0
-
-    def take() -> str:
-        nonlocal pos
-        if pos >= len(toks):
-            raise NotationError("ends early")
-        pos += 1
-        return toks[pos - 1]
+    cursor = _Cursor(toks, "ends early")
+    take = cursor.take
 
     def integer(sign: str) -> str:
-        nonlocal pos
-        start = pos
-        while pos < len(toks) and toks[pos] in DIGITS:
-            pos += 1
-        return ("-" if sign == "INT-" else "") + "".join(toks[start:pos])
+        return ("-" if sign == "INT-" else "") + cursor.digits()
 
     def wrap(text: str, kind: str) -> str:
         return f"({text})" if kind == "add" or (kind == "num" and text.startswith("-")) else text
@@ -264,7 +278,7 @@ def amplitude_text(toks: list[str]) -> str:
             return "i", "atom"
         if tok in ("add(", "mul("):
             args = []
-            while pos < len(toks) and toks[pos] != ")":
+            while cursor.before_close():
                 args.append(node())
             take()
             return join(tok[:-1], args)
@@ -293,6 +307,6 @@ def amplitude_text(toks: list[str]) -> str:
         return "*".join(wrap(t, k) for t, k in args), "mul"
 
     text, _ = node()
-    if pos != len(toks):
+    if cursor.left():
         raise NotationError("tokens left over")
     return text
