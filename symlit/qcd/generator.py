@@ -49,6 +49,7 @@ from symlit.qed.generator import Process as QEDProcess
 from symlit.qed.generator import (
     combo_text,
     interference_sum,
+    level_rows,
     permutation_sign,
     poly_to_sympy,
     run_processes,
@@ -57,7 +58,6 @@ from symlit.qed.generator import (
     spin_sum,
     square_of,
     symmetry_factor,
-    timed_square,
 )
 from symlit.qed.symba_format import Leg
 
@@ -609,33 +609,27 @@ def generate_process(
     per squared amplitude (a row that runs out keeps the expanded form, ``simplified=False``).
     ``identical_factor``: MARTY's 1/n! for identical final particles; ``n_colours``: N (``None``
     keeps the symbol ``N``)."""
-    if level not in ("diagram", "process"):
-        raise ValueError(f"level={level!r} must be 'diagram' or 'process'")
     from symlit.qcd.diagram_text import amplitude_text  # it reads this module's amplitudes
 
     engine = engine or dirac.TraceEngine()
-    ds = list(diagrams(process))
-    rows = []
-    if level == "diagram":
-        for d in ds:
-            sq, ok, seconds = timed_square(
-                simplify_timeout, squared_diagram, d, engine, True, identical_factor, n_colours, reg_prop
-            )
-            rows.append(
-                GeneratedRow(process.name, d.label(), amplitude_text(d, reg_prop), sq, ok, seconds, diagram_keys(d))
-            )
-    elif ds:
-        sq, ok, seconds = timed_square(
-            simplify_timeout, squared_process, process, engine, True, identical_factor, n_colours, reg_prop
-        )
+
+    def process_row(ds: list[Diagram], amp: str, sq: sympy.Expr, ok: bool, seconds: float) -> GeneratedRow:
         keys = diagram_keys(ds[0])
         keys["diagram"] = keys["diagram_class"] = f"{keys['process']} :: process"
-        rows.append(
-            GeneratedRow(
-                process.name, "process", "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds), sq, ok, seconds, keys
-            )
-        )
-    return rows
+        return GeneratedRow(process.name, "process", amp, sq, ok, seconds, keys)
+
+    return level_rows(
+        level,
+        diagrams(process),
+        simplify_timeout,
+        amplitude=lambda d: amplitude_text(d, reg_prop),
+        square_diagram=lambda d: squared_diagram(d, engine, True, identical_factor, n_colours, reg_prop),
+        square_process=lambda: squared_process(process, engine, True, identical_factor, n_colours, reg_prop),
+        diagram_row=lambda k, d, amp, sq, ok, seconds: GeneratedRow(
+            process.name, d.label(), amp, sq, ok, seconds, diagram_keys(d)
+        ),
+        process_row=process_row,
+    )
 
 
 def generate(

@@ -27,10 +27,10 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import sympy
 from sympy.core import random as sympy_random
@@ -43,6 +43,8 @@ from symlit.qed.particles import Species, all_species, particle
 from symlit.qed.symba_format import Leg, process_name
 
 Combo = tuple  # sorted tuple of (momentum label, integer coefficient): a linear combination of p_i
+DiagramT = TypeVar("DiagramT")  # a QED or QCD diagram
+RowT = TypeVar("RowT")  # a QED or QCD generated row
 
 
 # ---------------------------------------------------------------------------- processes
@@ -570,20 +572,51 @@ def generate_process(
     interference). ``simplify_timeout``: CPU seconds for ``factor`` per squared amplitude (a row
     that runs out keeps the expanded form, ``simplified=False``). ``identical_factor`` applies
     MARTY's 1/n! for identical final particles."""
+    engine = engine or dirac.TraceEngine()
+    return level_rows(
+        level,
+        diagrams(process),
+        simplify_timeout,
+        amplitude=lambda d: amplitude_text(d, reg_prop),
+        square_diagram=lambda d: squared_diagram(d, engine, reg_prop, identical_factor),
+        square_process=lambda: squared_process(process, engine, reg_prop, identical_factor),
+        diagram_row=lambda k, d, amp, sq, ok, seconds: GeneratedRow(process.name, k, amp, sq, ok, seconds),
+        process_row=lambda ds, amp, sq, ok, seconds: GeneratedRow(process.name, -1, amp, sq, ok, seconds),
+    )
+
+
+def level_rows(
+    level: str,
+    diagrams: Iterable[DiagramT],
+    simplify_timeout: float | None,
+    *,
+    amplitude: Callable[[DiagramT], str],
+    square_diagram: Callable[[DiagramT], sympy.Expr],
+    square_process: Callable[[], sympy.Expr],
+    diagram_row: Callable[[int, DiagramT, str, sympy.Expr, bool, float], RowT],
+    process_row: Callable[[list[DiagramT], str, sympy.Expr, bool, float], RowT],
+) -> list[RowT]:
+    """The rows of one process whose diagrams are ``diagrams`` (QED and QCD rows), at ``level``:
+
+    * ``"diagram"``: one row per diagram ``d`` (the ``k``-th), ``diagram_row(k, d, amplitude(d),
+      sq, ok, seconds)`` where ``sq, ok, seconds`` is :func:`timed_square` of ``square_diagram(d)``;
+    * ``"process"``: one row for the whole process, ``process_row(ds, amp, sq, ok, seconds)`` with
+      the list of diagrams ``ds``, their amplitudes in parentheses joined by ``+``, and
+      :func:`timed_square` of ``square_process()``; no row when the process has no diagram.
+
+    ``ValueError`` for another level, before ``diagrams`` is read. A row's amplitude is written
+    after its squared amplitude is computed."""
     if level not in ("diagram", "process"):
         raise ValueError(f"level={level!r} must be 'diagram' or 'process'")
-    engine = engine or dirac.TraceEngine()
-    ds = list(diagrams(process))
+    ds = list(diagrams)
     rows = []
     if level == "diagram":
         for k, d in enumerate(ds):
-            sq, ok, seconds = timed_square(simplify_timeout, squared_diagram, d, engine, reg_prop, identical_factor)
-            rows.append(GeneratedRow(process.name, k, amplitude_text(d, reg_prop), sq, ok, seconds))
+            sq, ok, seconds = timed_square(simplify_timeout, square_diagram, d)
+            rows.append(diagram_row(k, d, amplitude(d), sq, ok, seconds))
     elif ds:
-        sq, ok, seconds = timed_square(simplify_timeout, squared_process, process, engine, reg_prop, identical_factor)
-        rows.append(
-            GeneratedRow(process.name, -1, "+".join(f"({amplitude_text(d, reg_prop)})" for d in ds), sq, ok, seconds)
-        )
+        sq, ok, seconds = timed_square(simplify_timeout, square_process)
+        rows.append(process_row(ds, "+".join(f"({amplitude(d)})" for d in ds), sq, ok, seconds))
     return rows
 
 
