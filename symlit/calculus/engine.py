@@ -46,7 +46,7 @@ import pyarrow as pa
 
 from symlit.calculus.generators import Generator, GeneratorConfig, generate_chunk
 from symlit.core.atomic import DirectoryLock, write_text_atomic
-from symlit.core.processes import die_with_parent
+from symlit.core.processes import PipeWorker, die_with_parent
 
 log = logging.getLogger(__name__)
 SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("n_ops", pa.int32()), ("chunk", pa.int64())])
@@ -200,14 +200,10 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-class _Worker:
+class _Worker(PipeWorker):
     def __init__(self, ctx: Any, config: dict[str, Any]) -> None:
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, config, os.getpid()), daemon=True)
-        self.process.start()
-        child.close()
+        super().__init__(ctx, _worker_main, config)
         self.chunk: int | None = None
-        self.deadline = 0.0
         self.cpu_start: float | None = None
 
     def start_chunk(self, chunk: int, timeout: float) -> None:
@@ -225,20 +221,6 @@ class _Worker:
             if now is not None:
                 return timeout - (now - self.cpu_start)
         return self.deadline - time.monotonic()
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
-        else:
-            try:
-                self.conn.send(None)
-            except (OSError, BrokenPipeError):
-                self.process.kill()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self.conn.close()
 
 
 def _chunk_seed(seed: Any, chunk: int) -> str:

@@ -14,6 +14,8 @@ rerun. :func:`die_with_parent`, called first thing in the worker, ties its life 
   fork server does not exit while its children hold its "alive" pipe, so it would never die
   either), or off Linux, a daemon thread waits for the owner to exit (``pidfd_open`` + ``select``
   where available, else polling every second) and ends the worker with ``os._exit``.
+
+:class:`PipeWorker` is the parent's side of such a worker serving requests over a pipe.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -78,6 +82,41 @@ def loader_worker_init(worker_id: int, owner: int) -> None:
     die_with_parent(owner)
 
 
+class PipeWorker:
+    """A worker process that serves requests over a pipe, seen from its owner (generation and
+    verifier workers): subclasses add the requests and their bookkeeping.
+
+    ``target(conn, *args, owner)`` runs in a daemon process started from the multiprocessing
+    context ``ctx``, with ``conn`` its end of a :func:`~multiprocessing.Pipe` and ``owner`` the pid
+    of the process creating the worker (for :func:`die_with_parent`); it should return when it
+    receives ``None`` or the pipe closes. :attr:`conn` is the owner's end; :attr:`deadline` is a
+    :func:`time.monotonic` time the owner sets for the request in progress."""
+
+    def __init__(self, ctx: Any, target: Callable[..., None], *args: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=target, args=(child, *args, os.getpid()), daemon=True)
+        self.process.start()
+        child.close()
+        self.deadline = 0.0
+
+    def stop(self, kill: bool = False) -> None:
+        """End the process and close the pipe: ask it to return (``None`` on the pipe; killed
+        when the pipe is broken) or, with ``kill`` (e.g. stuck in a request), kill it at once; a
+        process still alive 5 s later is killed."""
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except (OSError, BrokenPipeError):
+                self.process.kill()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
 def _exit_if_gone(pid: int) -> None:
     try:
         os.kill(pid, 0)
@@ -87,4 +126,4 @@ def _exit_if_gone(pid: int) -> None:
         pass
 
 
-__all__ = ["die_with_parent"]
+__all__ = ["PipeWorker", "die_with_parent"]

@@ -13,7 +13,6 @@ A verdict is one of :data:`VERDICTS`; only ``"correct"`` counts as a correct ans
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import pickle
 import time
 from collections import deque
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from symlit.core.processes import die_with_parent
+from symlit.core.processes import PipeWorker, die_with_parent
 from symlit.tasks.base import Task, Verdict
 
 VERDICTS = ("correct", "wrong", "malformed", "error", "timeout", "no_eos")
@@ -83,14 +82,10 @@ def _worker_main(conn: Connection, task_blob: bytes, owner: int) -> None:
         conn.send((index, run_check(task, check)))
 
 
-class _Worker:
+class _Worker(PipeWorker):
     def __init__(self, ctx: Any, task_blob: bytes) -> None:
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, task_blob, os.getpid()), daemon=True)
-        self.process.start()
-        child.close()
+        super().__init__(ctx, _worker_main, task_blob)
         self.job: int | None = None
-        self.deadline = 0.0
         self.ready = False
 
     def wait_ready(self, timeout: float) -> None:
@@ -107,11 +102,6 @@ class _Worker:
         if not ok:
             raise RuntimeError(f"a verifier process did not start within {timeout:g} s")
         self.ready = True
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.join()
-        self.conn.close()
 
 
 class VerifierPool:
@@ -188,7 +178,7 @@ class VerifierPool:
         return [r if r is not None else Outcome("error", error="not verified") for r in results]
 
     def _replace(self, worker: _Worker) -> None:
-        worker.kill()
+        worker.stop(kill=True)
         fresh = self._spawn()
         fresh.wait_ready(self.STARTUP_TIMEOUT)
         self._workers[self._workers.index(worker)] = fresh
