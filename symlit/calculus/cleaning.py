@@ -1,6 +1,7 @@
 """Cleaning and checking the expressions the calculus generators draw: additive constants and
 constant factors removed, integration constants reduced and renumbered, an equation solved for a
-constant, and the checks that reject a sample (bad values, nested exponentials, nowhere finite).
+constant, a time-limited ``simplify``, and the checks that reject a sample (bad values, nested
+exponentials, nowhere finite).
 """
 
 from __future__ import annotations
@@ -159,6 +160,25 @@ INVERSE_FUNCTIONS = {
     sp.coth: sp.acoth,
     sp.acoth: sp.coth,
 }
+
+
+SIMPLIFY_FAILURES = (RecursionError, ValueError, TypeError, NotImplementedError, AttributeError, ZeroDivisionError)
+"""The exceptions of a ``sympy.simplify`` that fails on its input (:func:`simplify_within`)."""
+
+
+def simplify_within(expr: sp.Expr, seconds: float | None) -> sp.Expr | None:
+    """``sympy.simplify(expr)`` under a :func:`~symlit.core.limits.time_limit` of ``seconds``
+    (``None`` or ``<= 0``: no limit); ``None`` when that limit runs out or SymPy fails with one of
+    :data:`SIMPLIFY_FAILURES`. An enclosing time limit that runs out is raised, not absorbed."""
+    try:
+        with time_limit(seconds) as token:
+            return sp.simplify(expr)
+    except SampleTimeout as err:
+        if owns(err, token):
+            return None
+        raise
+    except SIMPLIFY_FAILURES:
+        return None
 
 
 def isolate(equation: sp.Expr, symbol: sp.Symbol) -> sp.Expr | None:

@@ -43,6 +43,7 @@ from symlit.calculus.cleaning import (
     reduce_coefficients,
     reindex_coefficients,
     remove_additive_constant,
+    simplify_within,
     split_constant_factor,
 )
 from symlit.calculus.prefix import (
@@ -318,16 +319,8 @@ class Generator:
         prob = self.config.simplify_prob if prob is None else prob
         if prob <= 0 or (rng is not None and prob < 1 and rng.random() >= prob):
             return expr
-        try:
-            with time_limit(self.config.simplify_seconds) as token:
-                out = sp.simplify(expr)
-        except SampleTimeout as err:
-            if owns(err, token):
-                return expr
-            raise
-        except (RecursionError, ValueError, TypeError, NotImplementedError, AttributeError, ZeroDivisionError):
-            return expr
-        if any(s.is_Dummy for s in out.free_symbols):
+        out = simplify_within(expr, self.config.simplify_seconds)
+        if out is None or any(s.is_Dummy for s in out.free_symbols):
             return expr
         return out
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 import sympy as sp
 
 from symlit.calculus import numeric
+from symlit.calculus.cleaning import simplify_within
 from symlit.calculus.prefix import (
     COEFFICIENTS,
     D2FX,
@@ -149,15 +150,8 @@ def _decide(compare: Callable[[], str], residual: sp.Expr, simplify_seconds: flo
 
 def _simplifies_to_zero(expr: sp.Expr, seconds: float) -> bool | None:
     """``simplify(expr) == 0``; ``None`` when the time limit ran out or SymPy failed."""
-    try:
-        with time_limit(seconds) as token:
-            return sp.simplify(expr) == 0
-    except SampleTimeout as err:
-        if owns(err, token):
-            return None
-        raise
-    except (RecursionError, ValueError, TypeError, NotImplementedError, AttributeError, ZeroDivisionError):
-        return None
+    simplified = simplify_within(expr, seconds)
+    return None if simplified is None else simplified == 0
 
 
 def _symbol_names(*exprs: sp.Expr) -> list[str]:
