@@ -177,3 +177,20 @@ def test_diagram_counts() -> None:
         "G G -> G G": 4,
     }
     assert not list(gen.diagrams(gen.Process.parse("u u~ -> A A")))  # pure QED: not a QCD process
+
+
+def test_process_level_row_joins_every_diagram() -> None:
+    """``level="process"``: one row (diagram ``"process"``) whose amplitude joins every diagram's
+    in parentheses, with the process's keys and ``<process> :: process`` as its diagram keys."""
+    from symlit.qcd.diagram_text import amplitude_text
+
+    proc = gen.Process.parse("u u~ -> G G")
+    ds = list(gen.diagrams(proc))
+    (row,) = gen.generate_process(proc, "process", simplify_timeout=None)
+    assert row.diagram == "process"
+    assert row.amp == "+".join(f"({amplitude_text(d)})" for d in ds)
+    assert row.keys == {
+        **gen.diagram_keys(ds[0]),
+        "diagram": f"{row.keys['process']} :: process",
+        "diagram_class": f"{row.keys['process']} :: process",
+    }

@@ -15,6 +15,8 @@ from symlit.qed.generator import (
     Process,
     diagrams,
     enumerate_processes,
+    factor_with_timeout,
+    generate_process,
     squared_diagram,
     squared_process,
 )
@@ -116,3 +118,18 @@ def test_enumeration_and_amplitude_text_round_trip():
     # 2 -> 3: e e~ -> mu mu~ A has 4 diagrams, e e~ -> e e~ A has 8
     assert len(list(diagrams(Process.parse("e e~ -> mu mu~ A")))) == 4
     assert len(list(diagrams(Process.parse("e e~ -> e e~ A")))) == 8
+
+
+def test_process_level_row_joins_every_diagram():
+    """``level="process"``: one row (diagram ``-1``) whose amplitude joins every diagram's in
+    parentheses and whose squared amplitude is the whole process's, interference included."""
+    proc = Process.parse("e e~ -> e e~")
+    ds = list(diagrams(proc))
+    assert len(ds) == 2
+    (row,) = generate_process(proc, "process", simplify_timeout=None)
+    assert row.diagram == -1
+    assert row.amp == "+".join(f"({amplitude_text(d)})" for d in ds)
+    assert row.sqamp == factor_with_timeout(squared_process(proc, identical_factor=True), None)[0]
+    assert [r.diagram for r in generate_process(proc, simplify_timeout=None)] == [0, 1]
+    with pytest.raises(ValueError, match="must be 'diagram' or 'process'"):
+        generate_process(proc, "diagrams")
