@@ -17,6 +17,9 @@ SMALL = {
     "multiplication_3x3_scratchpad": [],
     "length_generalization": [f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid")],
     "length_generalization_coupled": [f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid")],
+    "length_generalization_long_valid": [
+        f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid", "valid_long")
+    ],
     "length_generalization_gpu": [f"data.task.ood.{s}.n=8" for s in ("d25", "d30", "d40", "d50", "d75", "d100", "grid")]
     + ["data.num_workers=0", "trainer.devices=1"],
 }
@@ -42,5 +45,8 @@ def test_arithmetic_experiment_runs_fast_dev_run(make_cfg, experiment):
         *SMALL[experiment],
     )
     metrics = train(cfg)
-    ood = sorted(cfg.data.task.ood)
-    assert {"val/seq_acc", "test/seq_acc", *(f"test/{s}/seq_acc" for s in ood)} <= set(metrics)
+    tested = [s for s in cfg.data.task.ood if not s.startswith("valid_")]
+    validated = [s for s in cfg.data.task.ood if s.startswith("valid_")]
+    assert {"val/seq_acc", "test/seq_acc", *(f"test/{s}/seq_acc" for s in tested)} <= set(metrics)
+    assert {f"val/{s}/seq_acc" for s in validated} <= set(metrics)
+    assert not {f"test/{s}/seq_acc" for s in validated} & set(metrics)

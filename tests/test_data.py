@@ -130,6 +130,22 @@ def test_ood_splits_are_validated_on_their_first_val_ood_rows(tmp_path, rows, va
     assert [len(dl.dataset) for dl in dm.test_dataloader()] == [50, 20]  # the test uses every row
 
 
+def test_valid_named_splits_are_validated_whole_and_never_tested(tmp_path):
+    # a length study selects its checkpoint on valid_long: held out from train and from the test splits
+    # both drawn from the ~80 one-digit sums, so they would overlap unless each excludes the other
+    task = small_task(ood={"more": {"digits": 1, "n": 20}, "valid_long": {"digits": 1, "n": 30}})
+    dm = Seq2SeqDataModule(task, str(tmp_path), batch_size=16, val_ood_rows=5)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.val_split_names == ["valid", "valid_long", "more"]
+    assert [len(dl.dataset) for dl in dm.val_dataloader()] == [50, 30, 5]
+    assert dm.test_split_names == ["test", "more"]
+    held_out = set(dm.dataset["valid_long"]["source"])
+    assert len(held_out) == 30
+    for other in ("train", "valid", "test", "more"):
+        assert not held_out & set(dm.dataset[other]["source"]), other
+
+
 def test_lightning_advances_the_sampler_epoch():
     from lightning.fabric.utilities.data import _set_sampler_epoch  # what the fit loop calls each epoch
 

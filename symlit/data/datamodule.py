@@ -393,9 +393,11 @@ class Seq2SeqDataModule(L.LightningDataModule):
 
     @property
     def val_split_names(self) -> list[str]:
-        """The splits validated during training: ``valid``, then (unless ``val_ood_rows`` is 0) every
-        test split other than ``test``, so out-of-distribution accuracy is a curve too."""
-        return ["valid", *(s for s in self.test_split_names if s != "test" and self.val_ood_rows != 0)]
+        """The splits validated during training: the task's validation splits (``valid``, then any
+        ``valid_<name>``, all rows), then (unless ``val_ood_rows`` is 0) every test split other than
+        ``test`` on its first ``val_ood_rows`` rows, so out-of-distribution accuracy is a curve too."""
+        ood = [s for s in self.test_split_names if s != "test" and self.val_ood_rows != 0]
+        return [*self.task.validation_splits(self.dataset.keys()), *ood]
 
     def split(self, name: str) -> TokenizedSplit:
         if name not in self.splits:
@@ -412,7 +414,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             "validate": self.val_split_names,
             "test": self.test_split_names,
         }
-        for name in names.get(stage or "fit", ["train", "valid", *self.test_split_names]):
+        for name in names.get(stage or "fit", ["train", *self.val_split_names, *self.test_split_names]):
             self.split(name)
 
     # -- loaders
@@ -459,9 +461,11 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return loader
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        # during training the OOD splits are validated on their first val_ood_rows rows (the test uses all)
+        # during training the OOD test splits are validated on their first val_ood_rows rows (the test
+        # uses all); validation splits always whole
+        validation = set(self.task.validation_splits(self.dataset.keys()))
         loaders = [
-            self._loader(name, train=False, rows=None if name == "valid" else self.val_ood_rows)
+            self._loader(name, train=False, rows=None if name in validation else self.val_ood_rows)
             for name in self.val_split_names
         ]
         return loaders if len(loaders) > 1 else loaders[0]

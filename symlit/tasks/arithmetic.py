@@ -73,7 +73,9 @@ class ArithmeticTask(Task):
     first drawing a digit count uniformly from ``digits`` (an integer or ``[min, max]``) and then a
     number with that many digits. ``n_operands`` is an integer or a ``[min, max]`` range;
     ``operators`` are drawn uniformly per position. ``ood`` maps a split name to field overrides
-    (and an optional ``n``), e.g. ``{more_digits: {digits: 3}}``.
+    (and an optional ``n``), e.g. ``{more_digits: {digits: 3}}``. A split named ``valid_<name>`` is
+    validated during training (whole) and never tested, e.g. long problems to select a checkpoint
+    on (:meth:`~symlit.tasks.base.Task.validation_splits`). Held-out splits share no problem.
 
     ``zero_pad`` (digit encodings) writes every operand with as many digits as the widest operand
     and every result with as many digits as the widest possible result, using leading zeros, so
@@ -388,6 +390,7 @@ class ArithmeticTask(Task):
             n = int(overrides.get("n", self.n_test))
             shifted = self.split_task(name)
             rows = shifted.sample(n, random.Random(f"{self.seed}/{name}"), exclude=used, exclude_keys=train_keys)
+            used |= {s for s, _, _ in rows}  # held-out splits share no problem (a valid_ split none with a test one)
             splits[name] = self._rows(rows)
         return splits
 

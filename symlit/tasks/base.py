@@ -171,9 +171,17 @@ class Task(ABC):
         true`` checks, besides identical sources); ``None``: only sources are kept apart."""
         return None
 
+    def validation_splits(self, split_names: Iterable[str]) -> list[str]:
+        """The held-out splits for validation and checkpoint selection, never tested: ``valid``,
+        then every split named ``valid_<name>`` in name order (e.g. long problems, so that a length
+        study selects its checkpoint on rows the test splits do not hold)."""
+        names = set(split_names)
+        return [s for s in ("valid",) if s in names] + sorted(s for s in names if s.startswith("valid_"))
+
     def test_splits(self, split_names: Iterable[str]) -> list[str]:
-        """The splits evaluated at test time: ``test`` first, then the extra ones."""
-        names = [s for s in split_names if s not in ("train", "valid")]
+        """The splits evaluated at test time: ``test`` first, then the extra ones (every split that is
+        neither ``train`` nor a validation split, see :meth:`validation_splits`)."""
+        names = [s for s in split_names if s != "train" and s != "valid" and not s.startswith("valid_")]
         return sorted(names, key=lambda s: (s != "test", s))
 
     # ------------------------------------------------------------------ interactive use (symlit-predict)
