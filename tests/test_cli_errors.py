@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from symlit.core.atomic import DirectoryLock
 from symlit.core.cli import CommandLineError, check_command_line, plugin_installed
@@ -163,3 +164,20 @@ def test_help_shows_usage_keys_and_an_example(program):
     assert "Usage:" in result.stdout or "usage:" in result.stdout
     assert f"{program} " in result.stdout  # at least one example command
     assert "powered by Hydra" not in result.stdout  # Hydra's generic page lists the train groups
+
+
+@pytest.mark.parametrize(
+    ("program", "job_name"),
+    [
+        ("symlit-train", "train"),
+        ("symlit-eval", "evaluate"),
+        ("symlit-predict", "predict"),
+        ("symlit-inspect", "inspect_model"),
+        ("symlit-generate", "generate"),
+    ],
+)
+def test_each_command_names_its_hydra_job_after_its_module(program, job_name):
+    # the job's name names the log file Hydra writes (symlit-eval's evaluate.log)
+    result = run_command(program, "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr
+    assert OmegaConf.create(result.stdout).hydra.job.name == job_name

@@ -11,12 +11,14 @@ the fix, with exit status 2 and no traceback (``HYDRA_FULL_ERROR=1`` shows Hydra
 * a Hydra plugin config without its extra (``hydra/launcher=slurm``: ``pip install 'symlit[slurm]'``).
 
 Errors found later, while the command runs (a checkpoint that does not exist, a bad data file),
-are reported the same way by :func:`symlit.core.config.run_cli`.
+are reported the same way by :func:`symlit.core.config.run_cli`. :func:`console_command` builds a
+command's console entry point from its name, its config and the function that runs it.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import os
 import re
@@ -91,6 +93,35 @@ def free_text_command(program: str, config_name: str, hydra_main: Callable[[], A
     os.environ.setdefault("WANDB_SILENT", "true")
     sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
     return hydra_command(program, config_name, hydra_main, sys.argv[1:])
+
+
+def console_command(
+    program: str, config_name: str, run: Callable[[DictConfig], Any], *, free_text: bool = False
+) -> Callable[[], None]:
+    """The console entry point of a Hydra command: a function of no arguments that reads ``sys.argv``.
+
+    It checks the command line (:func:`hydra_command`, or :func:`free_text_command` with
+    ``free_text``), then lets ``@hydra.main`` compose ``conf/<config_name>.yaml`` with the overrides
+    and call ``run(cfg)`` once per job (``--help``, ``--cfg``, ``-m`` and overrides are Hydra's).
+    ``run``'s return value is not used. Hydra names the job (``hydra.job.name``) after the module
+    that defines ``run``.
+    """
+    import hydra
+
+    @functools.wraps(run)  # Hydra reads the job's name from the wrapped function's module
+    def task(cfg: DictConfig) -> None:
+        run(cfg)
+
+    hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)
+
+    def main() -> None:
+        if free_text:
+            free_text_command(program, config_name, hydra_main)
+        else:
+            hydra_command(program, config_name, hydra_main, sys.argv[1:])
+
+    main.__doc__ = f"Console entry point ``{program}``."
+    return main
 
 
 def check_command_line(config_name: str, argv: Sequence[str], check_files: bool = True) -> DictConfig | None:

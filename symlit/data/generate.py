@@ -24,14 +24,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symlit.calculus import engine, shards
 from symlit.calculus.reference_io import write_reference
 from symlit.core.atomic import write_text_atomic
-from symlit.core.cli import hydra_command
+from symlit.core.cli import console_command
 from symlit.core.config import check_numbers, config_dir, run_cli
 from symlit.core.processes import die_with_parent
 from symlit.tasks.calculus import CalculusTask
@@ -277,18 +276,20 @@ def _hydra_subdir(shard: Any, n_shards: Any, merge: Any) -> str:
 OmegaConf.register_new_resolver("symlit.generate_subdir", _hydra_subdir, replace=True)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="generate")
-def _hydra_main(cfg: DictConfig) -> None:
+def _run_cli(cfg: DictConfig) -> None:
     summary = run_cli("symlit-generate", run, cfg)
     audit_result = summary.get("audit")
     if audit_result and audit_result["verified"] != audit_result["total"]:
         sys.exit(1)
 
 
+_command = console_command("symlit-generate", "generate", _run_cli)
+
+
 def main() -> None:
     """Console entry point ``symlit-generate``."""
     _check_data_choice(sys.argv[1:])
-    hydra_command("symlit-generate", "generate", _hydra_main, sys.argv[1:])
+    _command()
 
 
 if __name__ == "__main__":

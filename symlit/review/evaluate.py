@@ -16,13 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from symlit.core.atomic import write_text_atomic
-from symlit.core.cli import hydra_command
-from symlit.core.config import ConfigError, config_dir, quote_paths, run_cli
+from symlit.core.cli import console_command
+from symlit.core.config import ConfigError, quote_paths, run_cli
 from symlit.evaluation.decoding import DecodeConfig
 from symlit.evaluation.report import render_report, summarize
 from symlit.evaluation.scoring import (
@@ -147,16 +146,18 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
-def _hydra_main(cfg: DictConfig) -> None:
+def _run_cli(cfg: DictConfig) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     run_cli("symlit-eval", run_eval, cfg)
+
+
+_command = console_command("symlit-eval", "eval", _run_cli)
 
 
 def main() -> None:
     """Console entry point ``symlit-eval``: accepts the checkpoint paths ``symlit-train`` prints, unquoted."""
     sys.argv[1:] = quote_paths(sys.argv[1:])
-    hydra_command("symlit-eval", "eval", _hydra_main, sys.argv[1:])
+    _command()
 
 
 if __name__ == "__main__":

@@ -21,15 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from symlit.core.cli import fail, free_text_command
-from symlit.core.config import config_dir
+from symlit.core.cli import console_command, fail
 from symlit.evaluation.decoding import greedy_decode
 from symlit.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from symlit.review.plots import _save, plt
@@ -272,14 +270,7 @@ def _log_images(cfg: DictConfig, written: dict[str, Path]) -> None:
         run.finish()
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="inspect")
-def _hydra_main(cfg: DictConfig) -> None:
-    run_inspect(cfg)
-
-
-def main() -> None:
-    """Console entry point ``symlit-inspect``."""
-    free_text_command("symlit-inspect", "inspect", _hydra_main)
+main = console_command("symlit-inspect", "inspect", run_inspect, free_text=True)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,10 @@ import math
 import sys
 from dataclasses import dataclass, field
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from symlit.core.cli import fail, free_text_command
-from symlit.core.config import config_dir
+from symlit.core.cli import console_command, fail
 from symlit.evaluation.decoding import DecodeConfig, decode
 from symlit.evaluation.scoring import Prediction, verify_predictions
 from symlit.evaluation.verifier_pool import VerifierPool
@@ -177,14 +175,7 @@ def run_predict(cfg: DictConfig) -> Result | None:
         predictor.close()
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
-def _hydra_main(cfg: DictConfig) -> None:
-    run_predict(cfg)
-
-
-def main() -> None:
-    """Console entry point ``symlit-predict``."""
-    free_text_command("symlit-predict", "predict", _hydra_main)
+main = console_command("symlit-predict", "predict", run_predict, free_text=True)
 
 
 if __name__ == "__main__":
