@@ -1,6 +1,7 @@
 """The paired timing harness of the copy-task benchmarks (``bench_vs_bart.py``, ``bench_vs_gpt2.py``,
 ``bench_vs_commit.py``): the copy task's batches, the shared command-line options, paired
-back-to-back timing, the throughput and ratio summary, a training step, and the copy report."""
+back-to-back timing, the throughput and ratio summary, a training step, and the copy report.
+``bench_decode.py`` shares the model-size options and :func:`symlit_dims`."""
 
 from __future__ import annotations
 
@@ -20,13 +21,20 @@ Batch = tuple[Tensor, Tensor, Tensor]  # src, tgt_in, labels
 Step = Callable[[Batch], object]
 
 
-def copy_task_args(p: argparse.ArgumentParser, train_steps: int = 300, repeats: int = 3) -> argparse.ArgumentParser:
-    """The options every copy-task benchmark shares (model size, batches, timing)."""
+def model_size_args(p: argparse.ArgumentParser, vocab: int = 32) -> argparse.ArgumentParser:
+    """The model-size options (``--d-model``, ``--layers``, ``--heads``, ``--ffn``, ``--vocab``) that
+    :func:`symlit_dims` reads; ``vocab``: the default vocabulary size."""
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--layers", type=int, default=4, help="encoder layers = decoder layers")
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ffn", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=32)
+    p.add_argument("--ffn", "--d-ff", type=int, default=512, help="feed-forward width")
+    p.add_argument("--vocab", type=int, default=vocab)
+    return p
+
+
+def copy_task_args(p: argparse.ArgumentParser, train_steps: int = 300, repeats: int = 3) -> argparse.ArgumentParser:
+    """The options every copy-task benchmark shares (model size, batches, timing)."""
+    model_size_args(p)
     p.add_argument("--max-positions", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--src-len", type=int, default=24, help="longest source; targets are one longer (EOS)")

@@ -11,14 +11,19 @@ hypothesis runs to ``--tgt-len``), and the speed-up. Target: >= 3x at length >= 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import BOS, model_size_args, symlit_dims
 
 from symlit.evaluation.decoding import beam_search, greedy_decode
 from symlit.models.seq2seq import Seq2SeqTransformer, TransformerConfig
 
-PAD, BOS, NO_EOS = 0, 1, -1  # eos_id=-1 never matches a token: fixed-length hypotheses
+NO_EOS = -1  # eos_id=-1 never matches a token: fixed-length hypotheses
 
 
 def timed(fn, repeats: int) -> float:
@@ -34,11 +39,7 @@ def timed(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=4, help="encoder and decoder layers each")
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--d-ff", type=int, default=512)
-    parser.add_argument("--vocab", type=int, default=64)
+    model_size_args(parser, vocab=64)
     parser.add_argument("--src-len", type=int, default=32)
     parser.add_argument("--tgt-len", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per greedy batch")
@@ -54,20 +55,16 @@ def main() -> None:
 
     torch.manual_seed(0)
     cfg = TransformerConfig(
-        vocab_size=args.vocab,
-        d_model=args.d_model,
-        n_heads=args.heads,
+        **symlit_dims(args),
         n_encoder_layers=args.layers,
         n_decoder_layers=args.layers,
-        d_ff=args.d_ff,
-        dropout=0.0,
         max_positions=max(args.src_len, args.tgt_len) + 1,
     )
     model = Seq2SeqTransformer(cfg).to(args.device).eval()
     src = torch.randint(3, args.vocab, (args.batch_size, args.src_len), device=args.device)
     beam_src = src[: args.beam_inputs]
     print(
-        f"model d_model={args.d_model} layers={args.layers}+{args.layers} heads={args.heads} d_ff={args.d_ff} "
+        f"model d_model={args.d_model} layers={args.layers}+{args.layers} heads={args.heads} d_ff={args.ffn} "
         f"vocab={args.vocab} ({model.num_parameters() / 1e6:.2f}M params); source {args.src_len}, target "
         f"{args.tgt_len} tokens; {torch.get_num_threads()} threads on {args.device}"
     )
