@@ -118,6 +118,98 @@ def test_a_killed_array_task_resumes_where_it_stopped(tmp_path):
     assert '"complete": true' in status
 
 
+def _arrow_files(directory: Path) -> list[tuple[int, dict]]:
+    """(rows, engine metadata) of each Arrow file of a shard directory, in file order."""
+    return [(table.num_rows, meta) for table, meta in engine.iter_shards(directory)]
+
+
+def _drop_cpu_field(path: Path) -> None:
+    """Rewrite an Arrow file as older code wrote it: the same rows, metadata without ``cpu_s``."""
+    import pyarrow as pa
+
+    table = pa.ipc.open_file(pa.py_buffer(path.read_bytes())).read_all()  # in memory: the file is rewritten
+    meta = json.loads(table.schema.metadata[engine.META_KEY])
+    del meta[engine.CPU_KEY]
+    table = table.replace_schema_metadata({engine.META_KEY: json.dumps(meta).encode()})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def test_a_killed_run_s_finished_files_count_in_the_merged_throughput(tmp_path):
+    """SIGKILL leaves no run in shard.json, but each finished Arrow file records the CPU seconds of
+    its chunks (measured in the worker): the merge reports them and their pairs."""
+    out, n = tmp_path / "killed", 80
+    directory = out / "shard-0000"
+    cmd = _command(out, f"n={n}", "n_shards=1", "shard=0", "shard_size=4", "workers=1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list((directory / "shards").glob("shard-*.arrow"))) < 3:  # the kill point: three Arrow files
+            assert proc.poll() is None, "symlit-generate exited before the kill point"
+            assert time.monotonic() < deadline, "no three Arrow files in 300 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (directory / shards.STATUS_FILE).exists()  # the killed run recorded nothing
+    files = _arrow_files(directory)
+    assert all(meta[engine.CPU_KEY] > 0 for _, meta in files)
+    rows = sum(r for r, _ in files)
+
+    summary = run(_cfg(tmp_path, out, f"n={n}", "n_shards=1", "merge=true", "allow_partial=true"))
+    timing = summary["per_shard"][0]
+    assert timing["runs"] == timing["pairs_timed"] == 0 and timing["pairs_per_cpu_hour"] is None
+    assert timing["files"] == timing["timed_files"] == len(files) >= 3
+    assert timing["pairs_in_files"] == timing["pairs_in_timed_files"] == rows > 0
+    assert timing["cpu_s_in_files"] == round(sum(meta[engine.CPU_KEY] for _, meta in files), 2) > 0
+    assert timing["pairs_per_cpu_hour_in_files"] > 0 and timing["cpu_unmeasured_chunks"] == 0
+    assert json.loads((out / "summary.json").read_text())["per_shard"][0] == timing
+
+
+def test_files_of_older_code_without_cpu_seconds_merge_as_untimed(tmp_path):
+    out = tmp_path / "gen"
+    args = ["n=30", "n_shards=1", "shard_size=4"]
+    run(_cfg(tmp_path, out, *args, "shard=0"))  # workers=0: timed in this process
+    directory = out / "shard-0000"
+    paths = sorted((directory / "shards").glob("shard-*.arrow"))
+    files = _arrow_files(directory)
+    assert len(paths) == len(files) >= 3 and all(meta[engine.CPU_KEY] > 0 for _, meta in files)
+    for path in paths[1:]:  # the first file stays timed, the others as older code wrote them
+        _drop_cpu_field(path)
+    assert [engine.CPU_KEY in meta for _, meta in _arrow_files(directory)] == [True] + [False] * (len(files) - 1)
+
+    summary = run(_cfg(tmp_path, out, *args, "merge=true"))
+    timing = summary["per_shard"][0]
+    assert timing["files"] == len(files) and timing["timed_files"] == 1
+    assert timing["pairs_in_files"] == sum(r for r, _ in files) and timing["pairs_in_timed_files"] == files[0][0]
+    assert timing["cpu_s_in_files"] == round(files[0][1][engine.CPU_KEY], 2)
+    assert timing["runs"] == 1 and timing["pairs_timed"] == timing["pairs_in_files"]  # shard.json: as before
+
+    _drop_cpu_field(paths[0])  # no file timed
+    identity = {"config": summary["generator"], "seed": "3", "chunk_attempts": 16}
+    timing = shards.read_shard(out, 0, 30, 1, identity).throughput()
+    assert (timing["timed_files"], timing["pairs_in_timed_files"], timing["cpu_s_in_files"]) == (0, 0, 0)
+    assert timing["pairs_per_cpu_hour_in_files"] is None and timing["files"] == len(files)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_chunk_abandoned_at_its_deadline_counts_its_worker_cpu(tmp_path):
+    """A worker still starting (importing SymPy) overruns a 0.3 CPU-second chunk deadline: each of the
+    two chunks is abandoned, and the Arrow file holding them counts the CPU its worker spent."""
+    from symlit.calculus.generators import GeneratorConfig
+
+    config = GeneratorConfig(task="prim_bwd", max_ops=4)
+    report = engine.generate(
+        config, tmp_path, 5, workers=1, chunk_attempts=4, chunk_timeout=0.3, max_attempts=8, progress=False
+    )
+    assert report.causes == {"chunk_timeout": 8}
+    [(rows, meta)] = _arrow_files(tmp_path)
+    assert rows == 0 and meta["chunks"] == [0, 1] and "cpu_unmeasured" not in meta
+    assert meta[engine.CPU_KEY] >= 2 * 0.3 - 0.05  # at least the deadline, each (/proc ticks: 0.01 s)
+
+
 def test_sigterm_writes_the_finished_chunks_records_the_run_and_exits_143(tmp_path):
     """SLURM sends SIGTERM before it requeues or kills a task: the chunks done so far (below the
     Arrow file size, so not yet written) are kept, the run is recorded, and a rerun completes the

@@ -2,10 +2,11 @@
 
 Work is cut into *chunks* (``chunk_attempts`` tries seeded by ``(seed, chunk id)``) run by worker
 processes. Accepted samples are appended to Arrow *shards* (``<out>/shards/shard-NNNNNN.arrow``),
-each written to a temporary name and renamed when complete, with the chunk ids it holds and the
-rejection counts in its schema metadata. Rerunning with the same output directory reads the
-shards back and carries on with the missing chunk ids: an interrupted run loses at most the
-shard being filled.
+each written to a temporary name and renamed when complete. Its schema metadata (``META_KEY``, JSON)
+holds ``chunks`` (the chunk ids it holds), ``stats`` (the count of each outcome of their tries) and
+``cpu_s``, the CPU seconds spent generating those chunks (see *CPU seconds* below). Rerunning with
+the same output directory reads the shards back and carries on with the missing chunk ids: an
+interrupted run loses at most the shard being filled.
 
 The data of a directory is its *chunk prefix*: the rows of chunks ``0, 1, 2, ...`` in order, up to
 the first chunk not yet done, cut after the ``n``-th distinct source (:func:`prefix_rows`). A run
@@ -23,6 +24,18 @@ deadline anyway (stuck in C code) is killed and replaced, and the chunk counted 
 (or by ``nice``) is never cut short. A worker that dies is replaced too (``worker_died``). Nothing stalls the run.
 Workers die with the run (:func:`symlit.core.processes.die_with_parent`), even when it is killed by
 ``SIGKILL`` or ``SIGTERM``.
+
+CPU seconds (``cpu_s``): a file records what its own chunks cost, so the files of a run that was
+killed (and never recorded its run totals) still say what they cost. A finished chunk counts the
+:func:`time.process_time` of the process that ran it (the worker, or this process with
+``workers=0``) around its tries. A chunk abandoned at its deadline (``chunk_timeout``) or lost with
+its worker (``worker_died``) counts the worker's CPU clock (``/proc``, read before the worker is
+reaped) from when the chunk was handed over: for a freshly started worker that includes the end of
+its start-up. Where that clock cannot be read (no ``/proc``), the chunk adds nothing and is counted
+in ``cpu_unmeasured`` (present only when not zero). Not counted in any file: worker start-up
+outside a chunk, this process's bookkeeping and writing, and the work that never reaches a file
+(the chunks in flight or not yet written when a run stops or is killed). Files written before this
+field existed have no ``cpu_s``.
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ from symlit.core.processes import PipeWorker, die_with_parent
 log = logging.getLogger(__name__)
 SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("n_ops", pa.int32()), ("chunk", pa.int64())])
 META_KEY = b"symlit.calculus"
+CPU_KEY = "cpu_s"  # in a file's metadata: the CPU seconds of its chunks (absent in files of older code)
 CONFIG_FILE = "generator.json"
 
 
@@ -96,10 +110,19 @@ class GenerationReport:
 
 # ---------------------------------------------------------------------------- shards
 def _write_shard(
-    directory: Path, index: int, rows: list[dict[str, Any]], chunks: list[int], stats: dict[str, int]
+    directory: Path,
+    index: int,
+    rows: list[dict[str, Any]],
+    chunks: list[int],
+    stats: dict[str, int],
+    cpu_s: float,
+    cpu_unmeasured: int = 0,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {META_KEY: json.dumps({"chunks": sorted(chunks), "stats": stats}).encode()}
+    fields: dict[str, Any] = {"chunks": sorted(chunks), "stats": stats, CPU_KEY: round(cpu_s, 3)}
+    if cpu_unmeasured:
+        fields["cpu_unmeasured"] = cpu_unmeasured
+    meta = {META_KEY: json.dumps(fields).encode()}
     table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata(meta))
     final = directory / f"shard-{index:06d}.arrow"
     tmp = directory / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -112,7 +135,7 @@ def _write_shard(
 
 
 def iter_shards(out_dir: str | Path) -> Iterator[tuple[pa.Table, dict[str, Any]]]:
-    """Each complete shard's table and metadata (chunk ids, stats), in shard order."""
+    """Each complete shard's table and metadata (chunk ids, stats, CPU seconds when recorded), in shard order."""
     directory = Path(out_dir) / "shards"
     for path in sorted(directory.glob("shard-*.arrow")):
         try:
@@ -187,8 +210,9 @@ def _worker_main(conn: Connection, config: dict[str, Any], parent: int) -> None:
         if msg is None:
             return
         chunk, seed, attempts = msg
+        cpu0 = time.process_time()
         samples, stats = generate_chunk(generator.config, seed, attempts, generator=generator)
-        conn.send((chunk, samples, stats))
+        conn.send((chunk, samples, stats, time.process_time() - cpu0))
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -205,12 +229,22 @@ class _Worker(PipeWorker):
         super().__init__(ctx, _worker_main, config)
         self.chunk: int | None = None
         self.cpu_start: float | None = None
+        self.cpu_at_chunk: float | None = None
 
     def start_chunk(self, chunk: int, timeout: float) -> None:
         self.chunk = chunk
         self.deadline = time.monotonic() + timeout
         cpu_limits = os.environ.get("SYMLIT_TIME_LIMITS") == "cpu"  # the workers' per-sample clock (symlit.core.limits)
-        self.cpu_start = _cpu_seconds(self.process.pid) if cpu_limits else None
+        self.cpu_at_chunk = _cpu_seconds(self.process.pid)
+        self.cpu_start = self.cpu_at_chunk if cpu_limits else None
+
+    def chunk_cpu(self) -> float | None:
+        """The worker's CPU seconds since its chunk was handed over, ``None`` when ``/proc`` does not
+        tell them; call it before the worker is reaped (a dead, unreaped worker still tells them)."""
+        now = _cpu_seconds(self.process.pid)
+        if now is None or self.cpu_at_chunk is None or now < self.cpu_at_chunk:
+            return None
+        return now - self.cpu_at_chunk
 
     def remaining(self, timeout: float) -> float:
         """Seconds left before the chunk overruns ``timeout`` (negative: overrun): the worker's CPU
@@ -340,6 +374,8 @@ def _generate(
     buffer: list[dict[str, Any]] = []
     buffer_chunks: list[int] = []
     buffer_stats: dict[str, int] = {}
+    buffer_cpu = 0.0
+    buffer_unmeasured = 0
     start = time.monotonic()
     last_flush = start
     bar = None
@@ -349,16 +385,21 @@ def _generate(
         bar = tqdm(total=n_unique, initial=len(prefix_seen), unit="eq", desc=f"{config.task}", dynamic_ncols=True)
 
     def flush() -> None:
-        nonlocal shard_index, buffer, buffer_chunks, buffer_stats, last_flush
+        nonlocal shard_index, buffer, buffer_chunks, buffer_stats, buffer_cpu, buffer_unmeasured, last_flush
         last_flush = time.monotonic()
         if not buffer_chunks:
             return
-        _write_shard(out / "shards", shard_index, buffer, buffer_chunks, buffer_stats)
+        _write_shard(out / "shards", shard_index, buffer, buffer_chunks, buffer_stats, buffer_cpu, buffer_unmeasured)
         shard_index += 1
         report.shards = shard_index
-        buffer, buffer_chunks, buffer_stats = [], [], {}
+        buffer, buffer_chunks, buffer_stats, buffer_cpu, buffer_unmeasured = [], [], {}, 0.0, 0
 
-    def accept(chunk: int, samples: list[dict[str, Any]], stats: dict[str, int]) -> None:
+    def accept(chunk: int, samples: list[dict[str, Any]], stats: dict[str, int], cpu: float | None) -> None:
+        nonlocal buffer_cpu, buffer_unmeasured
+        if cpu is None:
+            buffer_unmeasured += 1
+        else:
+            buffer_cpu += cpu
         report.add(stats)
         for cause, count in stats.items():
             buffer_stats[cause] = buffer_stats.get(cause, 0) + count
@@ -392,8 +433,9 @@ def _generate(
             generator = Generator(config)
             while not exhausted():
                 chunk = next(chunk_ids)
+                cpu0 = time.process_time()
                 samples, stats = generate_chunk(config, _chunk_seed(seed, chunk), chunk_attempts, generator=generator)
-                accept(chunk, samples, stats)
+                accept(chunk, samples, stats, time.process_time() - cpu0)
         else:
             _run_pool(config, workers, seed, chunk_attempts, chunk_timeout, chunk_ids, accept, exhausted)
         flush()
@@ -432,18 +474,19 @@ def _run_pool(
             for i, w in enumerate(pool):
                 if w.conn in ready:
                     try:
-                        chunk, samples, stats = w.conn.recv()
+                        chunk, samples, stats, cpu = w.conn.recv()
                     except (EOFError, OSError):
                         chunk, samples, stats = w.chunk, [], {"worker_died": chunk_attempts}
+                        cpu = w.chunk_cpu()  # before stop() reaps it
                         w.stop(kill=True)
                         pool[i] = w = _Worker(ctx, cfg)
                     w.chunk = None
-                    accept(chunk, samples, stats)
+                    accept(chunk, samples, stats, cpu)
                 elif w.remaining(chunk_timeout) < 0:
-                    chunk = w.chunk
+                    chunk, cpu = w.chunk, w.chunk_cpu()
                     w.stop(kill=True)
                     pool[i] = _Worker(ctx, cfg)
-                    accept(chunk, [], {"chunk_timeout": chunk_attempts})
+                    accept(chunk, [], {"chunk_timeout": chunk_attempts}, cpu)
                 if exhausted():
                     break
     finally:

@@ -4,8 +4,10 @@ Layout of ``symlit-generate ... n_shards=N`` under ``output_dir``::
 
     shard-0000/            one array task's directory (only that task writes in it)
       generator.json       the engine's identity: generator settings, shard seed, chunk_attempts
-      shards/*.arrow       the engine's resumable Arrow files (each written to a temporary name, renamed)
-      shard.json           throughput of each run of this task (wall and CPU seconds, new pairs)
+      shards/*.arrow       the engine's resumable Arrow files (each written to a temporary name, renamed);
+                           each one's metadata holds its chunk ids, outcome counts and CPU seconds
+      shard.json           throughput of each run of this task (wall and CPU seconds, new pairs),
+                           written when the run ends: a run killed by SIGKILL or a crash records nothing
     shard-0001/ ...
     dataset/ reference/ summary.json    written by the merge
 
@@ -14,6 +16,12 @@ Shard ``i`` runs the resumable engine (:mod:`symlit.calculus.engine`) with the s
 array keeps the shards already made), the number of workers or the machine (up to time limits, see
 the engine). It aims at ``n // N`` distinct equations (one more for the first ``n % N`` shards).
 A shard is complete when its chunk prefix holds that many; a rerun of an unfinished one resumes.
+
+Throughput (:meth:`Shard.throughput`, the merge's ``per_shard``) comes from two sources: the runs in
+``shard.json`` (wall and CPU time of whole runs, start-up and lost work included, but only of runs
+that ended), and the Arrow files' own ``cpu_s`` (the CPU seconds of the chunks each file holds,
+see :mod:`symlit.calculus.engine`), which counts the finished files of killed runs too. Files
+written by older code have no ``cpu_s``: they count as untimed.
 """
 
 from __future__ import annotations
@@ -160,6 +168,28 @@ class Shard:
     attempts: int = 0
     causes: dict[str, int] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    files: int = 0
+    timed_files: int = 0
+    pairs_in_files: int = 0
+    pairs_in_timed_files: int = 0
+    cpu_s_in_files: float = 0.0
+    cpu_unmeasured_chunks: int = 0
+
+    def add_file(self, rows: int, meta: dict[str, Any]) -> None:
+        """Count one Arrow file of ``rows`` rows with engine metadata ``meta`` into the file figures:
+        its outcome counts, and its rows and CPU seconds when it records them (a file without
+        ``cpu_s``, from older code, counts as untimed)."""
+        for cause, count in meta.get("stats", {}).items():
+            self.causes[cause] = self.causes.get(cause, 0) + count
+        self.attempts = sum(self.causes.values())
+        self.files += 1
+        self.pairs_in_files += rows
+        cpu = meta.get(engine.CPU_KEY)
+        if isinstance(cpu, (int, float)) and not isinstance(cpu, bool):
+            self.timed_files += 1
+            self.pairs_in_timed_files += rows
+            self.cpu_s_in_files += float(cpu)
+            self.cpu_unmeasured_chunks += int(meta.get("cpu_unmeasured", 0))
 
     def describe(self) -> str:
         if self.state == "missing":
@@ -167,10 +197,26 @@ class Shard:
         return f"shard {self.index} is partial ({self.distinct} of {self.target} distinct equations in {self.path})"
 
     def throughput(self) -> dict[str, Any]:
-        """Rows, attempts, timeouts and pairs per wall-clock / CPU hour over this shard's recorded runs."""
+        """Rows, attempts, timeouts and throughput of this shard, from two sources.
+
+        Per recorded run (``shard.json``; a run killed by SIGKILL or a crash is missing): ``runs``,
+        ``pairs_timed`` (the pairs those runs stored), ``wall_s``, ``cpu_s`` (the run's process and
+        its workers, start-up included), ``pairs_per_hour`` and ``pairs_per_cpu_hour``.
+
+        Per Arrow file (its own metadata, so a killed run's finished files count): ``files``,
+        ``timed_files`` (those recording their CPU seconds), ``pairs_in_files`` (rows of all files,
+        duplicates included), ``pairs_in_timed_files``, ``cpu_s_in_files`` (the CPU seconds of the
+        chunks of the timed files, chunks abandoned at their deadline or lost with their worker
+        included; worker start-up outside a chunk and work that never reached a file are not counted),
+        ``pairs_per_cpu_hour_in_files`` (``None`` without timed CPU) and
+        ``cpu_unmeasured_chunks`` (chunks of timed files whose CPU could not be read). Files written
+        by older code hold no CPU field: they count in ``files`` and ``pairs_in_files`` only, as
+        untimed. Pair rates are ``None`` where no time was recorded."""
         pairs = sum(r["new_pairs"] for r in self.runs)
         wall = sum(r["wall_s"] for r in self.runs)
         cpu = sum(r["cpu_s"] for r in self.runs)
+        cpu_files = self.cpu_s_in_files
+        rate_files = round(3600 * self.pairs_in_timed_files / cpu_files, 1) if cpu_files else None
         return {
             "shard": self.index,
             "state": self.state,
@@ -184,6 +230,13 @@ class Shard:
             "cpu_s": round(cpu, 1),
             "pairs_per_hour": round(3600 * pairs / wall, 1) if wall else None,
             "pairs_per_cpu_hour": round(3600 * pairs / cpu, 1) if cpu else None,
+            "files": self.files,
+            "timed_files": self.timed_files,
+            "pairs_in_files": self.pairs_in_files,
+            "pairs_in_timed_files": self.pairs_in_timed_files,
+            "cpu_s_in_files": round(cpu_files, 2),
+            "pairs_per_cpu_hour_in_files": rate_files,
+            "cpu_unmeasured_chunks": self.cpu_unmeasured_chunks,
         }
 
 
@@ -210,10 +263,8 @@ def read_shard(out: str | Path, index: int, n: int, n_shards: int, identity: dic
         )
     rows = engine.prefix_rows(directory, target)
     shard = Shard(index, directory, target, "partial", rows=rows, distinct=len(engine.unique_rows(rows)))
-    for _, meta in engine.iter_shards(directory):
-        for cause, count in meta.get("stats", {}).items():
-            shard.causes[cause] = shard.causes.get(cause, 0) + count
-    shard.attempts = sum(shard.causes.values())
+    for table, meta in engine.iter_shards(directory):
+        shard.add_file(table.num_rows, meta)
     status_path = directory / STATUS_FILE
     if status_path.exists():
         shard.runs = json.loads(status_path.read_text()).get("runs", [])
