@@ -17,7 +17,7 @@ from symlit.evaluation.decoding import beam_search, greedy_decode, sample_decode
 from symlit.models.builder import build_for_task, build_model
 from symlit.models.causal import CausalTransformer
 from symlit.models.checkpoint import load_checkpoint
-from symlit.models.positions import Positions, abacus_indices
+from symlit.models.positions import Positions, abacus_indices, rotate
 from symlit.models.seq2seq import Seq2SeqTransformer
 from symlit.tasks.arithmetic import ArithmeticTask
 
@@ -26,6 +26,7 @@ DIGITS = tuple(range(10, 20))  # the tiny models' "digit" tokens
 SCHEMES = [
     *("learned", "sinusoidal", "rope", "alibi", "none"),
     *("abacus", "abacus+rope", "abacus+none", "abacus+learned", "coupled", "coupled+rope"),
+    *("coupled_rotary", "abacus_rotary+alibi"),
 ]
 ARCHS = {"enc-dec": Seq2SeqTransformer, "dec-only": CausalTransformer}
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,7 +35,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def cases():
     for arch in ARCHS:
         for scheme in SCHEMES:
-            if not (arch == "enc-dec" and scheme == "none"):  # NoPE is decoder-only
+            if not (arch == "enc-dec" and (scheme == "none" or "_rotary" in scheme)):  # decoder-only schemes
                 yield arch, scheme
 
 
@@ -148,6 +149,26 @@ def test_abacus_indices_on_hand_written_inputs():
     assert indices("1 2 INT+ 5") == [1, 2, 0, 1]  # digits at the very start
     assert indices("4 5 + INT+ 6", carry=2) == [3, 4, 0, 0, 1]  # a run continued from an earlier step
     assert ArithmeticTask(encoding="number").digit_tokens() == []
+
+
+def test_rotary_digit_scores_depend_only_on_the_index_difference():
+    # what lets a rotary digit scheme line up digits of numbers longer than any in training
+    pos = Positions("coupled_rotary", 32, 4, 64, digit_ids=DIGITS, vocab_size=24, digits_lsb_first=(True, True))
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 4, 1, 8), torch.randn(1, 4, 1, 8)  # (B, H, T, Dh)
+
+    def at(x: torch.Tensor, index: int) -> torch.Tensor:
+        return rotate(x, pos.attention(torch.zeros(1, 1), digit_index=torch.tensor([[index]])).rope)
+
+    def score(i: int, j: int) -> torch.Tensor:
+        return (at(q, i) * at(k, j)).sum(-1)  # (B, H, 1)
+
+    for i, j in [(1, 1), (3, 2), (2, 9), (15, 4)]:
+        torch.testing.assert_close(score(i, j), score(i + 40, j + 40), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(score(3, 2), score(3, 3))
+    # a query that is its own key scores highest at the same index, among indices up to 99
+    aligned = torch.stack([(at(q, 50) * at(q, j)).sum() for j in range(1, 100)])
+    assert int(aligned.argmax()) + 1 == 50
 
 
 def test_coupled_indices_give_digits_of_one_significance_one_index():
@@ -291,6 +312,11 @@ def test_looped_layers_share_weights_and_cache_every_loop():
     ("cfg", "message"),
     [
         ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
+        ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "coupled_rotary"}, "decoder-only"),
+        (
+            {"_target_": "symlit.models.causal.CausalTransformer", "positions": "coupled_rotary+rope"},
+            "rotates queries and keys twice",
+        ),
         ({"_target_": "symlit.models.causal.CausalTransformer", "positions": "rotary"}, "model.positions='rotary'"),
         (
             {"_target_": "symlit.models.causal.CausalTransformer", "positions": "coupled+abacus"},

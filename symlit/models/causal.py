@@ -63,7 +63,7 @@ class CausalTransformer(TransformerBase):
     ) -> Tensor:
         """Hidden states ``(B, T, D)`` of ``tokens`` at ``positions (B, T)``; ``mask=None`` means plain causal."""
         x = emb = self._embed(tokens, positions, digit_index)
-        attn = self.pos.attention(positions, key_pos)
+        attn = self.pos.attention(positions, key_pos, digit_index)
         rope = attn.rope if attn else None
         mask = merge_masks(
             causal_mask(tokens.shape[1], tokens.device)

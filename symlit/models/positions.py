@@ -19,6 +19,10 @@ A scheme is a base scheme, optionally preceded by ``abacus+`` or ``coupled+``:
 ``coupled[+base]``        a learned vector per digit's significance       Cho et al. 2024 (position coupling)
                           (units = 1), the same in operands and result,
                           added; ``coupled`` = ``coupled+none``
+``abacus_rotary``,        the same digit indices as rotary angles of      relative form of the two above
+``coupled_rotary``        queries and keys instead of added vectors
+                          (decoder-only; base ``none``, ``learned``,
+                          ``sinusoidal`` or ``alibi``)
 ========================  =============================================  =====================================
 
 Positions are indices per row, ``(T,)`` shared by all rows or ``(B, T)``: the decoder-only model
@@ -43,6 +47,16 @@ give the same indices. A source written most significant digit first is counted 
 number's last digit; a result must be written least significant digit first, since its length is
 unknown while it is decoded. The task says how its numbers are written
 (:meth:`symlit.tasks.base.Task.digits_lsb_first`).
+
+**Rotary digit indices** (``abacus_rotary``, ``coupled_rotary``). Learned index vectors must learn,
+for every pair of indices, whether the two digits belong together; a pair that never occurs in one
+training sequence (indices farther apart than the longest training number) is never trained, which
+limits how far a model generalises in length. Rotating queries and keys by their digit index (as
+RoPE rotates by position; other tokens get index 0, no rotation) makes a score depend on the
+*difference* of the indices only, and a head whose query matches its key scores highest at
+difference 0 (or at the difference it learned, such as 1 for the carry) at any index. Only the
+decoder-only model has them: the encoder-decoder model lines up source and result digits in
+cross-attention, which has no positions.
 """
 
 from __future__ import annotations
@@ -57,11 +71,11 @@ BASE_SCHEMES = ("learned", "sinusoidal", "rope", "alibi", "none")
 ADDITIVE = ("learned", "sinusoidal")
 
 
-DIGIT_SCHEMES = ("abacus", "coupled")
+DIGIT_SCHEMES = ("abacus", "coupled", "abacus_rotary", "coupled_rotary")
 
 
 def parse_scheme(name: str) -> tuple[str, str]:
-    """``(digits, base)`` of a ``model.positions`` value: ``digits`` is ``"abacus"``, ``"coupled"`` or
+    """``(digits, base)`` of a ``model.positions`` value: ``digits`` is one of :data:`DIGIT_SCHEMES` or
     ``""`` (no digit indices); raises ``ValueError`` naming the key."""
     digits, _, base = name.rpartition("+") if "+" in name else ("", "", name)
     if name in DIGIT_SCHEMES:
@@ -69,6 +83,11 @@ def parse_scheme(name: str) -> tuple[str, str]:
     if digits not in ("", *DIGIT_SCHEMES) or base not in BASE_SCHEMES:
         choices = ", ".join([*BASE_SCHEMES, *DIGIT_SCHEMES, *(f"{d}+{b}" for d in DIGIT_SCHEMES for b in BASE_SCHEMES)])
         raise ValueError(f"model.positions={name!r} is not a position scheme; choose one of {choices}")
+    if digits.endswith("_rotary") and base == "rope":
+        raise ValueError(
+            f"model.positions={name!r} rotates queries and keys twice; use {digits} (= {digits}+none) "
+            f"or {digits}+learned, +sinusoidal or +alibi"
+        )
     return digits, base
 
 
@@ -149,8 +168,9 @@ class Positions(nn.Module):
     ) -> None:
         super().__init__()
         digits, self.base = parse_scheme(scheme)
-        self.abacus = bool(digits)  # digit-index embeddings, Abacus or coupled
-        self.coupled = digits == "coupled"
+        self.abacus = bool(digits)  # digit indices, Abacus or coupled
+        self.coupled = digits.startswith("coupled")
+        self.digit_rotary = digits.endswith("_rotary")  # indices as rotary angles, not added vectors
         self.source_lsb_first = digits_lsb_first[0]
         if self.coupled and not digits_lsb_first[1]:
             raise ValueError(
@@ -167,14 +187,14 @@ class Positions(nn.Module):
             self.weight = nn.Parameter(torch.randn(max_positions, d_model))
         elif self.base == "sinusoidal":
             self.register_buffer("table", sinusoidal_table(max_positions, d_model), persistent=False)
-        elif self.base == "rope":
+        elif self.base == "alibi":
+            self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
+        if self.base == "rope" or self.digit_rotary:
             head = d_model // n_heads
             if head % 2:
                 raise ValueError(f"model.positions={scheme!r} needs an even head width; d_model / n_heads = {head}")
             inv_freq = 10000.0 ** (-torch.arange(0, head, 2, dtype=torch.float32) / head)
             self.register_buffer("inv_freq", inv_freq, persistent=False)
-        elif self.base == "alibi":
-            self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
         if self.abacus:
             if not digit_ids:
                 raise ValueError(
@@ -183,10 +203,11 @@ class Positions(nn.Module):
                 )
             self.max_offset = abacus_max_offset
             self.max_index = abacus_max_digits + abacus_max_offset
-            self.digits = nn.Embedding(self.max_index + 1, d_model, padding_idx=0)
-            nn.init.normal_(self.digits.weight, std=1.0)  # token scale, as for learned positions
-            with torch.no_grad():
-                self.digits.weight[0].zero_()
+            if not self.digit_rotary:
+                self.digits = nn.Embedding(self.max_index + 1, d_model, padding_idx=0)
+                nn.init.normal_(self.digits.weight, std=1.0)  # token scale, as for learned positions
+                with torch.no_grad():
+                    self.digits.weight[0].zero_()
             is_digit = torch.zeros(vocab_size, dtype=torch.bool)
             is_digit[list(digit_ids)] = True
             self.register_buffer("is_digit", is_digit, persistent=False)
@@ -241,7 +262,7 @@ class Positions(nn.Module):
             out = self.table[positions]
         else:
             out = 0.0
-        if digit_index is not None:
+        if digit_index is not None and not self.digit_rotary:
             if digit_index.numel() and int(digit_index.max()) > self.max_index:
                 raise ValueError(
                     f"a number of {int(digit_index.max()) - self.max_offset} digits exceeds "
@@ -251,14 +272,24 @@ class Positions(nn.Module):
         return out
 
     # ---------------------------------------------------------------- attention part
-    def attention(self, q_pos: Tensor, k_pos: Tensor | None = None) -> AttentionPositions | None:
-        """Rotary angles for queries (and keys) at ``q_pos (B|1, T)``, or ALiBi scores against ``k_pos (B|1, L)``
-        (``k_pos`` defaults to ``q_pos``: attention within one chunk)."""
-        if self.base == "rope":
+    def attention(
+        self, q_pos: Tensor, k_pos: Tensor | None = None, digit_index: Tensor | None = None
+    ) -> AttentionPositions | None:
+        """Rotary angles for queries (and keys) at ``q_pos (B|1, T)``, or at their ``digit_index (B, T)``
+        with a rotary digit scheme; ALiBi scores against ``k_pos (B|1, L)`` (``k_pos`` defaults to
+        ``q_pos``: attention within one chunk)."""
+        rope = None
+        if self.digit_rotary:
+            if digit_index is None:
+                raise ValueError("a rotary digit scheme needs the tokens' digit indices")
+            angles = digit_index[:, None, :, None].float() * self.inv_freq  # (B, 1, T, Dh/2)
+            rope = (angles.cos(), angles.sin())
+        elif self.base == "rope":
             angles = q_pos[:, None, :, None].float() * self.inv_freq  # (B|1, 1, T, Dh/2)
-            return AttentionPositions(rope=(angles.cos(), angles.sin()))
+            rope = (angles.cos(), angles.sin())
+        bias = None
         if self.base == "alibi":
             k_pos = q_pos if k_pos is None else k_pos
             distance = (q_pos[:, None, :, None] - k_pos[:, None, None, :]).abs().float()  # (B|1, 1, T, L)
-            return AttentionPositions(bias=-self.slopes[None, :, None, None] * distance)  # (B|1, H, T, L)
-        return None
+            bias = -self.slopes[None, :, None, None] * distance  # (B|1, H, T, L)
+        return AttentionPositions(rope=rope, bias=bias) if rope is not None or bias is not None else None
