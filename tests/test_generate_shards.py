@@ -57,6 +57,21 @@ def _command(out: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "symlit.data.generate", *BASE, f"output_dir={out}", *overrides]
 
 
+def kill_after_files(proc: subprocess.Popen, arrow: Path, n_files: int) -> None:
+    """SIGKILL ``proc`` once ``arrow`` holds ``n_files`` Arrow files (the kill point), within 300 s."""
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(arrow.glob("shard-*.arrow"))) < n_files:
+            assert proc.poll() is None, "symlit-generate exited before the kill point"
+            assert time.monotonic() < deadline, f"no {n_files} Arrow files in 300 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_a_shard_depends_on_seed_and_index_only_not_on_the_array_size(tmp_path):
     run(_cfg(tmp_path, tmp_path / "a", "n=60", "n_shards=2", "shard=1"))
     run(_cfg(tmp_path, tmp_path / "a", "n=60", "n_shards=2", "shard=0"))
@@ -90,17 +105,7 @@ def test_a_killed_array_task_resumes_where_it_stopped(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while len(list(arrow.glob("shard-*.arrow"))) < 4:  # the kill point: four Arrow files written
-            assert proc.poll() is None, "symlit-generate exited before the kill point"
-            assert time.monotonic() < deadline, "no four Arrow files in 300 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_files(proc, arrow, 4)
     before = {p.name: p.read_bytes() for p in arrow.glob("shard-*.arrow")}
     done = {c for _, meta in engine.iter_shards(out / "shard-0000") for c in meta["chunks"]}
     assert len(engine.unique_rows(engine.prefix_rows(out / "shard-0000", n))) < n  # killed mid-run
@@ -142,17 +147,7 @@ def test_a_killed_run_s_finished_files_count_in_the_merged_throughput(tmp_path):
     directory = out / "shard-0000"
     cmd = _command(out, f"n={n}", "n_shards=1", "shard=0", "shard_size=4", "workers=1")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while len(list((directory / "shards").glob("shard-*.arrow"))) < 3:  # the kill point: three Arrow files
-            assert proc.poll() is None, "symlit-generate exited before the kill point"
-            assert time.monotonic() < deadline, "no three Arrow files in 300 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_files(proc, directory / "shards", 3)
     assert not (directory / shards.STATUS_FILE).exists()  # the killed run recorded nothing
     files = _arrow_files(directory)
     assert all(meta[engine.CPU_KEY] > 0 for _, meta in files)
