@@ -169,6 +169,13 @@ def test_rotary_digit_scores_depend_only_on_the_index_difference():
     # a query that is its own key scores highest at the same index, among indices up to 99
     aligned = torch.stack([(at(q, 50) * at(q, j)).sum() for j in range(1, 100)])
     assert int(aligned.argmax()) + 1 == 50
+    # digit_rotary_scale multiplies the indices: at 1/4, index 4k turns as index k does at 1
+    slow = Positions("coupled_rotary", 32, 4, 64, digit_ids=DIGITS, vocab_size=24, digit_rotary_scale=0.25,
+                     digits_lsb_first=(True, True))  # fmt: skip
+    for k in (1, 3, 7):
+        cos_slow, _ = slow.attention(torch.zeros(1, 1), digit_index=torch.tensor([[4 * k]])).rope
+        cos_fast, _ = pos.attention(torch.zeros(1, 1), digit_index=torch.tensor([[k]])).rope
+        torch.testing.assert_close(cos_slow, cos_fast)
 
 
 def test_coupled_indices_give_digits_of_one_significance_one_index():

@@ -46,6 +46,7 @@ class ModelConfig:
     tie_embeddings: bool = True
     abacus_max_digits: int = 32  # longest number (in digits) Abacus positions can index
     abacus_max_offset: int = 0  # Abacus training offsets are drawn from [0, abacus_max_offset]
+    digit_rotary_scale: float = 1.0  # *_rotary schemes: digit indices times this are the angles (< 1: longer periods)
     digit_ids: tuple[int, ...] = ()
     digits_lsb_first: tuple[bool, bool] = (False, False)  # (source, result) numbers units first (coupled positions)
 
@@ -61,6 +62,7 @@ class ModelConfig:
             "max_positions": self.max_positions > 0,
             "abacus_max_digits": self.abacus_max_digits > 0,
             "abacus_max_offset": self.abacus_max_offset >= 0,
+            "digit_rotary_scale": self.digit_rotary_scale > 0,
         }
 
     def __post_init__(self) -> None:
@@ -123,6 +125,7 @@ class TransformerBase(nn.Module):
             cfg.abacus_max_digits,
             cfg.abacus_max_offset,
             tuple(cfg.digits_lsb_first),
+            cfg.digit_rotary_scale,
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.lm_head = Linear(cfg.d_model, cfg.vocab_size, bias=False)

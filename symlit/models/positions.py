@@ -54,7 +54,9 @@ training sequence (indices farther apart than the longest training number) is ne
 limits how far a model generalises in length. Rotating queries and keys by their digit index (as
 RoPE rotates by position; other tokens get index 0, no rotation) makes a score depend on the
 *difference* of the indices only, and a head whose query matches its key scores highest at
-difference 0 (or at the difference it learned, such as 1 for the carry) at any index. Only the
+difference 0 (or at the difference it learned, such as 1 for the carry) at any index. Rotations
+are periodic: at ``model.digit_rotary_scale=1`` the fastest frequency repeats every 2π ≈ 6.3
+indices; a smaller scale multiplies every period by its inverse. Only the
 decoder-only model has them: the encoder-decoder model lines up source and result digits in
 cross-attention, which has no positions.
 """
@@ -165,12 +167,14 @@ class Positions(nn.Module):
         abacus_max_digits: int = 32,
         abacus_max_offset: int = 0,
         digits_lsb_first: tuple[bool, bool] = (False, False),
+        digit_rotary_scale: float = 1.0,
     ) -> None:
         super().__init__()
         digits, self.base = parse_scheme(scheme)
         self.abacus = bool(digits)  # digit indices, Abacus or coupled
         self.coupled = digits.startswith("coupled")
         self.digit_rotary = digits.endswith("_rotary")  # indices as rotary angles, not added vectors
+        self.digit_rotary_scale = digit_rotary_scale
         self.source_lsb_first = digits_lsb_first[0]
         if self.coupled and not digits_lsb_first[1]:
             raise ValueError(
@@ -282,7 +286,8 @@ class Positions(nn.Module):
         if self.digit_rotary:
             if digit_index is None:
                 raise ValueError("a rotary digit scheme needs the tokens' digit indices")
-            angles = digit_index[:, None, :, None].float() * self.inv_freq  # (B, 1, T, Dh/2)
+            scaled = digit_index[:, None, :, None] * self.digit_rotary_scale  # (B, 1, T, 1)
+            angles = scaled.float() * self.inv_freq  # (B, 1, T, Dh/2)
             rope = (angles.cos(), angles.sin())
         elif self.base == "rope":
             angles = q_pos[:, None, :, None].float() * self.inv_freq  # (B|1, 1, T, Dh/2)
