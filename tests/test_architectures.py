@@ -26,7 +26,7 @@ DIGITS = tuple(range(10, 20))  # the tiny models' "digit" tokens
 SCHEMES = [
     *("learned", "sinusoidal", "rope", "alibi", "none"),
     *("abacus", "abacus+rope", "abacus+none", "abacus+learned", "coupled", "coupled+rope"),
-    *("coupled_rotary", "abacus_rotary+alibi"),
+    *("coupled_rotary", "abacus_rotary+alibi", "coupled_alibi", "abacus_alibi+rope"),
 ]
 ARCHS = {"enc-dec": Seq2SeqTransformer, "dec-only": CausalTransformer}
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,7 +35,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def cases():
     for arch in ARCHS:
         for scheme in SCHEMES:
-            if not (arch == "enc-dec" and (scheme == "none" or "_rotary" in scheme)):  # decoder-only schemes
+            if not (arch == "enc-dec" and (scheme == "none" or "_rotary" in scheme or "_alibi" in scheme)):
                 yield arch, scheme
 
 
@@ -176,6 +176,39 @@ def test_rotary_digit_scores_depend_only_on_the_index_difference():
         cos_slow, _ = slow.attention(torch.zeros(1, 1), digit_index=torch.tensor([[4 * k]])).rope
         cos_fast, _ = pos.attention(torch.zeros(1, 1), digit_index=torch.tensor([[k]])).rope
         torch.testing.assert_close(cos_slow, cos_fast)
+
+
+def test_digit_alibi_penalises_distance_from_the_learned_shift_at_any_length():
+    # what lets digit ALiBi line up digits of numbers longer than any in training, without the
+    # periodic look-alikes of rotary indices
+    pos = Positions("coupled_alibi", 32, 4, 64, digit_ids=DIGITS, vocab_size=24, digits_lsb_first=(True, True))
+    with torch.no_grad():
+        pos.digit_log_slope.copy_(torch.tensor([0.0, 0.5, -1.0, 1.0]))
+        pos.digit_shift.copy_(torch.tensor([1.0, 0.0, 2.0, -1.0]))
+    query = torch.tensor([[0, 5, 40]])  # (B, T): a non-digit query (index 0) and two digits
+    key = torch.tensor([[0, *range(1, 100)]])  # (B, L): a non-digit key, then digit indices 1..99
+    bias = pos.attention(torch.zeros(1, 3), torch.zeros(1, 100), query, key).bias.detach()  # (B, H, T, L)
+    assert bias.shape == (1, 4, 3, 100)
+    assert (bias[..., 0] == 0).all()  # keys that are not digits get no penalty
+    for h, shift in enumerate((1, 0, 2, -1)):
+        for t, q in enumerate((0, 5, 40)):
+            scores = bias[0, h, t, 1:]  # over key indices 1..99
+            best = q + shift
+            if best >= 1:
+                assert int(scores.argmax()) + 1 == best and float(scores.max()) == 0.0
+            # strictly lower with every index of distance, however far (no periodic look-alikes)
+            above = scores[max(best, 1) - 1 :]
+            assert (above[1:] < above[:-1]).all()
+    # a common shift of query and key indices changes nothing; the slope scales the penalty
+    shifted = pos.attention(torch.zeros(1, 2), torch.zeros(1, 3), torch.tensor([[5, 9]]), torch.tensor([[3, 7, 12]]))
+    plain = pos.attention(torch.zeros(1, 2), torch.zeros(1, 3), torch.tensor([[45, 49]]), torch.tensor([[43, 47, 52]]))
+    torch.testing.assert_close(shifted.bias, plain.bias)
+    # head 3 (slope e, shift -1), query index 5, key index 7: -e * |7 - 5 + 1|
+    torch.testing.assert_close(bias[0, 3, 1, 7], torch.tensor(-3 * torch.e))
+    # no random offset is drawn for it in training: scores depend on index differences only
+    offsets = Positions("coupled_alibi", 32, 4, 64, digit_ids=DIGITS, vocab_size=24, abacus_max_offset=8,
+                        digits_lsb_first=(True, True)).train()  # fmt: skip
+    assert offsets.draw_offset(4, torch.device("cpu")) is None
 
 
 def test_coupled_indices_give_digits_of_one_significance_one_index():
@@ -320,6 +353,7 @@ def test_looped_layers_share_weights_and_cache_every_loop():
     [
         ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "none"}, "decoder-only"),
         ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "coupled_rotary"}, "decoder-only"),
+        ({"_target_": "symlit.models.seq2seq.Seq2SeqTransformer", "positions": "coupled_alibi"}, "decoder-only"),
         (
             {"_target_": "symlit.models.causal.CausalTransformer", "positions": "coupled_rotary+rope"},
             "rotates queries and keys twice",

@@ -16,7 +16,8 @@ class KVCache:
     ``rows``: any other per-row state of a model, tensors with the batch first, which :meth:`select`
     reorders with the rows: ``key_valid (B, L)`` (slots that are not padding: a decoder-only prompt's
     padding between source and separator), ``next_pos (B,)`` and ``key_pos (B, L)`` (positions that
-    differ per row), ``digit_run (B,)`` (the Abacus index of the last token fed).
+    differ per row), ``digit_run (B,)`` (the Abacus index of the last token fed), ``key_digit (B, L)``
+    (the digit index of every slot, for digit ALiBi).
 
     By default a step attends over the filled slots only. A ``static`` cache attends over all
     ``L`` slots under a mask instead, so that every step has the same tensor shapes: what

@@ -60,10 +60,12 @@ class CausalTransformer(TransformerBase):
         key_pos: Tensor,
         cache: KVCache | None = None,
         slots: Tensor | None = None,
+        key_digit: Tensor | None = None,
     ) -> Tensor:
-        """Hidden states ``(B, T, D)`` of ``tokens`` at ``positions (B, T)``; ``mask=None`` means plain causal."""
+        """Hidden states ``(B, T, D)`` of ``tokens`` at ``positions (B, T)``; ``mask=None`` means plain causal.
+        ``key_pos`` and ``key_digit`` (digit ALiBi): positions and digit indices of the keys."""
         x = emb = self._embed(tokens, positions, digit_index)
-        attn = self.pos.attention(positions, key_pos, digit_index)
+        attn = self.pos.attention(positions, key_pos, digit_index, key_digit)
         rope = attn.rope if attn else None
         mask = merge_masks(
             causal_mask(tokens.shape[1], tokens.device)
@@ -122,6 +124,8 @@ class CausalTransformer(TransformerBase):
             cache.rows["key_valid"] = torch.ones(batch, width + max_len, dtype=torch.bool, device=src.device)
         if self.pos.abacus:
             cache.rows["digit_run"] = torch.zeros(batch, dtype=torch.long, device=src.device)
+        if self.pos.digit_alibi:
+            cache.rows["key_digit"] = torch.zeros(batch, width + max_len, dtype=torch.long, device=src.device)
         if width:
             self._feed(src, cache, source=True)  # a prompt is never compiled: its width varies from batch to batch
         return cache
@@ -143,10 +147,13 @@ class CausalTransformer(TransformerBase):
         if self.pos.abacus:
             digit_index = self.pos.digit_indices(tokens, rows["digit_run"], generated=logits, source=source)
             rows["digit_run"] = digit_index[:, -1]
+        key_digit = None
+        if self.pos.digit_alibi:
+            rows["key_digit"][:, slots] = digit_index
+            key_digit = rows["key_digit"][:, : cache.width]
         if not logits:
-            self._stack(
-                tokens, positions, digit_index, cache.self_mask(slots), rows["key_pos"][:, : cache.width], cache, slots
-            )
+            key_pos = rows["key_pos"][:, : cache.width]
+            self._stack(tokens, positions, digit_index, cache.self_mask(slots), key_pos, cache, slots, key_digit)
             return None
         stack = compiled_step(type(self)._step_stack) if cache.compiled else type(self)._step_stack
         return stack(self, tokens, positions, digit_index, slots, cache)
@@ -155,5 +162,6 @@ class CausalTransformer(TransformerBase):
         self, tokens: Tensor, positions: Tensor, digit_index: Tensor | None, slots: Tensor, cache: KVCache
     ) -> Tensor:
         key_pos = cache.rows["key_pos"][:, : cache.width]
-        hidden = self._stack(tokens, positions, digit_index, cache.self_mask(slots), key_pos, cache, slots)
+        key_digit = cache.rows["key_digit"][:, : cache.width] if self.pos.digit_alibi else None
+        hidden = self._stack(tokens, positions, digit_index, cache.self_mask(slots), key_pos, cache, slots, key_digit)
         return self.lm_head(hidden)

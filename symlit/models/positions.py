@@ -23,6 +23,10 @@ A scheme is a base scheme, optionally preceded by ``abacus+`` or ``coupled+``:
 ``coupled_rotary``        queries and keys instead of added vectors
                           (decoder-only; base ``none``, ``learned``,
                           ``sinusoidal`` or ``alibi``)
+``abacus_alibi``,         the same digit indices as a learned per-head    ALiBi (Press et al. 2022) over the
+``coupled_alibi``         linear penalty on the distance from the key     digit indices of the two above
+                          digit's index to the query's plus a learned
+                          shift (decoder-only; any base scheme)
 ========================  =============================================  =====================================
 
 Positions are indices per row, ``(T,)`` shared by all rows or ``(B, T)``: the decoder-only model
@@ -59,6 +63,18 @@ are periodic: at ``model.digit_rotary_scale=1`` the fastest frequency repeats ev
 indices; a smaller scale multiplies every period by its inverse. Only the
 decoder-only model has them: the encoder-decoder model lines up source and result digits in
 cross-attention, which has no positions.
+
+**Digit ALiBi** (``abacus_alibi``, ``coupled_alibi``). Rotations are periodic, so a rotary score at
+an index difference never seen in training can be as high as at the trained one. A linear
+penalty is not: head ``h`` adds ``-m_h * |k - q - c_h|`` to the score of a query with digit index
+``q`` for a key digit with index ``k`` (other keys get 0), with a learned slope ``m_h > 0`` and
+shift ``c_h`` (initialised evenly over ``[-1, 2]``: the token before a result digit has the index
+of the digit before it, so the digits it adds sit at ``c = 1`` and the carry's at ``c = 0``).
+A key farther than any seen in training only scores lower. Queries that are not digits have index
+0, the index just before the units digit: the token that predicts the units digit of the result
+then finds the operands' units digits at ``c = 1`` as every later one does. Scores depend on
+index differences only, so the random training offset (``model.abacus_max_offset``) has
+nothing to train and is not drawn.
 """
 
 from __future__ import annotations
@@ -73,7 +89,7 @@ BASE_SCHEMES = ("learned", "sinusoidal", "rope", "alibi", "none")
 ADDITIVE = ("learned", "sinusoidal")
 
 
-DIGIT_SCHEMES = ("abacus", "coupled", "abacus_rotary", "coupled_rotary")
+DIGIT_SCHEMES = ("abacus", "coupled", "abacus_rotary", "coupled_rotary", "abacus_alibi", "coupled_alibi")
 
 
 def parse_scheme(name: str) -> tuple[str, str]:
@@ -135,7 +151,7 @@ class AttentionPositions:
     """What self-attention needs to know about positions in one call (``None`` when the scheme needs nothing).
 
     ``rope``: cosines and sines ``(B|1, 1, T, Dh / 2)`` at the positions of the new tokens.
-    ``bias``: ALiBi scores ``(B|1, H, T, L)`` between the new tokens and every key position.
+    ``bias``: ALiBi and digit-ALiBi scores ``(B|1, H, T, L)`` between the new tokens and every key.
     """
 
     rope: tuple[Tensor, Tensor] | None = None
@@ -175,6 +191,7 @@ class Positions(nn.Module):
         self.coupled = digits.startswith("coupled")
         self.digit_rotary = digits.endswith("_rotary")  # indices as rotary angles, not added vectors
         self.digit_rotary_scale = digit_rotary_scale
+        self.digit_alibi = digits.endswith("_alibi")  # a learned linear penalty on index distance
         self.source_lsb_first = digits_lsb_first[0]
         if self.coupled and not digits_lsb_first[1]:
             raise ValueError(
@@ -207,7 +224,11 @@ class Positions(nn.Module):
                 )
             self.max_offset = abacus_max_offset
             self.max_index = abacus_max_digits + abacus_max_offset
-            if not self.digit_rotary:
+            if self.digit_alibi:
+                # slope exp(0) = 1 per index of distance; shifts spread over the offsets a sum needs
+                self.digit_log_slope = nn.Parameter(torch.zeros(n_heads))
+                self.digit_shift = nn.Parameter(torch.linspace(-1.0, 2.0, n_heads))
+            elif not self.digit_rotary:
                 self.digits = nn.Embedding(self.max_index + 1, d_model, padding_idx=0)
                 nn.init.normal_(self.digits.weight, std=1.0)  # token scale, as for learned positions
                 with torch.no_grad():
@@ -226,8 +247,8 @@ class Positions(nn.Module):
 
     def draw_offset(self, batch: int, device: torch.device) -> Tensor | None:
         """Random Abacus offsets ``(B,)`` for a training batch (``None`` when off)."""
-        if not self.abacus or not self.training or not self.max_offset:
-            return None
+        if not self.abacus or not self.training or not self.max_offset or self.digit_alibi:
+            return None  # digit ALiBi depends on index differences only: an offset trains nothing
         return torch.randint(0, self.max_offset + 1, (batch,), device=device)
 
     def digit_indices(
@@ -266,7 +287,7 @@ class Positions(nn.Module):
             out = self.table[positions]
         else:
             out = 0.0
-        if digit_index is not None and not self.digit_rotary:
+        if digit_index is not None and not (self.digit_rotary or self.digit_alibi):
             if digit_index.numel() and int(digit_index.max()) > self.max_index:
                 raise ValueError(
                     f"a number of {int(digit_index.max()) - self.max_offset} digits exceeds "
@@ -277,11 +298,16 @@ class Positions(nn.Module):
 
     # ---------------------------------------------------------------- attention part
     def attention(
-        self, q_pos: Tensor, k_pos: Tensor | None = None, digit_index: Tensor | None = None
+        self,
+        q_pos: Tensor,
+        k_pos: Tensor | None = None,
+        digit_index: Tensor | None = None,
+        key_digit: Tensor | None = None,
     ) -> AttentionPositions | None:
         """Rotary angles for queries (and keys) at ``q_pos (B|1, T)``, or at their ``digit_index (B, T)``
-        with a rotary digit scheme; ALiBi scores against ``k_pos (B|1, L)`` (``k_pos`` defaults to
-        ``q_pos``: attention within one chunk)."""
+        with a rotary digit scheme; ALiBi scores against ``k_pos (B|1, L)``, and digit-ALiBi scores
+        against the keys' digit indices ``key_digit (B, L)`` (both default to the queries' own:
+        attention within one chunk)."""
         rope = None
         if self.digit_rotary:
             if digit_index is None:
@@ -297,4 +323,19 @@ class Positions(nn.Module):
             k_pos = q_pos if k_pos is None else k_pos
             distance = (q_pos[:, None, :, None] - k_pos[:, None, None, :]).abs().float()  # (B|1, 1, T, L)
             bias = -self.slopes[None, :, None, None] * distance  # (B|1, H, T, L)
+        if self.digit_alibi:
+            if digit_index is None:
+                raise ValueError("a digit-ALiBi scheme needs the tokens' digit indices")
+            bias = self.digit_bias(digit_index, digit_index if key_digit is None else key_digit) + (
+                0.0 if bias is None else bias
+            )
         return AttentionPositions(rope=rope, bias=bias) if rope is not None or bias is not None else None
+
+    def digit_bias(self, query: Tensor, key: Tensor) -> Tensor:
+        """Digit-ALiBi scores ``(B, H, T, L)``: ``-m_h * |key - query - c_h|`` where the key is a digit
+        (index > 0), 0 elsewhere, for digit indices ``query (B, T)`` and ``key (B, L)``."""
+        gap = (key[:, None, None, :] - query[:, None, :, None]).float()  # (B, 1, T, L)
+        shift = self.digit_shift[None, :, None, None]  # (1, H, 1, 1)
+        slope = self.digit_log_slope.exp()[None, :, None, None]  # (1, H, 1, 1)
+        penalty = -slope * (gap - shift).abs()  # (B, H, T, L)
+        return penalty * (key > 0)[:, None, None, :]

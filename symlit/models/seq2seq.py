@@ -39,7 +39,7 @@ class TransformerConfig(ModelConfig):
                 "model.positions='none' is for the decoder-only model (model=gpt_small): an encoder without "
                 "positions sees its input as a bag of tokens; choose learned, sinusoidal, rope, alibi or abacus+..."
             )
-        if parse_scheme(self.positions)[0].endswith("_rotary"):
+        if parse_scheme(self.positions)[0].endswith(("_rotary", "_alibi")):
             raise ValueError(
                 f"model.positions={self.positions!r} is for the decoder-only model (model=gpt_small): here source "
                 "and result digits meet in cross-attention, which has no positions; choose abacus or coupled"
