@@ -205,6 +205,8 @@ def test_digit_alibi_penalises_distance_from_the_learned_shift_at_any_length():
     torch.testing.assert_close(shifted.bias, plain.bias)
     # head 3 (slope e, shift -1), query index 5, key index 7: -e * |7 - 5 + 1|
     torch.testing.assert_close(bias[0, 3, 1, 7], torch.tensor(-3 * torch.e))
+    # no table of index vectors, so no limit on the length of a decoded number (abacus_max_digits is 32)
+    assert int(pos.digit_indices(torch.tensor([[DIGITS[3]] * 100]), generated=True).max()) == 100
     # no random offset is drawn for it in training: scores depend on index differences only
     offsets = Positions("coupled_alibi", 32, 4, 64, digit_ids=DIGITS, vocab_size=24, abacus_max_offset=8,
                         digits_lsb_first=(True, True)).train()  # fmt: skip

@@ -192,6 +192,7 @@ class Positions(nn.Module):
         self.digit_rotary = digits.endswith("_rotary")  # indices as rotary angles, not added vectors
         self.digit_rotary_scale = digit_rotary_scale
         self.digit_alibi = digits.endswith("_alibi")  # a learned linear penalty on index distance
+        self.digit_vectors = digits in ("abacus", "coupled")  # indices look up a table of added vectors
         self.source_lsb_first = digits_lsb_first[0]
         if self.coupled and not digits_lsb_first[1]:
             raise ValueError(
@@ -228,7 +229,7 @@ class Positions(nn.Module):
                 # slope exp(0) = 1 per index of distance; shifts spread over the offsets a sum needs
                 self.digit_log_slope = nn.Parameter(torch.zeros(n_heads))
                 self.digit_shift = nn.Parameter(torch.linspace(-1.0, 2.0, n_heads))
-            elif not self.digit_rotary:
+            elif self.digit_vectors:
                 self.digits = nn.Embedding(self.max_index + 1, d_model, padding_idx=0)
                 nn.init.normal_(self.digits.weight, std=1.0)  # token scale, as for learned positions
                 with torch.no_grad():
@@ -263,8 +264,9 @@ class Positions(nn.Module):
         docstring).
 
         ``generated``: the tokens are the model's own output (a decoding step). A run of generated
-        digits longer than the table then reuses its last index instead of failing: an untrained or
-        wrong model may write any number of digits, and that is a wrong answer, not a config error.
+        digits longer than the table (Abacus, coupled) then reuses its last index instead of failing:
+        an untrained or wrong model may write any number of digits, and that is a wrong answer, not a
+        config error. Rotary and ALiBi digit indices have no table and no limit.
         ``source``: the tokens are whole sources (coupled positions count a number written most
         significant digit first from its end).
         """
@@ -275,7 +277,7 @@ class Positions(nn.Module):
             index = abacus_indices(is_digit, carry)
         if offset is not None:
             index = torch.where(index > 0, index + offset[:, None], index)
-        if generated:
+        if generated and self.digit_vectors:
             index = index.clamp(max=self.max_index)
         return index
 
@@ -287,7 +289,7 @@ class Positions(nn.Module):
             out = self.table[positions]
         else:
             out = 0.0
-        if digit_index is not None and not (self.digit_rotary or self.digit_alibi):
+        if digit_index is not None and self.digit_vectors:
             if digit_index.numel() and int(digit_index.max()) > self.max_index:
                 raise ValueError(
                     f"a number of {int(digit_index.max()) - self.max_offset} digits exceeds "
