@@ -20,6 +20,9 @@ SMALL = {
     "length_generalization_long_valid": [
         f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "grid", "valid_long")
     ],
+    "length_generalization_coupled_alibi": [
+        f"data.task.ood.{s}.n=8" for s in ("d11", "d15", "d20", "d25", "d30", "d50", "d100", "grid", "valid_long")
+    ],
     "length_generalization_gpu": [f"data.task.ood.{s}.n=8" for s in ("d25", "d30", "d40", "d50", "d75", "d100", "grid")]
     + ["data.num_workers=0", "trainer.devices=1"],
 }
