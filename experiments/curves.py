@@ -33,7 +33,9 @@ def main(png: str, metric: str, runs: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
+    # the legend goes below the axes once it would hide curves (more than four runs)
+    below = len(runs) > 4
+    fig, ax = plt.subplots(figsize=(6.5, 4 + 0.22 * len(runs) * below), dpi=110)
     for run in runs:
         label, _, path = run.partition("=")
         points = read(Path(path), metric)
@@ -42,7 +44,10 @@ def main(png: str, metric: str, runs: list[str]) -> None:
     ax.set_ylabel(f"{metric} (%)")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if below:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize="small")
+    else:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(png)
     print(png)
