@@ -69,10 +69,13 @@ an index difference never seen in training can be as high as at the trained one.
 penalty is not: head ``h`` adds ``-m_h * |k - q - c_h|`` to the score of a query with digit index
 ``q`` for a key digit with index ``k`` (other keys get 0), with a learned slope ``m_h > 0`` and
 shift ``c_h`` (initialised evenly over ``[-1, 2]``: the token before a result digit has the index
-of the digit before it, so the digits it adds sit at ``c = 1`` and the carry's at ``c = 0``).
-A key farther than any seen in training only scores lower. Queries that are not digits have index
-0, the index just before the units digit: the token that predicts the units digit of the result
-then finds the operands' units digits at ``c = 1`` as every later one does. Scores depend on
+of the digit before it, so the digits it adds sit at ``c = 1`` and the carry's at ``c = 0``; with
+4 heads the shifts start on both, with 2 they start at -1 and 2, off both). One set of slopes and
+shifts serves every layer. A key farther than any seen in training only scores lower. Queries
+that are not digits have index 0; where the units digit has index 1 (``coupled``, and ``abacus``
+with every number least significant digit first), that is the index just before it, and the token
+that predicts the units digit of the result finds the operands' units digits at ``c = 1`` as every
+later one does. Scores depend on
 index differences only, so the random training offset (``model.abacus_max_offset``) has
 nothing to train and is not drawn.
 """
