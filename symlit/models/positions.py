@@ -75,9 +75,8 @@ shifts serves every layer. A key farther than any seen in training only scores l
 that are not digits have index 0; where the units digit has index 1 (``coupled``, and ``abacus``
 with every number least significant digit first), that is the index just before it, and the token
 that predicts the units digit of the result finds the operands' units digits at ``c = 1`` as every
-later one does. Scores depend on
-index differences only, so the random training offset (``model.abacus_max_offset``) has
-nothing to train and is not drawn.
+later one does. Scores depend on index differences only, so the random training offset
+(``model.abacus_max_offset``) has nothing to train and is not drawn.
 """
 
 from __future__ import annotations
