@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -373,3 +374,30 @@ def test_with_cpu_time_limits_a_starved_worker_is_not_cut_short(monkeypatch):
         assert wall_clocked.remaining(0.2) < 0  # the wall clock would have killed it
     finally:
         worker.stop(kill=True)
+
+
+def test_a_failed_save_keeps_the_dataset_already_written(tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    from symlit.data import generate
+
+    def splits(source: str) -> dict[str, list[dict[str, Any]]]:
+        row = {"source": source, "target": "x", "n_ops": 1, "count": 1}
+        return {"train": [row], "valid": [row], "test": [row]}
+
+    generate.save_dataset(tmp_path, splits("old"))
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if Path(src).name.startswith(".dataset.tmp-"):  # the new dataset's final rename fails
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(generate.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        generate.save_dataset(tmp_path, splits("new"))
+    assert load_from_disk(str(tmp_path / "dataset"))["train"]["source"] == ["old"]
+    monkeypatch.setattr(generate.os, "replace", real_replace)
+    generate.save_dataset(tmp_path, splits("new"))
+    assert load_from_disk(str(tmp_path / "dataset"))["train"]["source"] == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]  # no temporary or old copy is left

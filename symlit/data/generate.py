@@ -81,7 +81,9 @@ def audit(
 
 
 def save_dataset(out: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
-    """Save the splits as a ``DatasetDict`` under ``out/dataset`` (replaced atomically)."""
+    """Save the splits as a ``DatasetDict`` under ``out/dataset``, replacing any older one only once the
+    new one is written: if the save fails, the older one stays in place (a kill between the two
+    renames leaves it in ``out/.dataset.old-*``)."""
     from datasets import Dataset, DatasetDict
     from datasets.utils.logging import disable_progress_bar
 
@@ -91,11 +93,18 @@ def save_dataset(out: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
         {name: Dataset.from_dict({c: [r[c] for r in rows] for c in columns}) for name, rows in splits.items()}
     )
     tmp = out / f".dataset.tmp-{uuid.uuid4().hex[:8]}"
-    data.save_to_disk(str(tmp))
-    final = out / "dataset"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    final, old = out / "dataset", out / f".dataset.old-{uuid.uuid4().hex[:8]}"
+    try:
+        data.save_to_disk(str(tmp))
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 NUMBERS = {
