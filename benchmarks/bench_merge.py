@@ -24,12 +24,11 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,7 +40,7 @@ REFERENCE_SIZES = {"prim_ibp": 23e6, "ode2": 32e6, "prim_fwd": 45e6, "ode1": 65e
 
 
 def template_rows(templates: Path) -> list[dict[str, str | int]]:
-    rows = [r for table, _ in engine.iter_shards(templates / "shard-0000") for r in table.to_pylist()]
+    rows = engine.read_rows(templates / "shard-0000")
     if not rows:
         raise SystemExit(f"no Arrow files under {templates}/shard-0000/shards: pass --templates DIR")
     return rows
@@ -82,13 +81,7 @@ def write_array(
             row["chunk"] = i  # one row per chunk: every chunk of the prefix is done
         for f, start in enumerate(range(0, len(rows), rows_per_file)):
             part = rows[start : start + rows_per_file]
-            meta = {"chunks": [r["chunk"] for r in part], "stats": {"ok": len(part)}, engine.CPU_KEY: 0.0}
-            table = pa.Table.from_pylist(
-                part, schema=engine.SCHEMA.with_metadata({engine.META_KEY: json.dumps(meta).encode()})
-            )
-            path = directory / "shards" / f"shard-{f:06d}.arrow"
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
+            engine._write_shard(directory / "shards", f, part, [r["chunk"] for r in part], {"ok": len(part)}, 0.0)
         previous = rows
     return k, n_dup * (n_shards - 1)
 
@@ -158,13 +151,9 @@ def main() -> None:
         )
         shutil.rmtree(out)
 
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / max(sum((x - mean_x) ** 2 for x, _ in points), 1)
-    intercept = mean_y - slope * mean_x
+    slope, intercept = statistics.linear_regression(*zip(*points))
     print(
-        f"\nmarginal memory: {slope * 2**20:.0f} bytes per row (least squares over {n} sizes); "
+        f"\nmarginal memory: {slope * 2**20:.0f} bytes per row (least squares over {len(points)} sizes); "
         f"start-up {intercept:.0f} MiB"
     )
     for task, size in REFERENCE_SIZES.items():
